@@ -1,0 +1,5 @@
+//! modelgate: a transparent reverse proxy in front of Open WebUI that
+//! enforces which models the members of an organization may use.
+//!
+//! # Layout
+//! (filled in as modules land)
