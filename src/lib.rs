@@ -3,3 +3,4 @@
 //!
 //! # Layout
 //! (filled in as modules land)
+pub mod gate;

@@ -1,0 +1,3 @@
+//! The gate: who is asking, which models a request names, and what a
+//! model-list response may show.
+pub mod shape;
