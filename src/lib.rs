@@ -2,5 +2,27 @@
 //! enforces which models the members of an organization may use.
 //!
 //! # Layout
-//! (filled in as modules land)
+//! - [`cli`]: the `modelgate` command line (clap); `main.rs` only calls it.
+//! - [`config`]: TOML file + environment → validated [`config::Config`].
+//! - [`reload`]: the one path that swaps the live config (SIGHUP).
+//! - [`server`]: accept loop, connection limits, graceful drain.
+//! - [`proxy`]: the request path as phases over a per-request context;
+//!   [`proxy::headers`] (hop-by-hop, forwarding), [`proxy::upstream`]
+//!   (pooled client, 502/504), [`proxy::upgrade`] (WebSocket tunnels),
+//!   [`proxy::body`] (streaming body type, byte counting for the log).
+//! - [`gate`]: identity, route classification, model extraction, list filtering.
+//! - [`app`]: start-up wiring for `serve` (listeners, signals).
+//! - [`admin`]: the admin listener (`/health`, `/health/ready`, ...).
+//! - [`error`]: every refusal and its JSON response, mapped in one place.
+//! - [`logging`]: `tracing` subscriber set-up (text or JSON).
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
 pub mod gate;
+pub mod logging;
+pub mod proxy;
+pub mod reload;
+pub mod server;

@@ -1,0 +1,78 @@
+//! The pooled HTTP/1.1 client to Open WebUI and the mapping of its failures
+//! to 502/504.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::proxy::body::Body;
+
+pub struct Upstream {
+    client: Client<HttpConnector, Body>,
+}
+
+impl Upstream {
+    pub fn new(config: &Config) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.timeouts.connect));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(config.proxy.pool_idle_timeout_secs))
+            .pool_max_idle_per_host(config.proxy.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            // The client must not invent a Host header when we removed it on
+            // purpose: it then derives it from the upstream URI, which is
+            // what `preserve_host = false` asks for.
+            .set_host(true)
+            .build(connector);
+        Self { client }
+    }
+
+    /// Sends the request and waits for the response head, bounded by
+    /// `timeouts.upstream_headers`. The body is not bounded in time: an SSE
+    /// stream may legitimately last many minutes.
+    pub async fn send(
+        &self,
+        config: &Config,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        match tokio::time::timeout(config.timeouts.upstream_headers, self.client.request(req)).await
+        {
+            Err(_) => Err(ProxyError::UpstreamTimeout),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(err)) => Err(classify(&err)),
+        }
+    }
+}
+
+fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
+    let mut source: Option<&(dyn StdError + 'static)> = err.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return ProxyError::UpstreamTimeout;
+            }
+        }
+        source = e.source();
+    }
+    ProxyError::UpstreamUnavailable(error_chain(err))
+}
+
+fn error_chain(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
