@@ -1,3 +1,6 @@
 //! The gate: who is asking, which models a request names, and what a
 //! model-list response may show.
+pub mod body;
+pub mod path;
+pub mod routes;
 pub mod shape;

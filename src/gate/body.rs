@@ -1,0 +1,218 @@
+//! Request bodies of model-calling routes: accept only what Open WebUI will
+//! read as JSON, parse it so that no key can mean two things, and list every
+//! model id the request makes the server call.
+
+mod mentions;
+mod strict;
+
+use http::{header, HeaderMap, StatusCode};
+use serde_json::Value;
+
+use crate::gate::routes::{CallSpec, ModelLocation};
+pub use strict::parse_strict;
+
+/// Why a guarded request body is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not `application/json` / `application/*+json`, missing, or repeated.
+    #[error("the request body must be sent as application/json")]
+    UnsupportedMediaType,
+    /// A `Content-Encoding` other than `identity`.
+    #[error("compressed request bodies are not accepted")]
+    Compressed,
+    /// Not strict JSON (syntax, UTF-8, NaN, lone surrogates, UTF-16, depth).
+    #[error("the request body is not valid JSON")]
+    InvalidJson,
+    /// The same key twice in one object, after escape decoding.
+    #[error("duplicate key {0:?} in the request body")]
+    DuplicateKey(String),
+    /// The body is JSON but not an object.
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    /// A model location holds something other than a model id string.
+    #[error("field {0:?} must be a model id string")]
+    BadModelField(String),
+    /// The route needs a model and none is named.
+    #[error("the request must name a model")]
+    MissingModel,
+}
+
+impl BodyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BodyError::UnsupportedMediaType | BodyError::Compressed => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A short stable code for logs, metrics and error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BodyError::UnsupportedMediaType => "unsupported_media_type",
+            BodyError::Compressed => "compressed_body",
+            BodyError::InvalidJson => "invalid_json",
+            BodyError::DuplicateKey(_) => "duplicate_key",
+            BodyError::NotAnObject => "body_not_object",
+            BodyError::BadModelField(_) => "bad_model_field",
+            BodyError::MissingModel => "missing_model",
+        }
+    }
+}
+
+/// Accepts exactly one `Content-Type` of `application/json` or
+/// `application/*+json` (any case, parameters allowed: FastAPI's own test in
+/// `fastapi/routing.py` uses `email.message` main type / subtype the same
+/// way), and no `Content-Encoding` but `identity`: Starlette never decodes
+/// request bodies, but `/openai/audio/speech` forwards them raw to an
+/// upstream that might.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), BodyError> {
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let text = value.to_str().map_err(|_| BodyError::Compressed)?;
+        if !text
+            .split(',')
+            .all(|c| c.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Err(BodyError::Compressed);
+        }
+    }
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (types.next(), types.next()) else {
+        return Err(BodyError::UnsupportedMediaType);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| BodyError::UnsupportedMediaType)?;
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", sub))
+            if sub == "json" || (sub.ends_with("+json") && sub.len() > 5) =>
+        {
+            Ok(())
+        }
+        _ => Err(BodyError::UnsupportedMediaType),
+    }
+}
+
+/// Every model id the request makes the server call, in body order, without
+/// repeats. A location that is absent names nothing; one that is present
+/// with any other type than expected (null included) is refused rather than
+/// guessed at: Open WebUI either rejects it (pydantic `str`, 422), crashes on
+/// it, or falls back to a model modelgate cannot see.
+pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyError> {
+    let body = value.as_object().ok_or(BodyError::NotAnObject)?;
+    let mut refs: Vec<String> = Vec::new();
+    let mut add = |id: &str| {
+        if !refs.iter().any(|r| r == id) {
+            refs.push(id.to_owned());
+        }
+    };
+    for location in &spec.locations {
+        match location {
+            ModelLocation::Field(name) => {
+                if let Some(v) = body.get(name) {
+                    add(as_model_id(v, name)?);
+                }
+            }
+            ModelLocation::Pointer(pointer) => {
+                if let Some(v) = walk_pointer(value, pointer)? {
+                    add(as_model_id(v, pointer)?);
+                }
+            }
+            ModelLocation::MessageIds => match body.get("message_ids") {
+                None => {}
+                // main.py `chat_completion`: list form, one call per entry;
+                // `entry['model_id']` is read for every entry.
+                Some(Value::Array(entries)) => {
+                    for e in entries {
+                        let id = e
+                            .as_object()
+                            .and_then(|o| o.get("model_id"))
+                            .ok_or_else(|| BodyError::BadModelField("message_ids".into()))?;
+                        add(as_model_id(id, "message_ids")?);
+                    }
+                }
+                // Legacy dict form: the keys are the model ids.
+                Some(Value::Object(map)) => map.keys().for_each(|k| add(k)),
+                Some(_) => return Err(BodyError::BadModelField("message_ids".into())),
+            },
+            ModelLocation::ChannelMentions(name) => {
+                if let Some(v) = body.get(name) {
+                    let text = v
+                        .as_str()
+                        .ok_or_else(|| BodyError::BadModelField(name.clone()))?;
+                    mentions::model_mentions(text).for_each(&mut add);
+                }
+            }
+        }
+    }
+    if spec.required && refs.is_empty() {
+        return Err(BodyError::MissingModel);
+    }
+    Ok(refs)
+}
+
+/// The top-level `model` of any JSON body (defence in depth). A body that is
+/// not an object names no model; a `model` that is not a string is refused.
+pub fn top_level_model(value: &Value) -> Result<Option<&str>, BodyError> {
+    match value.as_object().and_then(|o| o.get("model")) {
+        None => Ok(None),
+        Some(v) => as_model_id(v, "model").map(Some),
+    }
+}
+
+fn as_model_id<'a>(v: &'a Value, name: &str) -> Result<&'a str, BodyError> {
+    v.as_str()
+        .ok_or_else(|| BodyError::BadModelField(name.to_owned()))
+}
+
+/// Follows an RFC 6901 pointer through objects only. A missing step names
+/// nothing; a step through a non-object is refused (pydantic would reject
+/// it with 422 anyway).
+fn walk_pointer<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a Value>, BodyError> {
+    let mut at = root;
+    for token in pointer.split('/').skip(1) {
+        let key = token.replace("~1", "/").replace("~0", "~");
+        let obj = at
+            .as_object()
+            .ok_or_else(|| BodyError::BadModelField(pointer.to_owned()))?;
+        match obj.get(&key) {
+            Some(next) => at = next,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(at))
+}
+
+#[cfg(fuzzing)]
+pub mod fuzz {
+    //! `cargo fuzz` entry: parsing and model extraction never panic.
+    use crate::gate::routes::{CallSpec, ModelLocation};
+
+    pub fn body_models(data: &[u8]) {
+        let Ok(value) = super::parse_strict(data) else {
+            return;
+        };
+        let spec = CallSpec {
+            locations: vec![
+                ModelLocation::Field("model".into()),
+                ModelLocation::Field("name".into()),
+                ModelLocation::Pointer("/data/model_id".into()),
+                ModelLocation::MessageIds,
+                ModelLocation::ChannelMentions("content".into()),
+            ],
+            required: false,
+        };
+        let _ = super::model_refs(&value, &spec);
+        let _ = super::top_level_model(&value);
+    }
+}
+
+#[cfg(test)]
+mod tests;

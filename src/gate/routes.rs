@@ -1,0 +1,296 @@
+//! Route classification: which requests name a model, which list models,
+//! and which must be refused because the model cannot be seen on the wire.
+//!
+//! Matching copies Starlette (`starlette/routing.py`, `compile_path` and
+//! `Route.matches`), because a route modelgate reads differently from Open
+//! WebUI is a bypass:
+//! * a pattern is `^literal(param)literal...$`, case-sensitive, where
+//!   `{name}` is `[^/]+` and `{name:path}` is `.*`;
+//! * Python's `$` also matches just before a final `"\n"`, and `.` does not
+//!   match `"\n"`: `/api/chat/completions%0A` reaches the chat handler;
+//! * a route whose path matches but whose method does not is only a partial
+//!   match, and the router keeps looking: `PUT /openai/chat/completions`
+//!   reaches the `/openai/{path:path}` passthrough;
+//! * a route that accepts GET also accepts HEAD.
+//!
+//! The first entry whose path *and* method match wins, so the table keeps
+//! Open WebUI's registration order wherever patterns overlap.
+
+mod defaults;
+mod pattern;
+
+use http::Method;
+use serde::Deserialize;
+
+use crate::gate::shape::ListShape;
+pub use defaults::Switches;
+use pattern::Pattern;
+
+/// What modelgate does with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteClass {
+    /// Stream through untouched.
+    Pass,
+    /// The body names the model(s) the server will call: check them.
+    ModelCall(CallSpec),
+    /// The response lists models: filter it.
+    ModelList(ListShape),
+    /// The model cannot be checked on this route: refuse.
+    Refuse(RefuseReason),
+}
+
+/// Where a model-calling route's body names its model(s).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSpec {
+    pub locations: Vec<ModelLocation>,
+    /// When no location names a model, the server picks one modelgate cannot
+    /// see (from a stored chat, or the upstream's default): refuse instead.
+    pub required: bool,
+}
+
+/// One place in a JSON body that names a model.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelLocation {
+    /// A top-level string field: `"model"`, `"model_id"`, `"name"`.
+    Field(String),
+    /// A JSON pointer through objects, like `/data/model_id`.
+    Pointer(String),
+    /// `message_ids`: a list `[{model_id, message_id}]` or a dict
+    /// `{model_id: message_id}`; one upstream call per model (main.py,
+    /// `chat_completion`).
+    MessageIds,
+    /// A text field holding `<@M:model_id|label>` mentions
+    /// (`utils/channels.py`, `extract_mentions`).
+    ChannelMentions(String),
+}
+
+/// Why a route is refused by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefuseReason {
+    /// `/api/v1/audio/realtime`: the model id travels in the first WebSocket
+    /// frame, after the upgrade (`routers/audio/realtime.py`).
+    RealtimeAudio,
+    /// `/openai/{path:path}` checks no model access at all
+    /// (`routers/openai.py`, `proxy`).
+    OpenaiPassthrough,
+    /// The server takes the model from a stored chat, which the user can
+    /// edit (`utils/tool_approval.py`, `build_tool_approval_resume_payload`).
+    StoredModel,
+    /// Refused by an operator's route entry.
+    Configured,
+}
+
+impl RefuseReason {
+    /// A short stable code for logs and error bodies.
+    pub fn code(self) -> &'static str {
+        match self {
+            RefuseReason::RealtimeAudio => "realtime_audio_disabled",
+            RefuseReason::OpenaiPassthrough => "openai_passthrough_disabled",
+            RefuseReason::StoredModel => "stored_model_unverifiable",
+            RefuseReason::Configured => "route_refused",
+        }
+    }
+}
+
+/// What kind of route an entry describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteKind {
+    Pass,
+    ModelCall,
+    ModelList,
+    Refuse,
+}
+
+/// One `[[routes]]` entry of the configuration.
+///
+/// ```toml
+/// [[routes]]
+/// methods = ["POST"]
+/// path = "/api/v1/custom/{id}/run"
+/// kind = "model_call"
+/// models = [{ field = "model" }, { pointer = "/data/model_id" }, "message_ids"]
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    pub methods: Vec<String>,
+    pub path: String,
+    pub kind: RouteKind,
+    /// `model_call` only.
+    #[serde(default)]
+    pub models: Vec<ModelLocation>,
+    /// `model_call` only; see [`CallSpec::required`].
+    #[serde(default)]
+    pub required: bool,
+    /// `model_list` only.
+    #[serde(default)]
+    pub shape: Option<ListShape>,
+    /// `refuse` only; defaults to [`RefuseReason::Configured`].
+    #[serde(default)]
+    pub reason: Option<RefuseReason>,
+}
+
+/// A route entry that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouteError {
+    #[error("route {path:?}: {problem}")]
+    Pattern { path: String, problem: String },
+    #[error("route {path:?}: invalid method {method:?}")]
+    Method { path: String, method: String },
+    #[error("route {path:?}: {problem}")]
+    Kind { path: String, problem: &'static str },
+}
+
+#[derive(Clone, Debug)]
+struct Compiled {
+    methods: Vec<Method>,
+    pattern: Pattern,
+    class: RouteClass,
+}
+
+/// Method + routing path → [`RouteClass`], first match wins.
+#[derive(Clone, Debug)]
+pub struct RouteTable {
+    routes: Vec<Compiled>,
+}
+
+impl RouteTable {
+    /// Open WebUI 0.12.4's model routes, with both risky switches off.
+    pub fn open_webui_defaults() -> Self {
+        match Self::from_entries(defaults::entries(Switches::default())) {
+            Ok(table) => table,
+            // The defaults are constants checked by `defaults_compile`; an
+            // error here is a programming error, not request data.
+            Err(e) => panic!("built-in route table is invalid: {e}"),
+        }
+    }
+
+    /// The defaults shaped by `switches`, extended by operator entries.
+    ///
+    /// Override rule: operator entries are matched **before** every default,
+    /// so an entry with the same path and method replaces the default, and a
+    /// broader operator pattern shadows the defaults it covers.
+    pub fn open_webui(switches: Switches, user: Vec<RouteEntry>) -> Result<Self, RouteError> {
+        let mut entries = user;
+        entries.extend(defaults::entries(switches));
+        Self::from_entries(entries)
+    }
+
+    /// Exactly these entries, in this order.
+    pub fn from_entries(entries: Vec<RouteEntry>) -> Result<Self, RouteError> {
+        let routes = entries
+            .into_iter()
+            .map(compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { routes })
+    }
+
+    /// Classify a request. `routing_path` must come from
+    /// [`crate::gate::path::routing_path`]. Unlisted routes pass.
+    pub fn classify(&self, method: &Method, routing_path: &str) -> RouteClass {
+        self.routes
+            .iter()
+            .find(|r| method_matches(&r.methods, method) && r.pattern.matches(routing_path))
+            .map_or(RouteClass::Pass, |r| r.class.clone())
+    }
+}
+
+/// Starlette adds HEAD to every route that has GET (`Route.__init__`).
+fn method_matches(methods: &[Method], method: &Method) -> bool {
+    methods
+        .iter()
+        .any(|m| m == method || (*m == Method::GET && *method == Method::HEAD))
+}
+
+fn compile(entry: RouteEntry) -> Result<Compiled, RouteError> {
+    let path = entry.path;
+    let pattern = Pattern::parse(&path).map_err(|problem| RouteError::Pattern {
+        path: path.clone(),
+        problem,
+    })?;
+    if entry.methods.is_empty() {
+        return Err(RouteError::Kind {
+            path,
+            problem: "no methods",
+        });
+    }
+    let mut methods = Vec::with_capacity(entry.methods.len());
+    for m in &entry.methods {
+        // Case matters: uvicorn passes the method as sent and Starlette
+        // compares it to upper-case names, so `post` never reaches a handler.
+        match Method::from_bytes(m.as_bytes()) {
+            Ok(parsed) if m.bytes().all(|b| !b.is_ascii_lowercase()) => methods.push(parsed),
+            _ => {
+                return Err(RouteError::Method {
+                    path,
+                    method: m.clone(),
+                })
+            }
+        }
+    }
+    let kind_err = |problem| RouteError::Kind {
+        path: path.clone(),
+        problem,
+    };
+    let is_call = entry.kind == RouteKind::ModelCall;
+    if !is_call && (!entry.models.is_empty() || entry.required) {
+        return Err(kind_err(
+            "`models`/`required` only belong to kind = \"model_call\"",
+        ));
+    }
+    if entry.kind != RouteKind::ModelList && entry.shape.is_some() {
+        return Err(kind_err("`shape` only belongs to kind = \"model_list\""));
+    }
+    if entry.kind != RouteKind::Refuse && entry.reason.is_some() {
+        return Err(kind_err("`reason` only belongs to kind = \"refuse\""));
+    }
+    let class = match entry.kind {
+        RouteKind::Pass => RouteClass::Pass,
+        RouteKind::ModelCall => {
+            if entry.models.is_empty() {
+                return Err(kind_err("kind = \"model_call\" needs `models`"));
+            }
+            for loc in &entry.models {
+                if let ModelLocation::Pointer(p) = loc {
+                    if !p.starts_with('/') {
+                        return Err(kind_err("a `pointer` must start with '/'"));
+                    }
+                }
+            }
+            RouteClass::ModelCall(CallSpec {
+                locations: entry.models,
+                required: entry.required,
+            })
+        }
+        RouteKind::ModelList => match entry.shape {
+            Some(shape) => RouteClass::ModelList(shape),
+            None => return Err(kind_err("kind = \"model_list\" needs `shape`")),
+        },
+        RouteKind::Refuse => RouteClass::Refuse(entry.reason.unwrap_or(RefuseReason::Configured)),
+    };
+    Ok(Compiled {
+        methods,
+        pattern,
+        class,
+    })
+}
+
+/// Requests the proxy buffers and checks for a top-level `model` even when
+/// the route is not in the table, in case Open WebUI adds a model route we
+/// do not know yet. FastAPI reads JSON bodies for DELETE too, so it counts.
+pub fn is_defence_in_depth_candidate(method: &Method, routing_path: &str) -> bool {
+    let writes = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+    writes.contains(method)
+        && ["/api", "/openai", "/ollama"].iter().any(|prefix| {
+            routing_path == *prefix
+                || routing_path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/') || rest == "\n")
+        })
+}
+
+#[cfg(test)]
+mod tests;

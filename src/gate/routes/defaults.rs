@@ -1,0 +1,220 @@
+//! The built-in route table, read from the Open WebUI 0.12.4 source
+//! (`open_webui/main.py`, `routers/*.py`). Prefixes come from the
+//! `app.include_router(..., prefix=...)` calls in `main.py`.
+//!
+//! Order matters only where patterns overlap, which inside Open WebUI is the
+//! `/openai` router: its `/{path:path}` passthrough is registered last in
+//! `routers/openai.py`, so every earlier `/openai` route is listed here (as
+//! `pass` where it names no model) to keep it from being taken for the
+//! passthrough.
+
+use super::{ModelLocation, RefuseReason, RouteEntry, RouteKind};
+use crate::gate::shape::ListShape;
+
+/// Operator switches that change the defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// Let `/api/v1/audio/realtime` through unchecked: its model id arrives
+    /// in the first WebSocket frame, which modelgate does not inspect.
+    pub allow_realtime_audio: bool,
+    /// Treat `/openai/{path:path}` as a model call on `model` (required)
+    /// instead of refusing it.
+    pub allow_openai_passthrough: bool,
+}
+
+fn entry(methods: &[&str], path: &str, kind: RouteKind) -> RouteEntry {
+    RouteEntry {
+        methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+        path: path.to_owned(),
+        kind,
+        models: Vec::new(),
+        required: false,
+        shape: None,
+        reason: None,
+    }
+}
+
+fn pass(methods: &[&str], path: &str) -> RouteEntry {
+    entry(methods, path, RouteKind::Pass)
+}
+
+fn call(path: &str, models: Vec<ModelLocation>) -> RouteEntry {
+    RouteEntry {
+        models,
+        ..entry(&["POST"], path, RouteKind::ModelCall)
+    }
+}
+
+fn model(path: &str) -> RouteEntry {
+    call(path, vec![field("model")])
+}
+
+fn required(mut e: RouteEntry) -> RouteEntry {
+    e.required = true;
+    e
+}
+
+fn list(path: &str, shape: ListShape) -> RouteEntry {
+    RouteEntry {
+        shape: Some(shape),
+        ..entry(&["GET"], path, RouteKind::ModelList)
+    }
+}
+
+fn refuse(methods: &[&str], path: &str, reason: RefuseReason) -> RouteEntry {
+    RouteEntry {
+        reason: Some(reason),
+        ..entry(methods, path, RouteKind::Refuse)
+    }
+}
+
+fn field(name: &str) -> ModelLocation {
+    ModelLocation::Field(name.to_owned())
+}
+
+/// `path` and `path/{url_idx}`, as the Ollama router registers most routes.
+fn with_idx(path: &str, make: impl Fn(&str) -> RouteEntry) -> [RouteEntry; 2] {
+    [make(path), make(&format!("{path}/{{url_idx}}"))]
+}
+
+pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
+    let mut v = Vec::new();
+
+    // ---- routers/ollama.py, prefix /ollama (registered first) ----
+    v.extend(with_idx("/ollama/api/tags", |p| {
+        list(p, ListShape::OllamaModels)
+    }));
+    // `show_model_info`: `payload.get('model', payload.get('name'))`.
+    v.push(call(
+        "/ollama/api/show",
+        vec![field("model"), field("name")],
+    ));
+    for p in ["embed", "embeddings", "generate", "chat"] {
+        v.extend(with_idx(&format!("/ollama/api/{p}"), model));
+    }
+    for p in [
+        "completions",
+        "embeddings",
+        "chat/completions",
+        "messages",
+        "responses",
+    ] {
+        v.extend(with_idx(&format!("/ollama/v1/{p}"), model));
+    }
+    v.extend(with_idx("/ollama/v1/models", |p| list(p, ListShape::Data)));
+
+    // ---- routers/openai.py, prefix /openai, in registration order ----
+    v.push(pass(&["GET"], "/openai/config"));
+    v.push(pass(&["POST"], "/openai/config/update"));
+    // `speech` forwards the raw body to the upstream, which reads `model`.
+    v.push(model("/openai/audio/speech"));
+    v.push(list("/openai/models", ListShape::Data));
+    v.push(list("/openai/models/{url_idx}", ListShape::Data));
+    v.push(pass(&["GET"], "/openai/models/{url_idx}/catalog"));
+    v.push(pass(&["POST"], "/openai/models/{url_idx}/download"));
+    v.push(pass(
+        &["GET"],
+        "/openai/models/{url_idx}/download/status/{job_id}",
+    ));
+    v.push(pass(&["POST"], "/openai/models/{url_idx}/load"));
+    v.push(pass(&["POST"], "/openai/models/{url_idx}/unload"));
+    v.push(pass(&["GET"], "/openai/models/{url_idx}/sse"));
+    v.push(pass(&["DELETE"], "/openai/models/{url_idx}"));
+    v.push(pass(&["POST"], "/openai/verify"));
+    v.push(model("/openai/chat/completions"));
+    v.push(model("/openai/responses"));
+    // `proxy`: GET, POST, PUT, DELETE (and HEAD, added by Starlette). It
+    // parses any body as JSON whatever the content type and forwards it.
+    let passthrough = "/openai/{path:path}";
+    let methods = ["GET", "POST", "PUT", "DELETE"];
+    if switches.allow_openai_passthrough {
+        // Without `model` the upstream picks its own default (OpenRouter
+        // does), so a missing model is refused.
+        v.push(required(RouteEntry {
+            methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+            ..model(passthrough)
+        }));
+    } else {
+        v.push(refuse(
+            &methods,
+            passthrough,
+            RefuseReason::OpenaiPassthrough,
+        ));
+    }
+
+    // ---- routers, prefixes from main.py ----
+    let tasks = [
+        "title",
+        "follow_up",
+        "tags",
+        "image_prompt",
+        "queries",
+        "auto",
+        "emoji",
+        "moa",
+    ];
+    for t in tasks {
+        v.push(model(&format!("/api/v1/tasks/{t}/completions")));
+    }
+    // `edit_images`: `EditImageForm.model`, else the configured edit model.
+    v.push(model("/api/v1/images/edit"));
+    // `routers/audio/realtime.py` (`@router.websocket('/realtime')`): the
+    // model id is in the first frame, `{"type":"auth",...,"model_id":...}`.
+    if !switches.allow_realtime_audio {
+        v.push(refuse(
+            &["GET"],
+            "/api/v1/audio/realtime",
+            RefuseReason::RealtimeAudio,
+        ));
+    }
+    // `post_new_message` → `model_response_handler`: `MessageForm.content`
+    // mentions `<@M:id|label>` make the server answer as that model.
+    v.push(call(
+        "/api/v1/channels/{id}/messages/post",
+        vec![ModelLocation::ChannelMentions("content".into())],
+    ));
+    // `compact_chat_by_id`: `CompactChatForm.model`, else the model stored
+    // in the chat (user-editable), so a missing model is refused.
+    v.push(required(model("/api/v1/chats/{id}/compact")));
+    // routers/models.py: lists. The CRUD routes (`/model/toggle?id=`,
+    // `/model/update`, `/model/delete`, `/create`) manage model rows and call
+    // no model; they pass (a preset on a forbidden base stays unusable,
+    // because access follows `base_model_id` to the root).
+    v.push(list("/api/v1/models/list", ListShape::Items));
+    v.push(list("/api/v1/models/all", ListShape::BareList));
+    v.push(list("/api/v1/models/base", ListShape::BareList));
+    v.push(list("/api/v1/models/export", ListShape::BareList));
+    v.push(list("/api/v1/models/model", ListShape::Single));
+    // `AutomationForm.data: AutomationData(model_id: str)`, run later by
+    // `utils/automations.py` (`automation.data['model_id']`).
+    let automation = || vec![ModelLocation::Pointer("/data/model_id".into())];
+    v.push(required(call("/api/v1/automations/create", automation())));
+    v.push(required(call(
+        "/api/v1/automations/{id}/update",
+        automation(),
+    )));
+
+    // ---- main.py app routes (registered after the routers) ----
+    v.push(list("/api/models", ListShape::Data));
+    v.push(list("/api/v1/models", ListShape::Data));
+    v.push(list("/api/models/base", ListShape::Data));
+    v.push(model("/api/embeddings"));
+    v.push(model("/api/v1/embeddings"));
+    for p in ["/api/chat/completions", "/api/v1/chat/completions"] {
+        v.push(call(p, vec![field("model"), ModelLocation::MessageIds]));
+    }
+    // `resolve_chat_message_tool_call` resumes with the model stored in the
+    // chat (`utils/tool_approval.py`), which the user can edit.
+    v.push(refuse(
+        &["POST"],
+        "/api/v1/chats/{id}/messages/{message_id}/resolve",
+        RefuseReason::StoredModel,
+    ));
+    v.push(model("/api/message/count_tokens"));
+    v.push(model("/api/v1/messages/count_tokens"));
+    v.push(model("/api/message"));
+    v.push(model("/api/v1/messages"));
+    v.push(model("/api/chat/completed"));
+    v.push(model("/api/chat/actions/{action_id}"));
+    v
+}
