@@ -4,3 +4,4 @@
 //! # Layout
 //! (filled in as modules land)
 pub mod gate;
+pub mod store;
