@@ -97,10 +97,6 @@ pub(crate) fn is_no_such_table(text: &str) -> bool {
     text.contains("no such table")
 }
 
-pub(crate) fn is_missing_table(err: &rusqlite::Error) -> bool {
-    is_no_such_table(&err.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
