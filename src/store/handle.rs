@@ -245,3 +245,50 @@ impl Inner {
             .map(|s| Arc::clone(&s.graph))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn watcher_of(
+        store: &AccessStore,
+        token: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(watch::run(
+            Arc::downgrade(&store.inner),
+            token,
+            store.inner.cfg.path.clone(),
+            Duration::from_millis(10),
+            Duration::from_millis(10),
+        ))
+    }
+
+    #[tokio::test]
+    async fn watcher_stops_when_the_store_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AccessStore::open(StoreConfig::new(dir.path().join("none.db")));
+        let task = watcher_of(&store, CancellationToken::new()).await;
+        drop(store);
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("watcher still running after drop")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn watcher_stops_on_cancellation() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = CancellationToken::new();
+        let store = AccessStore::open_with_shutdown(
+            StoreConfig::new(dir.path().join("none.db")),
+            token.clone(),
+        );
+        let task = watcher_of(&store, token.child_token()).await;
+        token.cancel();
+        assert!(store.inner.shutdown.is_cancelled());
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("watcher still running after cancel")
+            .unwrap();
+    }
+}
