@@ -143,7 +143,9 @@ impl ReadPool {
     }
 }
 
-/// Opens without ever creating the file or taking write access.
+/// Opens without ever creating the file or taking write access. The
+/// journal mode (WAL) is the writers' choice: Open WebUI and `open_writer`
+/// set it, and a read-only connection could not change it anyway.
 pub(crate) fn open_read_only(
     path: &Path,
     busy_timeout: Duration,
