@@ -20,8 +20,10 @@ fn snapshot(conn: &Connection) -> Vec<(String, String, i64)> {
         .into_iter()
         .map(|(ty, name, sql)| {
             let rows = if ty == "table" {
-                conn.query_row(&format!("SELECT COUNT(*) FROM \"{name}\""), [], |r| r.get(0))
-                    .unwrap()
+                conn.query_row(&format!("SELECT COUNT(*) FROM \"{name}\""), [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
             } else {
                 -1
             };
@@ -43,9 +45,16 @@ fn ensure_schema_is_idempotent_and_leaves_open_webui_alone() {
     assert_eq!(snapshot(&db.conn), before);
     let user_sql: String = db
         .conn
-        .query_row("SELECT sql FROM sqlite_master WHERE name = 'user'", [], |r| r.get(0))
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'user'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(user_sql, OPEN_WEBUI_TABLES.split(';').next().unwrap().trim());
+    assert_eq!(
+        user_sql,
+        OPEN_WEBUI_TABLES.split(';').next().unwrap().trim()
+    );
 }
 
 #[test]
@@ -67,7 +76,10 @@ fn ensure_schema_on_an_empty_file_creates_everything() {
         "trg_organization_members_audit_insert",
         "trg_organization_models_audit_delete",
     ] {
-        assert!(report.created.iter().any(|c| c == name), "{name}: {report:?}");
+        assert!(
+            report.created.iter().any(|c| c == name),
+            "{name}: {report:?}"
+        );
     }
     assert!(ensure_schema(&conn).unwrap().created.is_empty());
 }
@@ -112,15 +124,30 @@ fn writes_report_outcomes_and_keep_rows() {
     let db = owui_db();
     db.user("u", "user");
     let c = &db.conn;
-    assert_eq!(admin::create_org(c, "o", "One", "t").unwrap(), WriteOutcome::Created);
-    assert_eq!(admin::create_org(c, "o", "One", "t").unwrap(), WriteOutcome::Unchanged);
-    assert_eq!(admin::create_org(c, "o", "Uno", "t").unwrap(), WriteOutcome::Updated);
+    assert_eq!(
+        admin::create_org(c, "o", "One", "t").unwrap(),
+        WriteOutcome::Created
+    );
+    assert_eq!(
+        admin::create_org(c, "o", "One", "t").unwrap(),
+        WriteOutcome::Unchanged
+    );
+    assert_eq!(
+        admin::create_org(c, "o", "Uno", "t").unwrap(),
+        WriteOutcome::Updated
+    );
     let add = |role| admin::add_member(c, "o", "u", role, "t").unwrap();
     assert_eq!(add(MemberRole::Member), WriteOutcome::Created);
     assert_eq!(add(MemberRole::Member), WriteOutcome::Unchanged);
     assert_eq!(add(MemberRole::Admin), WriteOutcome::Updated);
-    assert_eq!(admin::remove_member(c, "o", "u", "t").unwrap(), WriteOutcome::Deactivated);
-    assert_eq!(admin::remove_member(c, "o", "u", "t").unwrap(), WriteOutcome::Unchanged);
+    assert_eq!(
+        admin::remove_member(c, "o", "u", "t").unwrap(),
+        WriteOutcome::Deactivated
+    );
+    assert_eq!(
+        admin::remove_member(c, "o", "u", "t").unwrap(),
+        WriteOutcome::Unchanged
+    );
     assert_eq!(add(MemberRole::Member), WriteOutcome::Reactivated);
     let members = admin::list_members(c, "o").unwrap();
     assert_eq!(members.len(), 1);
@@ -128,18 +155,42 @@ fn writes_report_outcomes_and_keep_rows() {
     assert_eq!(members[0].email.as_deref(), Some("u@example.com"));
     assert!(members[0].is_active);
 
-    assert_eq!(admin::enable_model(c, "o", "m", "t").unwrap(), WriteOutcome::Created);
-    assert_eq!(admin::enable_model(c, "o", "m", "t").unwrap(), WriteOutcome::Unchanged);
-    assert_eq!(admin::disable_model(c, "o", "m", "t").unwrap(), WriteOutcome::Deactivated);
-    assert_eq!(admin::disable_model(c, "o", "x", "t").unwrap(), WriteOutcome::NotFound);
-    assert_eq!(admin::enable_model(c, "o", "m", "t").unwrap(), WriteOutcome::Reactivated);
+    assert_eq!(
+        admin::enable_model(c, "o", "m", "t").unwrap(),
+        WriteOutcome::Created
+    );
+    assert_eq!(
+        admin::enable_model(c, "o", "m", "t").unwrap(),
+        WriteOutcome::Unchanged
+    );
+    assert_eq!(
+        admin::disable_model(c, "o", "m", "t").unwrap(),
+        WriteOutcome::Deactivated
+    );
+    assert_eq!(
+        admin::disable_model(c, "o", "x", "t").unwrap(),
+        WriteOutcome::NotFound
+    );
+    assert_eq!(
+        admin::enable_model(c, "o", "m", "t").unwrap(),
+        WriteOutcome::Reactivated
+    );
     let models = admin::list_models(c, "o").unwrap();
     assert_eq!(models.len(), 1);
     assert_eq!(models[0].id, "orgmod_o_m");
     let orgs = admin::list_orgs(c).unwrap();
-    assert_eq!((orgs[0].name.as_str(), orgs[0].active_members, orgs[0].active_models), ("Uno", 1, 1));
+    assert_eq!(
+        (
+            orgs[0].name.as_str(),
+            orgs[0].active_members,
+            orgs[0].active_models
+        ),
+        ("Uno", 1, 1)
+    );
     // Rows serialize for `--json`.
-    assert!(serde_json::to_string(&orgs).unwrap().contains("\"active_models\":1"));
+    assert!(serde_json::to_string(&orgs)
+        .unwrap()
+        .contains("\"active_models\":1"));
 }
 
 #[test]
@@ -156,7 +207,10 @@ fn typed_errors() {
         admin::enable_model(c, "nope", "m", "t"),
         Err(StoreError::UnknownOrganization("nope".into()))
     );
-    assert!(matches!(admin::list_members(c, "nope"), Err(StoreError::UnknownOrganization(_))));
+    assert!(matches!(
+        admin::list_members(c, "nope"),
+        Err(StoreError::UnknownOrganization(_))
+    ));
     assert_eq!(
         admin::add_member(c, "o", "ghost", MemberRole::Member, "t"),
         Err(StoreError::UnknownUser("ghost".into()))
@@ -166,12 +220,18 @@ fn typed_errors() {
         Err(StoreError::InvalidRole("owner".into()))
     );
     assert_eq!("admin".parse::<MemberRole>(), Ok(MemberRole::Admin));
-    assert_eq!(admin::create_org(c, " ", "x", "t"), Err(StoreError::EmptyId("organization id")));
+    assert_eq!(
+        admin::create_org(c, " ", "x", "t"),
+        Err(StoreError::EmptyId("organization id"))
+    );
     assert_eq!(
         admin::add_member(c, "o", "", MemberRole::Member, "t"),
         Err(StoreError::EmptyId("user id"))
     );
-    assert_eq!(admin::enable_model(c, "o", "", "t"), Err(StoreError::EmptyId("model id")));
+    assert_eq!(
+        admin::enable_model(c, "o", "", "t"),
+        Err(StoreError::EmptyId("model id"))
+    );
     // Failed writes leave no audit rows and no actor behind.
     assert_eq!(admin::audit(c, 100).unwrap().len(), 0);
 }
@@ -219,7 +279,9 @@ fn triggers_audit_every_change_with_its_actor() {
     assert!(log[0].new_values.is_none() && log[0].old_values.is_some());
     assert_eq!(admin::audit(c, 2).unwrap().len(), 2);
     let context: i64 = c
-        .query_row("SELECT COUNT(*) FROM permission_audit_context", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM permission_audit_context", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(context, 0);
 }
@@ -249,11 +311,20 @@ fn migrate_links_users_and_base_models_and_is_idempotent() {
         .iter()
         .map(|m| (m.user_id.as_str(), m.role.as_deref()))
         .collect();
-    assert_eq!(roles, vec![("admin1", Some("admin")), ("user1", Some("member"))]);
+    assert_eq!(
+        roles,
+        vec![("admin1", Some("admin")), ("user1", Some("member"))]
+    );
     let models = admin::list_models(&db.conn, "mai").unwrap();
-    let links: Vec<(&str, bool)> = models.iter().map(|m| (m.model_id.as_str(), m.is_active)).collect();
+    let links: Vec<(&str, bool)> = models
+        .iter()
+        .map(|m| (m.model_id.as_str(), m.is_active))
+        .collect();
     assert_eq!(links, vec![("claude", false), ("gpt", true)]);
-    assert_eq!(admin::audit(&db.conn, 100).unwrap()[0].actor.as_deref(), Some("ops"));
+    assert_eq!(
+        admin::audit(&db.conn, 100).unwrap()[0].actor.as_deref(),
+        Some("ops")
+    );
 
     // A revocation survives a re-run, which links nothing new.
     admin::remove_member(&db.conn, "mai", "user1", "ops").unwrap();
@@ -290,5 +361,8 @@ fn backup_copies_and_refuses_to_overwrite() {
     admin::backup(&db.conn, &dest).unwrap();
     let copy = Connection::open(&dest).unwrap();
     assert_eq!(admin::list_members(&copy, "mai").unwrap().len(), 2);
-    assert!(matches!(admin::backup(&db.conn, &dest), Err(StoreError::Backup(_))));
+    assert!(matches!(
+        admin::backup(&db.conn, &dest),
+        Err(StoreError::Backup(_))
+    ));
 }

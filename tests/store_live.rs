@@ -105,7 +105,10 @@ async fn missing_file_is_an_uncached_error_and_recovers() {
         assert!(matches!(err, StoreError::Missing { .. }), "{err:?}");
         assert!(err.is_unavailable());
     }
-    assert!(matches!(store.ping().await, Err(StoreError::Missing { .. })));
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Missing { .. })
+    ));
     assert!(matches!(
         store.decide("u", "m").await,
         Err(StoreError::Missing { .. })
@@ -132,7 +135,10 @@ async fn missing_file_is_an_uncached_error_and_recovers() {
     let _ = std::fs::remove_file(path.with_extension("db-wal"));
     let _ = std::fs::remove_file(path.with_extension("db-shm"));
     eventually(Duration::from_secs(2), "missing after delete", || async {
-        matches!(store.decide("u", "m").await, Err(StoreError::Missing { .. }))
+        matches!(
+            store.decide("u", "m").await,
+            Err(StoreError::Missing { .. })
+        )
     })
     .await;
 }

@@ -45,7 +45,10 @@ async fn single_and_multi_organization_users() {
         alice.models,
         HashMap::from([("gpt".to_string(), "o1".to_string())])
     );
-    assert_eq!(store.decide("alice", "gpt").await.unwrap(), allowed("gpt", "o1"));
+    assert_eq!(
+        store.decide("alice", "gpt").await.unwrap(),
+        allowed("gpt", "o1")
+    );
     assert_eq!(
         store.decide("alice", "claude").await.unwrap(),
         not_permitted("claude")
@@ -55,7 +58,10 @@ async fn single_and_multi_organization_users() {
     assert_eq!(bob.organizations, vec!["o1", "o2"]);
     assert_eq!(bob.models.len(), 2);
     // The smallest organization id is credited when two grant the model.
-    assert_eq!(store.decide("bob", "gpt").await.unwrap(), allowed("gpt", "o1"));
+    assert_eq!(
+        store.decide("bob", "gpt").await.unwrap(),
+        allowed("gpt", "o1")
+    );
     assert_eq!(
         store.decide("bob", "claude").await.unwrap(),
         allowed("claude", "o2")
@@ -87,7 +93,10 @@ async fn users_without_organizations_and_inactive_rows() {
     assert_eq!(pending.organizations, vec!["empty"]);
     assert_eq!(pending.role.as_deref(), Some("pending"));
     assert!(pending.models.is_empty());
-    assert_eq!(store.decide("pending", "gpt").await.unwrap(), not_permitted("gpt"));
+    assert_eq!(
+        store.decide("pending", "gpt").await.unwrap(),
+        not_permitted("gpt")
+    );
 
     let ghost = store.user("ghost").await.unwrap();
     assert!(!ghost.known);
@@ -108,7 +117,10 @@ async fn inactive_model_link_and_model_in_two_orgs_one_inactive() {
     admin::disable_model(&db.conn, "a", "old", "test").unwrap();
     admin::disable_model(&db.conn, "a", "gpt", "test").unwrap();
     let store = db.store();
-    assert_eq!(store.decide("u", "old").await.unwrap(), not_permitted("old"));
+    assert_eq!(
+        store.decide("u", "old").await.unwrap(),
+        not_permitted("old")
+    );
     assert_eq!(store.decide("u", "gpt").await.unwrap(), allowed("gpt", "b"));
 }
 
@@ -135,10 +147,19 @@ async fn preset_chains() {
     db.enable("o", "deep12");
     let store = db.store();
 
-    assert_eq!(store.decide("u", "helper2").await.unwrap(), allowed("gpt", "o"));
+    assert_eq!(
+        store.decide("u", "helper2").await.unwrap(),
+        allowed("gpt", "o")
+    );
     // Listing the preset does not grant it: its root is not listed.
-    assert_eq!(store.decide("u", "sneaky").await.unwrap(), not_permitted("claude"));
-    assert_eq!(store.decide("u", "claude").await.unwrap(), not_permitted("claude"));
+    assert_eq!(
+        store.decide("u", "sneaky").await.unwrap(),
+        not_permitted("claude")
+    );
+    assert_eq!(
+        store.decide("u", "claude").await.unwrap(),
+        not_permitted("claude")
+    );
     assert_eq!(
         store.decide("u", "dangling").await.unwrap(),
         allowed("upstream-without-row", "o")
@@ -151,7 +172,10 @@ async fn preset_chains() {
         store.decide("u", "deep0").await.unwrap(),
         Decision::Denied(DenyReason::TooDeep)
     );
-    assert_eq!(store.decide("u", "deep5").await.unwrap(), allowed("deep12", "o"));
+    assert_eq!(
+        store.decide("u", "deep5").await.unwrap(),
+        allowed("deep12", "o")
+    );
     let graph = store.model_graph().await.unwrap();
     assert_eq!(graph.root("helper2"), Ok("gpt"));
 }
@@ -166,7 +190,10 @@ async fn standalone_database_without_open_webui_tables() {
     let access = store.user("just-an-id").await.unwrap();
     assert!(access.known);
     assert_eq!(access.role, None);
-    assert_eq!(store.decide("just-an-id", "m").await.unwrap(), allowed("m", "o"));
+    assert_eq!(
+        store.decide("just-an-id", "m").await.unwrap(),
+        allowed("m", "o")
+    );
     assert_eq!(store.api_key_owner("sk-anything").await.unwrap(), None);
     store.ping().await.unwrap();
 }
@@ -174,7 +201,12 @@ async fn standalone_database_without_open_webui_tables() {
 #[tokio::test]
 async fn unicode_quotes_and_injection_shaped_ids() {
     let db = owui_db();
-    let weird = ["x' OR '1'='1", "ユーザー\"; DROP TABLE user; --", "o'rg", "mödel\u{1F600}"];
+    let weird = [
+        "x' OR '1'='1",
+        "ユーザー\"; DROP TABLE user; --",
+        "o'rg",
+        "mödel\u{1F600}",
+    ];
     db.user(weird[0], "user");
     db.user(weird[1], "user");
     db.org(weird[2]);
@@ -191,7 +223,11 @@ async fn unicode_quotes_and_injection_shaped_ids() {
     assert!(inj.known && inj.organizations.is_empty());
     assert!(!store.user("' OR 1=1 --").await.unwrap().known);
     assert_eq!(store.api_key_owner("' OR '1'='1").await.unwrap(), None);
-    assert!(!store.decide("x' OR '1'='1", "x' OR '1'='1").await.unwrap().is_allowed());
+    assert!(!store
+        .decide("x' OR '1'='1", "x' OR '1'='1")
+        .await
+        .unwrap()
+        .is_allowed());
     // Nothing broke.
     let n: i64 = db
         .conn
