@@ -10,6 +10,7 @@
 //!   [`proxy::headers`] (hop-by-hop, forwarding), [`proxy::upstream`]
 //!   (pooled client, 502/504), [`proxy::upgrade`] (WebSocket tunnels),
 //!   [`proxy::body`] (streaming body type, byte counting for the log).
+//! - [`store`]: the access data: schema, read pool, lookups, moka caches, change watcher, admin writes.
 //! - [`gate`]: identity, route classification, model extraction, list filtering.
 //! - [`app`]: start-up wiring for `serve` (listeners, signals).
 //! - [`admin`]: the admin listener (`/health`, `/health/ready`, ...).
@@ -26,3 +27,4 @@ pub mod logging;
 pub mod proxy;
 pub mod reload;
 pub mod server;
+pub mod store;

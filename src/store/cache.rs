@@ -1,0 +1,141 @@
+//! The caches in front of the read pool and the counters behind `stats()`.
+//!
+//! Entries are keyed by `(generation, id)`. The watcher bumps the
+//! generation on every committed change before it calls `invalidate_all`,
+//! so a load that read the database *before* a revocation but finished
+//! *after* the invalidation lands under a generation nobody asks for any
+//! more: moka's `invalidate_all` alone would keep such a late insert.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use moka::future::Cache;
+use serde::Serialize;
+
+use super::access::{ModelGraph, UserAccess};
+use super::lookup::ApiKeyOwner;
+
+pub(crate) type Key = (u64, String);
+
+/// A point-in-time view of the store, for metrics and `/health/detailed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Cached users (approximate, as moka counts).
+    pub entries: u64,
+    pub hits: u64,
+    pub misses: u64,
+    /// Whole-cache invalidations (watcher-detected changes and manual).
+    pub invalidations: u64,
+    /// Last `PRAGMA data_version` the watcher read; None before the first.
+    pub data_version: Option<i64>,
+    /// When the watcher last saw a change (or the store was opened).
+    pub last_change: SystemTime,
+    /// The most recent database error; cleared once the watcher reads the
+    /// database successfully again.
+    pub last_error: Option<String>,
+}
+
+/// The model graph with the generation it was loaded under.
+pub(crate) struct GraphSlot {
+    pub generation: u64,
+    pub graph: Arc<ModelGraph>,
+}
+
+pub(crate) struct Caches {
+    pub users: Cache<Key, Arc<UserAccess>>,
+    /// `None` is cached too: unknown keys are the common attack.
+    pub api_keys: Cache<Key, Option<ApiKeyOwner>>,
+    pub graph: ArcSwapOption<GraphSlot>,
+    /// Serializes graph reloads so a burst after a change loads it once.
+    pub graph_load: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    invalidations: AtomicU64,
+    data_version: AtomicI64,
+    last_change_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Caches {
+    pub fn new(capacity: u64, ttl: Duration) -> Caches {
+        Caches {
+            users: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            api_keys: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            graph: ArcSwapOption::empty(),
+            graph_load: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            data_version: AtomicI64::new(i64::MIN),
+            last_change_ms: AtomicU64::new(now_ms()),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Generation first, then the caches: see the module comment.
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.users.invalidate_all();
+        self.api_keys.invalidate_all();
+        self.graph.store(None);
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn changed(&self, data_version: Option<i64>) {
+        if let Some(v) = data_version {
+            self.data_version.store(v, Ordering::Relaxed);
+        }
+        self.last_change_ms.store(now_ms(), Ordering::Relaxed);
+        self.invalidate_all();
+    }
+
+    pub fn set_error(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    pub fn has_error(&self) -> bool {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let version = self.data_version.load(Ordering::Relaxed);
+        StoreStats {
+            entries: self.users.entry_count(),
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+            data_version: (version != i64::MIN).then_some(version),
+            last_change: UNIX_EPOCH
+                + Duration::from_millis(self.last_change_ms.load(Ordering::Relaxed)),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,131 @@
+//! The store's one error type, and how SQLite failures map onto it.
+//!
+//! `StoreError` is `Clone` because moka hands a failed load back as
+//! `Arc<E>` to every coalesced waiter; `rusqlite::Error` is not `Clone`, so
+//! SQLite failures are classified at the boundary and kept as text.
+
+use rusqlite::ErrorCode;
+
+/// Everything that can go wrong reading or writing the access data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database file does not exist (yet, or any more).
+    #[error("access database {path} is missing")]
+    Missing { path: String },
+    /// The file exists but cannot be read now: locked/busy beyond the busy
+    /// timeout, I/O error, corrupt or not a database, permission denied.
+    #[error("access database unavailable: {0}")]
+    Unavailable(String),
+    /// The database opens but the organization tables are absent
+    /// (`modelgate init` has not run against it).
+    #[error("access schema missing: {0}")]
+    Schema(String),
+    /// Any other SQLite failure (constraint, type mismatch, bad data).
+    #[error("access database error: {0}")]
+    Sqlite(String),
+    /// Admin write naming an organization that has no `organizations` row.
+    #[error("unknown organization {0:?}")]
+    UnknownOrganization(String),
+    /// Admin write naming a user absent from Open WebUI's `user` table.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// A membership role other than `member` or `admin`.
+    #[error("invalid role {0:?} (expected member or admin)")]
+    InvalidRole(String),
+    /// An id argument that is empty or only whitespace.
+    #[error("{0} must not be empty")]
+    EmptyId(&'static str),
+    /// Backup destination problems (it exists, or its directory is missing).
+    #[error("backup failed: {0}")]
+    Backup(String),
+}
+
+impl StoreError {
+    /// True for the failures a lookup can produce: the proxy answers 503
+    /// ("access data unavailable", fail closed) for every one of them.
+    /// The remaining variants only come from admin writes.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Missing { .. }
+                | StoreError::Unavailable(_)
+                | StoreError::Schema(_)
+                | StoreError::Sqlite(_)
+        )
+    }
+
+    /// True when the connection that produced this error should not be
+    /// reused: reopening is how the store recovers from a replaced,
+    /// restored or repaired file.
+    pub(crate) fn poisons_connection(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Missing { .. } | StoreError::Unavailable(_) | StoreError::Schema(_)
+        )
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        let text = err.to_string();
+        if let rusqlite::Error::SqliteFailure(ffi, _) = &err {
+            match ffi.code {
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::NotADatabase
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::PermissionDenied
+                | ErrorCode::FileLockingProtocolFailed
+                | ErrorCode::OutOfMemory
+                | ErrorCode::DiskFull => return StoreError::Unavailable(text),
+                _ => {}
+            }
+        }
+        if is_no_such_table(&text) {
+            StoreError::Schema(text)
+        } else {
+            StoreError::Sqlite(text)
+        }
+    }
+}
+
+/// SQLite reports a missing table as a generic SQLITE_ERROR; the message is
+/// the only way to tell it apart.
+pub(crate) fn is_no_such_table(text: &str) -> bool {
+    text.contains("no such table")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_is_unavailable_and_poisons() {
+        let err = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("database is locked".into()),
+        );
+        let mapped = StoreError::from(err);
+        assert!(matches!(mapped, StoreError::Unavailable(_)));
+        assert!(mapped.is_unavailable());
+        assert!(mapped.poisons_connection());
+    }
+
+    #[test]
+    fn missing_table_is_schema() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let err = conn
+            .prepare("SELECT 1 FROM organization_members")
+            .unwrap_err();
+        assert!(matches!(StoreError::from(err), StoreError::Schema(_)));
+    }
+
+    #[test]
+    fn admin_errors_are_not_unavailable() {
+        assert!(!StoreError::InvalidRole("x".into()).is_unavailable());
+        assert!(!StoreError::EmptyId("user id").is_unavailable());
+        assert!(!StoreError::UnknownOrganization("o".into()).is_unavailable());
+    }
+}

@@ -1,0 +1,294 @@
+//! `AccessStore`: the handle the proxy clones into every request. It never
+//! fails to open; each lookup reports a typed error instead, and the store
+//! heals itself when the database comes back.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::access::{Decision, ModelGraph, UserAccess};
+use super::cache::{Caches, GraphSlot, StoreStats};
+use super::error::StoreError;
+use super::lookup::{load_api_key, load_graph, load_user, ApiKeyOwner};
+use super::pool::ReadPool;
+use super::watch;
+
+/// Read-side settings. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub read_connections: usize,
+    pub busy_timeout: Duration,
+    pub cache_capacity: u64,
+    pub cache_ttl: Duration,
+    pub watch_interval: Duration,
+    pub max_base_depth: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from("./data/webui.db"),
+            read_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+            cache_capacity: 100_000,
+            cache_ttl: Duration::from_secs(60),
+            watch_interval: Duration::from_millis(250),
+            max_base_depth: 8,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            path: path.into(),
+            ..StoreConfig::default()
+        }
+    }
+}
+
+/// Cheap to clone; all clones share the pool, caches and watcher.
+#[derive(Clone)]
+pub struct AccessStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    cfg: StoreConfig,
+    pub(crate) pool: Arc<ReadPool>,
+    pub(crate) caches: Caches,
+    shutdown: CancellationToken,
+    /// Completed watcher polls; lets tests wait for the watcher, not a clock.
+    pub(crate) watcher_ticks: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl AccessStore {
+    /// Opens lazily (nothing is read yet, a missing file is fine) and starts
+    /// the watcher on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, like `tokio::spawn`.
+    pub fn open(cfg: StoreConfig) -> AccessStore {
+        AccessStore::open_with_shutdown(cfg, CancellationToken::new())
+    }
+
+    /// Like `open`; the watcher also stops when `shutdown` is cancelled
+    /// (lookups keep working, without change detection beyond the TTL).
+    pub fn open_with_shutdown(cfg: StoreConfig, shutdown: CancellationToken) -> AccessStore {
+        let inner = Arc::new(Inner {
+            pool: Arc::new(ReadPool::new(
+                cfg.path.clone(),
+                cfg.read_connections,
+                cfg.busy_timeout,
+            )),
+            caches: Caches::new(cfg.cache_capacity, cfg.cache_ttl),
+            shutdown: shutdown.child_token(),
+            watcher_ticks: AtomicU64::new(0),
+            cfg,
+        });
+        tokio::spawn(watch::run(
+            Arc::downgrade(&inner),
+            inner.shutdown.clone(),
+            inner.cfg.path.clone(),
+            inner.cfg.watch_interval,
+            inner.cfg.busy_timeout,
+        ));
+        AccessStore { inner }
+    }
+
+    /// The user's access, from the cache or one coalesced database load.
+    /// Unknown users are cached (`known: false`); errors never are.
+    pub async fn user(&self, user_id: &str) -> Result<Arc<UserAccess>, StoreError> {
+        let caches = &self.inner.caches;
+        let generation = caches.generation();
+        let key = (generation, user_id.to_string());
+        if let Some(hit) = caches.users.get(&key).await {
+            caches.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        caches.misses.fetch_add(1, Ordering::Relaxed);
+        let pool = Arc::clone(&self.inner.pool);
+        let id = user_id.to_string();
+        let load = async move {
+            pool.run(generation, move |conn, tables| {
+                load_user(conn, tables, &id).map(Arc::new)
+            })
+            .await
+        };
+        caches
+            .users
+            .try_get_with(key, load)
+            .await
+            .map_err(|e| self.inner.failed(&e))
+    }
+
+    /// Reads the database directly, neither using nor filling the cache
+    /// (for `modelgate access` explanations and the cold-path benchmark).
+    pub async fn load_user(&self, user_id: &str) -> Result<UserAccess, StoreError> {
+        let id = user_id.to_string();
+        self.inner
+            .pool
+            .run(self.inner.caches.generation(), move |conn, tables| {
+                load_user(conn, tables, &id)
+            })
+            .await
+            .map_err(|e| self.inner.failed(&e))
+    }
+
+    pub async fn model_graph(&self) -> Result<Arc<ModelGraph>, StoreError> {
+        self.inner.model_graph_inner().await
+    }
+
+    pub async fn decide(&self, user_id: &str, model_id: &str) -> Result<Decision, StoreError> {
+        let access = self.user(user_id).await?;
+        let graph = self.model_graph().await?;
+        Ok(access.decide(&graph, model_id))
+    }
+
+    /// Owner of an Open WebUI API key (`None`: no such key, or no
+    /// `api_key` table). Absent keys are cached too.
+    pub async fn api_key_owner(&self, key: &str) -> Result<Option<ApiKeyOwner>, StoreError> {
+        let caches = &self.inner.caches;
+        let generation = caches.generation();
+        let pool = Arc::clone(&self.inner.pool);
+        let owned = key.to_string();
+        let load = async move {
+            pool.run(generation, move |conn, tables| {
+                load_api_key(conn, tables, &owned)
+            })
+            .await
+        };
+        caches
+            .api_keys
+            .try_get_with((generation, key.to_string()), load)
+            .await
+            .map_err(|e| self.inner.failed(&e))
+    }
+
+    /// Readiness: the file opens and has the organization tables.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.inner
+            .pool
+            .run(self.inner.caches.generation(), |_, tables| {
+                tables.require_org_tables()
+            })
+            .await
+            .map_err(|e| self.inner.failed(&e))
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.inner.caches.stats()
+    }
+
+    /// Drops every cached answer (the watcher does this on each change).
+    pub fn invalidate_all(&self) {
+        self.inner.caches.invalidate_all();
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    /// Completed watcher polls (monotonic); tests wait on it.
+    pub fn watcher_polls(&self) -> u64 {
+        self.inner.watcher_ticks.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    fn failed(&self, e: &StoreError) -> StoreError {
+        self.caches.set_error(Some(e.to_string()));
+        e.clone()
+    }
+
+    pub(crate) async fn model_graph_inner(&self) -> Result<Arc<ModelGraph>, StoreError> {
+        if let Some(graph) = self.current_graph() {
+            return Ok(graph);
+        }
+        let _loading = self.caches.graph_load.lock().await;
+        if let Some(graph) = self.current_graph() {
+            return Ok(graph);
+        }
+        let generation = self.caches.generation();
+        let depth = self.cfg.max_base_depth;
+        let graph = self
+            .pool
+            .run(generation, move |conn, tables| {
+                load_graph(conn, tables, depth)
+            })
+            .await
+            .map_err(|e| self.failed(&e))?;
+        let graph = Arc::new(graph);
+        // Stored under the generation it was read in: if a change landed
+        // meanwhile, the next caller sees a stale slot and reloads.
+        self.caches.graph.store(Some(Arc::new(GraphSlot {
+            generation,
+            graph: Arc::clone(&graph),
+        })));
+        Ok(graph)
+    }
+
+    fn current_graph(&self) -> Option<Arc<ModelGraph>> {
+        let slot = self.caches.graph.load();
+        slot.as_ref()
+            .filter(|s| s.generation == self.caches.generation())
+            .map(|s| Arc::clone(&s.graph))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn watcher_of(
+        store: &AccessStore,
+        token: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(watch::run(
+            Arc::downgrade(&store.inner),
+            token,
+            store.inner.cfg.path.clone(),
+            Duration::from_millis(10),
+            Duration::from_millis(10),
+        ))
+    }
+
+    #[tokio::test]
+    async fn watcher_stops_when_the_store_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AccessStore::open(StoreConfig::new(dir.path().join("none.db")));
+        let task = watcher_of(&store, CancellationToken::new()).await;
+        drop(store);
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("watcher still running after drop")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn watcher_stops_on_cancellation() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = CancellationToken::new();
+        let store = AccessStore::open_with_shutdown(
+            StoreConfig::new(dir.path().join("none.db")),
+            token.clone(),
+        );
+        let task = watcher_of(&store, token.child_token()).await;
+        token.cancel();
+        assert!(store.inner.shutdown.is_cancelled());
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("watcher still running after cancel")
+            .unwrap();
+    }
+}

@@ -1,0 +1,32 @@
+//! Access data: the organization schema inside Open WebUI's SQLite database,
+//! the admin writes the CLI calls, and the cached, watched read path the
+//! proxy asks "may this user use this model?".
+//!
+//! # Layout
+//! - `error`  — `StoreError`, one enum for the layer (`is_unavailable` → 503)
+//! - `schema` — `ensure_schema`: tables, seed indexes, view, audit triggers
+//! - `admin`  — writes/listings for the CLI, `migrate`, `backup`
+//! - `access` — `UserAccess`, `ModelGraph` (root of a preset), `Decision`
+//! - `lookup` — the read queries (one indexed join per user)
+//! - `pool`   — read-only connections on blocking threads
+//! - `cache`  — moka caches keyed by change generation, `StoreStats`
+//! - `watch`  — `PRAGMA data_version` poller that invalidates on change
+//! - `handle` — `AccessStore`, the cloneable handle the proxy uses
+//! - `bench`  — synthetic data generator and the `db-bench` report
+pub mod access;
+pub mod admin;
+pub mod bench;
+mod cache;
+pub mod error;
+mod handle;
+pub mod lookup;
+mod pool;
+pub mod schema;
+mod watch;
+
+pub use access::{Decision, DenyReason, ModelGraph, RootError, UserAccess};
+pub use cache::StoreStats;
+pub use error::StoreError;
+pub use handle::{AccessStore, StoreConfig};
+pub use lookup::ApiKeyOwner;
+pub use schema::{ensure_schema, SchemaReport};

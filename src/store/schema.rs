@@ -1,0 +1,202 @@
+//! The organization schema: tables, the seed indexes, the view and the audit
+//! triggers, all created idempotently inside Open WebUI's own database.
+//!
+//! Open WebUI's tables (`user`, `api_key`, `model`, ...) are never touched
+//! here. The audit triggers are plain SQL (no application-defined functions)
+//! so they fire for every writer: our CLI, the `sqlite3` shell, Open WebUI.
+//! The actor comes from the one-row `permission_audit_context` table that our
+//! writers fill and clear inside their own transaction, so other writers see
+//! it empty and their changes are logged with a NULL actor.
+
+use rusqlite::{Connection, TransactionBehavior};
+use serde::Serialize;
+
+use super::error::StoreError;
+
+const TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS organizations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS organization_members (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    role TEXT DEFAULT 'member',
+    is_active INTEGER DEFAULT 1,
+    joined_at INTEGER,
+    UNIQUE(organization_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS organization_models (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    is_active INTEGER DEFAULT 1,
+    created_at INTEGER,
+    updated_at INTEGER,
+    UNIQUE(organization_id, model_id)
+);
+CREATE TABLE IF NOT EXISTS permission_audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    table_name TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('INSERT', 'UPDATE', 'DELETE')),
+    row_id TEXT,
+    organization_id TEXT,
+    subject TEXT,
+    old_values TEXT,
+    new_values TEXT,
+    actor TEXT,
+    changed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS permission_audit_context (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    actor TEXT
+);
+"#;
+
+const INDEXES_AND_VIEW: &str = r#"
+CREATE INDEX IF NOT EXISTS idx_org_members_user_active ON organization_members(user_id, is_active);
+CREATE INDEX IF NOT EXISTS idx_org_members_org_active ON organization_members(organization_id, is_active);
+CREATE INDEX IF NOT EXISTS idx_org_models_org_active ON organization_models(organization_id, is_active);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_org_models_org_model ON organization_models(organization_id, model_id);
+CREATE VIEW IF NOT EXISTS user_available_models AS
+    SELECT om.user_id AS user_id, om.organization_id AS organization_id, mo.model_id AS model_id
+    FROM organization_members om
+    JOIN organization_models mo ON mo.organization_id = om.organization_id
+    WHERE om.is_active = 1 AND mo.is_active = 1;
+"#;
+
+/// The audited tables: name, the column naming the subject, all columns.
+const AUDITED: [(&str, &str, &[&str]); 2] = [
+    (
+        "organization_members",
+        "user_id",
+        &[
+            "id",
+            "organization_id",
+            "user_id",
+            "role",
+            "is_active",
+            "joined_at",
+        ],
+    ),
+    (
+        "organization_models",
+        "model_id",
+        &[
+            "id",
+            "organization_id",
+            "model_id",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+];
+
+/// What `ensure_schema` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SchemaReport {
+    /// Names of tables, indexes, views and triggers that did not exist before.
+    pub created: Vec<String>,
+    /// Organization ids found in memberships/links without an
+    /// `organizations` row (databases set up by the Python prototype),
+    /// given a row named after their id.
+    pub organizations_backfilled: usize,
+}
+
+/// Creates or repairs the organization schema in one transaction. Running it
+/// again changes nothing.
+pub fn ensure_schema(conn: &Connection) -> Result<SchemaReport, StoreError> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let report = create_schema(&tx)?;
+    tx.commit()?;
+    Ok(report)
+}
+
+/// The body of `ensure_schema`, for callers that already hold a transaction
+/// (`migrate` creates the schema and links rows atomically).
+pub(crate) fn create_schema(conn: &Connection) -> Result<SchemaReport, StoreError> {
+    let before = schema_names(conn)?;
+    create_tables(conn)?;
+    create_indexes_view_triggers(conn)?;
+    let organizations_backfilled = conn.execute(
+        "INSERT OR IGNORE INTO organizations (id, name, created_at)
+         SELECT organization_id, organization_id, CAST(strftime('%s','now') AS INTEGER)
+         FROM (SELECT organization_id FROM organization_members
+               UNION SELECT organization_id FROM organization_models)",
+        [],
+    )?;
+    let created = schema_names(conn)?
+        .into_iter()
+        .filter(|name| !before.contains(name))
+        .collect();
+    Ok(SchemaReport {
+        created,
+        organizations_backfilled,
+    })
+}
+
+/// Tables only: the bulk generator fills them before the indexes and audit
+/// triggers exist (faster, and no audit rows for synthetic data).
+pub(crate) fn create_tables(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(TABLES)?;
+    Ok(())
+}
+
+pub(crate) fn create_indexes_view_triggers(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(INDEXES_AND_VIEW)?;
+    for (table, subject, columns) in AUDITED {
+        for action in ["INSERT", "UPDATE", "DELETE"] {
+            conn.execute_batch(&trigger_sql(table, subject, columns, action))?;
+        }
+    }
+    Ok(())
+}
+
+fn schema_names(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type IN ('table','index','view','trigger') ORDER BY name",
+    )?;
+    let names = stmt
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}
+
+/// One AFTER trigger; `json_object` snapshots the row so the log survives
+/// later changes and deletions. Identifiers come from the constants above,
+/// never from input.
+fn trigger_sql(table: &str, subject: &str, columns: &[&str], action: &str) -> String {
+    let snapshot = |row: &str| {
+        let pairs: Vec<String> = columns
+            .iter()
+            .map(|c| format!("'{c}', {row}.{c}"))
+            .collect();
+        format!("json_object({})", pairs.join(", "))
+    };
+    let (row, old, new) = match action {
+        "INSERT" => ("NEW", "NULL".to_string(), snapshot("NEW")),
+        "DELETE" => ("OLD", snapshot("OLD"), "NULL".to_string()),
+        _ => ("NEW", snapshot("OLD"), snapshot("NEW")),
+    };
+    let name = format!("trg_{table}_audit_{}", action.to_ascii_lowercase());
+    format!(
+        "CREATE TRIGGER IF NOT EXISTS {name} AFTER {action} ON {table} FOR EACH ROW BEGIN
+            INSERT INTO permission_audit_log
+                (table_name, action, row_id, organization_id, subject, old_values, new_values, actor, changed_at)
+            VALUES ('{table}', '{action}', {row}.id, {row}.organization_id, {row}.{subject}, {old}, {new},
+                    (SELECT actor FROM permission_audit_context WHERE id = 1),
+                    CAST(strftime('%s','now') AS INTEGER));
+        END;"
+    )
+}
+
+/// Whether a table exists; used to tell "Open WebUI's table is absent"
+/// (standalone database) from real errors.
+pub(crate) fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
+    Ok(stmt.exists([name])?)
+}

@@ -1,0 +1,112 @@
+//! Shared fixtures for the store tests: an Open WebUI-shaped SQLite file in
+//! a temp dir, and polling with a deadline instead of sleeping.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use modelgate::store::admin::{self, MemberRole};
+use modelgate::store::{ensure_schema, AccessStore, StoreConfig};
+use rusqlite::{params, Connection};
+use tempfile::TempDir;
+
+/// Open WebUI 0.12's own tables (the columns that matter plus a few more).
+pub const OPEN_WEBUI_TABLES: &str = r#"
+CREATE TABLE user (id VARCHAR(255) PRIMARY KEY, name VARCHAR(255), email VARCHAR(255),
+    role VARCHAR(255), profile_image_url TEXT, last_active_at BIGINT, updated_at BIGINT,
+    created_at BIGINT, settings JSON, info JSON, oauth_sub TEXT UNIQUE);
+CREATE TABLE auth (id VARCHAR(255) PRIMARY KEY, email VARCHAR(255), password TEXT, active BOOLEAN);
+CREATE TABLE api_key (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, key TEXT NOT NULL UNIQUE,
+    data JSON, expires_at BIGINT, last_used_at BIGINT, created_at BIGINT, updated_at BIGINT);
+CREATE TABLE model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
+    params JSON, meta JSON, access_control JSON, is_active BOOLEAN DEFAULT 1,
+    updated_at BIGINT, created_at BIGINT);
+"#;
+
+pub struct Db {
+    pub dir: TempDir,
+    pub path: PathBuf,
+    pub conn: Connection,
+}
+
+/// A WAL database with Open WebUI's tables and our schema.
+pub fn owui_db() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webui.db");
+    let conn = admin::open_writer(&path).unwrap();
+    conn.execute_batch(OPEN_WEBUI_TABLES).unwrap();
+    ensure_schema(&conn).unwrap();
+    Db { dir, path, conn }
+}
+
+/// Our schema only, no Open WebUI tables.
+pub fn standalone_db() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webui.db");
+    let conn = admin::open_writer(&path).unwrap();
+    ensure_schema(&conn).unwrap();
+    Db { dir, path, conn }
+}
+
+impl Db {
+    pub fn user(&self, id: &str, role: &str) {
+        self.conn
+            .execute(
+                "INSERT INTO user (id, name, email, role, created_at) VALUES (?1, ?1, ?1 || '@example.com', ?2, 0)",
+                params![id, role],
+            )
+            .unwrap();
+    }
+
+    pub fn model(&self, id: &str, base: Option<&str>) {
+        self.conn
+            .execute(
+                "INSERT INTO model (id, user_id, base_model_id, name, params, meta, is_active) VALUES (?1, 'admin', ?2, ?1, '{}', '{}', 1)",
+                params![id, base],
+            )
+            .unwrap();
+    }
+
+    pub fn org(&self, id: &str) {
+        admin::create_org(&self.conn, id, &format!("Org {id}"), "test").unwrap();
+    }
+
+    pub fn member(&self, org: &str, user: &str) {
+        admin::add_member(&self.conn, org, user, MemberRole::Member, "test").unwrap();
+    }
+
+    pub fn enable(&self, org: &str, model: &str) {
+        admin::enable_model(&self.conn, org, model, "test").unwrap();
+    }
+
+    pub fn store(&self) -> AccessStore {
+        AccessStore::open(StoreConfig::new(&self.path))
+    }
+}
+
+pub fn config(path: &Path) -> StoreConfig {
+    StoreConfig {
+        busy_timeout: Duration::from_millis(50),
+        watch_interval: Duration::from_millis(50),
+        ..StoreConfig::new(path)
+    }
+}
+
+/// Polls `check` until it returns true or `limit` passes; returns the time it
+/// took. Panics at the deadline.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
