@@ -771,3 +771,237 @@ impl Collector for StoreCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn counter<S: Clone + std::hash::Hash + Eq>(f: &Family<S, Counter>, l: &S) -> u64 {
+        f.get(l).map(|c| c.get()).unwrap_or(0)
+    }
+
+    #[test]
+    fn record_request_counts_by_route_and_status_and_times_the_route() {
+        let m = Metrics::new();
+        m.record_request(RouteClass::ModelCall, StatusCode::FORBIDDEN, MS);
+        m.record_request(RouteClass::ModelCall, StatusCode::FORBIDDEN, MS);
+        m.record_request(RouteClass::Pass, StatusCode::OK, MS);
+        let l = RequestLabels {
+            route: RouteClass::ModelCall,
+            status: 403,
+        };
+        assert_eq!(counter(&m.requests, &l), 2);
+        let text = m.encode();
+        assert!(text.contains(r#"modelgate_requests_total{route="model_call",status="403"} 2"#));
+        assert!(text.contains(r#"modelgate_request_duration_seconds_count{route="model_call"} 2"#));
+        assert!(text.contains(r#"modelgate_request_duration_seconds_count{route="pass"} 1"#));
+    }
+
+    #[test]
+    fn observe_upstream_and_upstream_errors() {
+        let m = Metrics::new();
+        m.observe_upstream(RouteClass::ModelList, Duration::from_millis(3));
+        m.record_upstream_error(UpstreamErrorKind::Connect);
+        m.record_upstream_error(UpstreamErrorKind::Connect);
+        m.record_upstream_error(UpstreamErrorKind::Timeout);
+        let text = m.encode();
+        assert!(text.contains(r#"modelgate_upstream_duration_seconds_count{route="model_list"} 1"#));
+        assert!(
+            text.contains(
+                r#"modelgate_upstream_duration_seconds_bucket{le="0.005",route="model_list"} 1"#
+            ) || text.contains(
+                r#"modelgate_upstream_duration_seconds_bucket{route="model_list",le="0.005"} 1"#
+            )
+        );
+        let k = |kind| UpstreamErrorLabels { kind };
+        assert_eq!(
+            counter(&m.upstream_errors, &k(UpstreamErrorKind::Connect)),
+            2
+        );
+        assert_eq!(
+            counter(&m.upstream_errors, &k(UpstreamErrorKind::Timeout)),
+            1
+        );
+        assert_eq!(counter(&m.upstream_errors, &k(UpstreamErrorKind::Reset)), 0);
+    }
+
+    #[test]
+    fn record_decision_counts_by_outcome_and_org() {
+        let m = Metrics::new();
+        m.record_decision(Decision::Allowed, Some("acme"), Duration::from_micros(3));
+        m.record_decision(Decision::Allowed, Some("acme"), Duration::from_micros(3));
+        m.record_decision(Decision::Unauthenticated, None, Duration::from_micros(1));
+        let l = |outcome, org: &str| DecisionLabels {
+            outcome,
+            organization: OrgLabel(Arc::from(org)),
+        };
+        assert_eq!(counter(&m.decisions, &l(Decision::Allowed, "acme")), 2);
+        assert_eq!(
+            counter(&m.decisions, &l(Decision::Unauthenticated, "none")),
+            1
+        );
+        let text = m.encode();
+        assert!(text.contains(r#"modelgate_decision_duration_seconds_count{outcome="allowed"} 2"#));
+    }
+
+    #[test]
+    fn organization_labels_are_capped_and_sanitized() {
+        let m = Metrics::new();
+        for i in 0..ORG_LABEL_CAP + 100 {
+            m.record_decision(Decision::Allowed, Some(&format!("org-{i}")), MS);
+        }
+        // Seen orgs keep their label after the cap is reached.
+        m.record_decision(Decision::Denied, Some("org-0"), MS);
+        let other = DecisionLabels {
+            outcome: Decision::Allowed,
+            organization: OrgLabel(Arc::from("other")),
+        };
+        assert_eq!(counter(&m.decisions, &other), 100);
+        let org0 = DecisionLabels {
+            outcome: Decision::Denied,
+            organization: OrgLabel(Arc::from("org-0")),
+        };
+        assert_eq!(counter(&m.decisions, &org0), 1);
+
+        let o = OrgLabels::default();
+        assert_eq!(&*o.label("a\"b\\c\nd}").0, "a_b_c_d_");
+        assert_eq!(&*o.label(&"x".repeat(ORG_LABEL_MAX_LEN + 1)).0, "other");
+        assert_eq!(&*o.label("").0, "none");
+    }
+
+    #[test]
+    fn store_query_and_errors() {
+        let m = Metrics::new();
+        m.observe_store_query(Duration::from_micros(40));
+        m.record_store_error(StoreErrorKind::Query);
+        let text = m.encode();
+        assert!(text.contains("modelgate_store_query_duration_seconds_count 1"));
+        assert!(text.contains(r#"modelgate_store_errors_total{kind="query"} 1"#));
+    }
+
+    #[test]
+    fn list_rewrites_count_lists_and_removed_entries() {
+        let m = Metrics::new();
+        m.record_list_rewrite(ListShape::Data, 3);
+        m.record_list_rewrite(ListShape::Data, 0);
+        m.record_list_rewrite(ListShape::OllamaModels, 2);
+        let l = |shape| ShapeLabels { shape };
+        assert_eq!(counter(&m.lists_rewritten, &l(ShapeLabel::Data)), 2);
+        assert_eq!(counter(&m.list_entries_removed, &l(ShapeLabel::Data)), 3);
+        assert_eq!(
+            counter(&m.list_entries_removed, &l(ShapeLabel::OllamaModels)),
+            2
+        );
+        assert!(m
+            .encode()
+            .contains(r#"modelgate_model_list_entries_removed_total{shape="ollama_models"} 2"#));
+    }
+
+    #[test]
+    fn config_reloads_move_the_success_timestamp_only_on_success() {
+        let m = Metrics::new();
+        let start = m.config_last_reload_success.get();
+        assert!(start > 1.0e9, "set at construction");
+        m.config_last_reload_success.set(5.0);
+        m.record_config_reload(false);
+        assert_eq!(m.config_last_reload_success.get(), 5.0);
+        m.record_config_reload(true);
+        assert!(m.config_last_reload_success.get() >= start);
+        let r = |result| ReloadLabels { result };
+        assert_eq!(counter(&m.config_reloads, &r(ReloadResult::Ok)), 1);
+        assert_eq!(counter(&m.config_reloads, &r(ReloadResult::Failed)), 1);
+    }
+
+    #[test]
+    fn enforcement_and_bypass_gauges_follow_the_state() {
+        let m = Metrics::new();
+        m.set_enforcement(EnforcementState {
+            enabled: true,
+            ..Default::default()
+        });
+        assert_eq!(m.enforcement_enabled.get(), 1);
+        m.set_enforcement(EnforcementState {
+            enabled: false,
+            bypass_model_access: true,
+            bypass_admin_access: false,
+        });
+        assert_eq!(m.enforcement_enabled.get(), 0);
+        let text = m.encode();
+        assert!(text.contains("modelgate_enforcement_enabled 0"));
+        assert!(text.contains(r#"modelgate_access_control_bypass{scope="model_access"} 1"#));
+        assert!(text.contains(r#"modelgate_access_control_bypass{scope="admin_access"} 0"#));
+    }
+
+    #[test]
+    fn guards_hold_the_gauges_up_while_alive() {
+        let m = Metrics::new();
+        let a = m.track_in_flight();
+        let b = m.track_in_flight();
+        let t = m.track_upgraded();
+        assert_eq!((m.in_flight.get(), m.upgraded.get()), (2, 1));
+        drop(a);
+        assert_eq!(m.in_flight.get(), 1);
+        drop((b, t));
+        assert_eq!((m.in_flight.get(), m.upgraded.get()), (0, 0));
+    }
+
+    #[test]
+    fn store_families_appear_once_published_and_show_the_last_snapshot() {
+        let m = Metrics::new();
+        assert!(!m.encode().contains("modelgate_cache_hits"));
+        m.publish_store(StoreSnapshot {
+            hits: 1,
+            ..Default::default()
+        });
+        m.publish_store(StoreSnapshot {
+            entries: 7,
+            hits: 40,
+            misses: 9,
+            evictions: 2,
+            invalidations: 3,
+            data_version: 12,
+            policy_age_seconds: 1.5,
+            query_errors: 1,
+        });
+        let text = m.encode();
+        for line in [
+            "modelgate_cache_entries 7",
+            "modelgate_cache_hits_total 40",
+            "modelgate_cache_misses_total 9",
+            "modelgate_cache_evictions_total 2",
+            "modelgate_policy_invalidations_total 3",
+            "modelgate_policy_data_version 12",
+            "modelgate_policy_data_age_seconds 1.5",
+            "modelgate_store_query_errors_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn build_info_and_eof() {
+        let text = Metrics::new().encode();
+        let want = format!(
+            "modelgate_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.lines().any(|l| l == want), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn route_labels_map_onto_the_enum() {
+        for r in [
+            RouteClass::Pass,
+            RouteClass::ModelCall,
+            RouteClass::ModelList,
+            RouteClass::Upgrade,
+            RouteClass::Refused,
+        ] {
+            assert_eq!(RouteClass::from_label(r.as_str()), r);
+        }
+        assert_eq!(RouteClass::from_label("/api/chat"), RouteClass::Other);
+    }
+}
