@@ -423,7 +423,7 @@ impl Metrics {
         );
         r.register(
             "decisions",
-            "Model-access decisions, by outcome and organization (capped; excess ids are \"other\")",
+            "Model-access decisions, by outcome and organization (capped; later ids count as other)",
             m.decisions.clone(),
         );
         r.register_with_unit(
@@ -725,21 +725,21 @@ impl Collector for StoreCollector {
             return Ok(());
         };
         let counters: [(&str, &str, u64); 5] = [
-            ("cache_hits", "Access cache hits", s.hits),
-            ("cache_misses", "Access cache misses (loads)", s.misses),
+            ("cache_hits", "Access cache hits.", s.hits),
+            ("cache_misses", "Access cache misses (loads).", s.misses),
             (
                 "cache_evictions",
-                "Access cache entries evicted for size or age",
+                "Access cache entries evicted for size or age.",
                 s.evictions,
             ),
             (
                 "policy_invalidations",
-                "Access cache invalidations after the access data changed",
+                "Access cache invalidations after the access data changed.",
                 s.invalidations,
             ),
             (
                 "store_query_errors",
-                "Failed access-data queries as counted by the store (all kinds)",
+                "Failed access-data queries as counted by the store (all kinds).",
                 s.query_errors,
             ),
         ];
@@ -750,21 +750,21 @@ impl Collector for StoreCollector {
         let entries = ConstGauge::new(s.entries);
         entries.encode(encoder.encode_descriptor(
             "cache_entries",
-            "Users currently in the access cache",
+            "Users currently in the access cache.",
             None,
             entries.metric_type(),
         )?)?;
         let version = ConstGauge::new(s.data_version);
         version.encode(encoder.encode_descriptor(
             "policy_data_version",
-            "Change marker of the access data last seen",
+            "Change marker of the access data last seen.",
             None,
             version.metric_type(),
         )?)?;
         let age = ConstGauge::new(s.policy_age_seconds);
         age.encode(encoder.encode_descriptor(
             "policy_data_age",
-            "Seconds since the access data last changed or was loaded",
+            "Seconds since the access data last changed or was loaded.",
             Some(&Unit::Seconds),
             age.metric_type(),
         )?)?;
@@ -808,13 +808,13 @@ mod tests {
         m.record_upstream_error(UpstreamErrorKind::Timeout);
         let text = m.encode();
         assert!(text.contains(r#"modelgate_upstream_duration_seconds_count{route="model_list"} 1"#));
-        assert!(
-            text.contains(
-                r#"modelgate_upstream_duration_seconds_bucket{le="0.005",route="model_list"} 1"#
-            ) || text.contains(
-                r#"modelgate_upstream_duration_seconds_bucket{route="model_list",le="0.005"} 1"#
-            )
-        );
+        // 3 ms: not in the 2.5 ms bucket, in the 5 ms one.
+        assert!(text.contains(
+            r#"modelgate_upstream_duration_seconds_bucket{le="0.0025",route="model_list"} 0"#
+        ));
+        assert!(text.contains(
+            r#"modelgate_upstream_duration_seconds_bucket{le="0.005",route="model_list"} 1"#
+        ));
         let k = |kind| UpstreamErrorLabels { kind };
         assert_eq!(
             counter(&m.upstream_errors, &k(UpstreamErrorKind::Connect)),
@@ -989,6 +989,32 @@ mod tests {
         );
         assert!(text.lines().any(|l| l == want), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::TokioExecutor;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = Client::builder(TokioExecutor::new()).build_http::<String>();
+        let err = client
+            .get(format!("http://{addr}/").parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            UpstreamErrorKind::classify(&err),
+            UpstreamErrorKind::Connect
+        );
+    }
+
+    #[test]
+    fn help_texts_need_no_escaping() {
+        let text = Metrics::new().encode();
+        for help in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(!help.contains('"') && !help.contains('\\'), "{help}");
+        }
     }
 
     #[test]
