@@ -15,6 +15,7 @@
 //! - [`app`]: start-up wiring for `serve` (listeners, signals).
 //! - [`admin`]: the admin listener (`/health`, `/health/ready`, ...).
 //! - [`error`]: every refusal and its JSON response, mapped in one place.
+//! - [`metrics`]: Prometheus families, typed record methods, `/metrics` text.
 //! - [`logging`]: `tracing` subscriber set-up (text or JSON).
 
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod gate;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod server;

@@ -1,0 +1,1033 @@
+//! Prometheus metrics: one [`Metrics`] value owns its own registry (no global
+//! state, so tests build as many as they like) and every family modelgate
+//! exports. Hot paths call the small typed `record_*`/`observe_*` methods; the
+//! admin listener calls [`Metrics::publish_store`] and then [`Metrics::encode`]
+//! on each scrape of `/metrics`.
+//!
+//! # Cardinality
+//! Every label value comes from a closed enum, a numeric HTTP status (at most
+//! 900 values), or an organization id. Users, paths and model ids are never
+//! labels: each is unbounded. Organization ids are bounded by the number of
+//! organizations, and in case of a misconfiguration (ids that are really
+//! per-user, say) only the first [`ORG_LABEL_CAP`] distinct ids become label
+//! values; every later one is counted as `"other"`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::gate::shape::ListShape;
+
+/// The content type `/metrics` answers with.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How many distinct organization ids become label values before the rest
+/// are folded into `"other"`.
+pub const ORG_LABEL_CAP: usize = 1_000;
+
+/// Organization ids longer than this are counted as `"other"`: a real id is
+/// a short slug or a UUID, and a huge one must not be kept in memory.
+const ORG_LABEL_MAX_LEN: usize = 128;
+
+/// The label value for a decision taken without an organization
+/// (unauthenticated, denied with no membership, bypassed).
+const ORG_NONE: &str = "none";
+/// The label value for organizations beyond [`ORG_LABEL_CAP`].
+const ORG_OTHER: &str = "other";
+
+/// Request and upstream latency: sub-millisecond pass-through up to a slow
+/// model call; SSE streams that last minutes fall into `+Inf`.
+const REQUEST_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// An access decision is a cache lookup: microseconds, unless it has to load.
+const DECISION_BUCKETS: [f64; 15] = [
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+];
+/// An indexed SQLite query is tens of microseconds; a locked database or a
+/// remote PostgreSQL is milliseconds to a second.
+const STORE_QUERY_BUCKETS: [f64; 14] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1, 0.25, 1.0,
+];
+
+/// A closed set of label values: the enum, its `as_str`, and its encoding.
+/// (The derive in prometheus-client writes the Rust variant name; the
+/// exported values are snake_case.)
+macro_rules! label_enum {
+    ($(#[$doc:meta])* $vis:vis enum $name:ident { $($(#[$vdoc:meta])* $variant:ident => $value:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        $vis enum $name { $($(#[$vdoc])* $variant,)+ }
+
+        impl $name {
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $value,)+ }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                encoder.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// The route class of a request, as the classify phase decides it
+    /// (`Ctx::route_class`).
+    pub enum RouteClass {
+        Pass => "pass",
+        ModelCall => "model_call",
+        ModelList => "model_list",
+        Upgrade => "upgrade",
+        Refused => "refused",
+        /// A class this module does not know yet; keeps the label bounded if a
+        /// new class is added to the proxy before it is added here.
+        Other => "other",
+    }
+}
+
+impl RouteClass {
+    /// Maps the proxy's `&'static str` route label onto the enum.
+    pub fn from_label(label: &str) -> Self {
+        match label {
+            "pass" => RouteClass::Pass,
+            "model_call" => RouteClass::ModelCall,
+            "model_list" => RouteClass::ModelList,
+            "upgrade" => RouteClass::Upgrade,
+            "refused" => RouteClass::Refused,
+            _ => RouteClass::Other,
+        }
+    }
+}
+
+label_enum! {
+    /// The outcome of an access decision.
+    pub enum Decision {
+        Allowed => "allowed",
+        Denied => "denied",
+        Unauthenticated => "unauthenticated",
+        /// Enforcement is off (bypass configured): the request was let through
+        /// unchecked.
+        Bypassed => "bypassed",
+        /// The access data could not be read (the request fails closed).
+        Error => "error",
+    }
+}
+
+label_enum! {
+    /// Why a store operation failed.
+    pub enum StoreErrorKind {
+        /// The database could not be opened or a connection could not be had.
+        Connect => "connect",
+        /// A query failed (SQL error, missing table, corrupt row).
+        Query => "query",
+        /// The database stayed busy/locked past the deadline.
+        Timeout => "timeout",
+        /// The change watcher (`PRAGMA data_version`, LISTEN/NOTIFY) failed.
+        Watch => "watch",
+    }
+}
+
+label_enum! {
+    /// Why the upstream could not be reached or answered.
+    pub enum UpstreamErrorKind {
+        Connect => "connect",
+        Timeout => "timeout",
+        Reset => "reset",
+        Other => "other",
+    }
+}
+
+impl UpstreamErrorKind {
+    /// Classifies a failure of the pooled client. A timeout of the
+    /// response-head deadline (`tokio::time::timeout`) is
+    /// [`UpstreamErrorKind::Timeout`] and never reaches this function.
+    pub fn classify(err: &hyper_util::client::legacy::Error) -> Self {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind as K;
+                match io.kind() {
+                    K::TimedOut => return UpstreamErrorKind::Timeout,
+                    K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+                        return UpstreamErrorKind::Reset
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() || h.is_canceled() {
+                    return UpstreamErrorKind::Reset;
+                }
+            }
+            source = e.source();
+        }
+        if err.is_connect() {
+            UpstreamErrorKind::Connect
+        } else {
+            UpstreamErrorKind::Other
+        }
+    }
+}
+
+label_enum! {
+    /// The layout of a rewritten model list (a label twin of [`ListShape`]).
+    enum ShapeLabel {
+        Data => "data",
+        OllamaModels => "ollama_models",
+        Items => "items",
+        BareList => "bare_list",
+        Single => "single",
+    }
+}
+
+impl From<ListShape> for ShapeLabel {
+    fn from(shape: ListShape) -> Self {
+        match shape {
+            ListShape::Data => ShapeLabel::Data,
+            ListShape::OllamaModels => ShapeLabel::OllamaModels,
+            ListShape::Items => ShapeLabel::Items,
+            ListShape::BareList => ShapeLabel::BareList,
+            ListShape::Single => ShapeLabel::Single,
+        }
+    }
+}
+
+label_enum! {
+    enum ReloadResult {
+        Ok => "ok",
+        Failed => "failed",
+    }
+}
+
+label_enum! {
+    enum BypassScope {
+        ModelAccess => "model_access",
+        AdminAccess => "admin_access",
+    }
+}
+
+/// An organization id made safe as a label value: interned (cloning is a
+/// reference-count bump, not an allocation) and restricted to characters
+/// that need no escaping, since prometheus-client writes label values as is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct OrgLabel(Arc<str>);
+
+impl EncodeLabelValue for OrgLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: RouteClass,
+    status: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: RouteClass,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DecisionLabels {
+    outcome: Decision,
+    organization: OrgLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: Decision,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StoreErrorLabels {
+    kind: StoreErrorKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct UpstreamErrorLabels {
+    kind: UpstreamErrorKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ShapeLabels {
+    shape: ShapeLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    result: ReloadResult,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BypassLabels {
+    scope: BypassScope,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// What the store reports about itself, published at scrape time. A plain
+/// struct so this module does not depend on the store's types.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StoreSnapshot {
+    /// Users currently cached.
+    pub entries: u64,
+    /// Cumulative cache hits since start.
+    pub hits: u64,
+    /// Cumulative cache misses (loads) since start.
+    pub misses: u64,
+    /// Cumulative entries dropped for size or TTL.
+    pub evictions: u64,
+    /// Cumulative whole-cache invalidations after the access data changed.
+    pub invalidations: u64,
+    /// The last change marker seen (`PRAGMA data_version` or a NOTIFY count).
+    pub data_version: u64,
+    /// Seconds since the access data last changed or was loaded.
+    pub policy_age_seconds: f64,
+    /// Cumulative failed access-data queries, as the store counts them.
+    pub query_errors: u64,
+}
+
+/// Whether modelgate enforces model access, as configured right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EnforcementState {
+    /// Model access is being enforced (model filter on and not bypassed).
+    pub enabled: bool,
+    /// `BYPASS_MODEL_ACCESS_CONTROL`.
+    pub bypass_model_access: bool,
+    /// `BYPASS_ADMIN_ACCESS_CONTROL`.
+    pub bypass_admin_access: bool,
+}
+
+/// Holds a gauge up by one while alive: in-flight requests, open tunnels.
+/// Not `Clone`, so one guard is always one unit.
+#[derive(Debug)]
+#[must_use = "the gauge goes back down as soon as the guard is dropped"]
+pub struct GaugeGuard(Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Every metric modelgate exports. Share it as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<RouteLabels, Histogram>,
+    upstream_duration: Family<RouteLabels, Histogram>,
+    decisions: Family<DecisionLabels, Counter>,
+    decision_duration: Family<OutcomeLabels, Histogram>,
+    store_query_duration: Histogram,
+    store_errors: Family<StoreErrorLabels, Counter>,
+    lists_rewritten: Family<ShapeLabels, Counter>,
+    list_entries_removed: Family<ShapeLabels, Counter>,
+    config_reloads: Family<ReloadLabels, Counter>,
+    config_last_reload_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    in_flight: Gauge,
+    upgraded: Gauge,
+    enforcement_enabled: Gauge,
+    bypass: Family<BypassLabels, Gauge>,
+    store: Arc<Mutex<Option<StoreSnapshot>>>,
+    orgs: OrgLabels,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Builds and registers every family. The config-reload timestamp starts
+    /// at now, since the config was just loaded.
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("modelgate"),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(request_histogram),
+            upstream_duration: Family::new_with_constructor(request_histogram),
+            decisions: Family::default(),
+            decision_duration: Family::new_with_constructor(decision_histogram),
+            store_query_duration: Histogram::new(STORE_QUERY_BUCKETS),
+            store_errors: Family::default(),
+            lists_rewritten: Family::default(),
+            list_entries_removed: Family::default(),
+            config_reloads: Family::default(),
+            config_last_reload_success: Gauge::default(),
+            upstream_errors: Family::default(),
+            in_flight: Gauge::default(),
+            upgraded: Gauge::default(),
+            enforcement_enabled: Gauge::default(),
+            bypass: Family::default(),
+            store: Arc::new(Mutex::new(None)),
+            orgs: OrgLabels::default(),
+        };
+        // Disjoint field borrows: the registry is mutated while the families
+        // beside it are cloned into it (a clone shares the same cells).
+        let r = &mut m.registry;
+        r.register(
+            "requests",
+            "Requests served, by route class and HTTP status",
+            m.requests.clone(),
+        );
+        r.register_with_unit(
+            "request_duration",
+            "Time from request head to the end of the response body, by route class",
+            Unit::Seconds,
+            m.request_duration.clone(),
+        );
+        r.register_with_unit(
+            "upstream_duration",
+            "Time from sending the request upstream to its response headers, by route class",
+            Unit::Seconds,
+            m.upstream_duration.clone(),
+        );
+        r.register(
+            "decisions",
+            "Model-access decisions, by outcome and organization (capped; later ids count as other)",
+            m.decisions.clone(),
+        );
+        r.register_with_unit(
+            "decision_duration",
+            "Time to decide whether a model call is allowed, by outcome",
+            Unit::Seconds,
+            m.decision_duration.clone(),
+        );
+        r.register_with_unit(
+            "store_query_duration",
+            "Latency of access-data queries",
+            Unit::Seconds,
+            m.store_query_duration.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Access-data store failures, by kind",
+            m.store_errors.clone(),
+        );
+        r.register(
+            "model_lists_rewritten",
+            "Model-list responses filtered, by response shape",
+            m.lists_rewritten.clone(),
+        );
+        r.register(
+            "model_list_entries_removed",
+            "Models removed from model-list responses, by response shape",
+            m.list_entries_removed.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Configuration reloads, by result",
+            m.config_reloads.clone(),
+        );
+        r.register_with_unit(
+            "config_last_reload_success_timestamp",
+            "Unix time of the last successful configuration load",
+            Unit::Seconds,
+            m.config_last_reload_success.clone(),
+        );
+        r.register(
+            "upstream_errors",
+            "Failures reaching the upstream, by kind",
+            m.upstream_errors.clone(),
+        );
+        r.register(
+            "requests_in_flight",
+            "Requests whose response has not finished yet",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "upgraded_connections_active",
+            "Open upgraded (WebSocket) tunnels",
+            m.upgraded.clone(),
+        );
+        r.register(
+            "enforcement_enabled",
+            "1 when model access is enforced, 0 when it is turned off",
+            m.enforcement_enabled.clone(),
+        );
+        r.register(
+            "access_control_bypass",
+            "1 when the given access-control bypass is configured",
+            m.bypass.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        r.register("build_info", "Build information; always 1", build);
+        r.register_collector(Box::new(StoreCollector(m.store.clone())));
+
+        m.config_last_reload_success.set(unix_now());
+        m
+    }
+
+    /// One request finished (its body ended or was abandoned).
+    pub fn record_request(&self, route: RouteClass, status: StatusCode, duration: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// The upstream's response headers arrived after `took`.
+    pub fn observe_upstream(&self, route: RouteClass, took: Duration) {
+        self.upstream_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The upstream could not be reached or did not answer.
+    pub fn record_upstream_error(&self, kind: UpstreamErrorKind) {
+        self.upstream_errors
+            .get_or_create(&UpstreamErrorLabels { kind })
+            .inc();
+    }
+
+    /// An access decision was taken in `took`. `org` is the organization
+    /// that granted (or was checked for) access, `None` when there is none.
+    pub fn record_decision(&self, outcome: Decision, org: Option<&str>, took: Duration) {
+        let organization = match org {
+            Some(id) => self.orgs.label(id),
+            None => self.orgs.none.clone(),
+        };
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                outcome,
+                organization,
+            })
+            .inc();
+        self.decision_duration
+            .get_or_create(&OutcomeLabels { outcome })
+            .observe(took.as_secs_f64());
+    }
+
+    /// One access-data query took `took`.
+    pub fn observe_store_query(&self, took: Duration) {
+        self.store_query_duration.observe(took.as_secs_f64());
+    }
+
+    /// One access-data store failure.
+    pub fn record_store_error(&self, kind: StoreErrorKind) {
+        self.store_errors
+            .get_or_create(&StoreErrorLabels { kind })
+            .inc();
+    }
+
+    /// A model-list response was filtered, dropping `removed` entries.
+    pub fn record_list_rewrite(&self, shape: ListShape, removed: u64) {
+        let labels = ShapeLabels {
+            shape: shape.into(),
+        };
+        self.lists_rewritten.get_or_create(&labels).inc();
+        self.list_entries_removed
+            .get_or_create(&labels)
+            .inc_by(removed);
+    }
+
+    /// A configuration reload finished; success also moves the timestamp.
+    pub fn record_config_reload(&self, ok: bool) {
+        let result = if ok {
+            self.config_last_reload_success.set(unix_now());
+            ReloadResult::Ok
+        } else {
+            ReloadResult::Failed
+        };
+        self.config_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
+    }
+
+    /// Publishes the enforcement settings; call at start-up and after each
+    /// successful reload, so "enforcement turned off" shows in metrics.
+    pub fn set_enforcement(&self, state: EnforcementState) {
+        self.enforcement_enabled.set(i64::from(state.enabled));
+        for (scope, on) in [
+            (BypassScope::ModelAccess, state.bypass_model_access),
+            (BypassScope::AdminAccess, state.bypass_admin_access),
+        ] {
+            self.bypass
+                .get_or_create(&BypassLabels { scope })
+                .set(i64::from(on));
+        }
+    }
+
+    /// Counts a request as in flight until the guard is dropped; hold it
+    /// until the response body ends.
+    pub fn track_in_flight(&self) -> GaugeGuard {
+        self.in_flight.inc();
+        GaugeGuard(self.in_flight.clone())
+    }
+
+    /// Counts an upgraded tunnel as open until the guard is dropped; move it
+    /// into the tunnel task.
+    pub fn track_upgraded(&self) -> GaugeGuard {
+        self.upgraded.inc();
+        GaugeGuard(self.upgraded.clone())
+    }
+
+    /// Replaces the store's figures shown on the next scrape. Until the
+    /// first call the cache and policy families are absent, so a dashboard
+    /// never mistakes "no store" for "empty cache".
+    pub fn publish_store(&self, snapshot: StoreSnapshot) {
+        *self.store.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
+    }
+
+    /// The OpenMetrics text served at `/metrics` (see [`CONTENT_TYPE`]),
+    /// ending with `# EOF`.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        match prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            Ok(()) => out,
+            Err(e) => {
+                // Writing into a String cannot fail; should an encoder ever
+                // report an error, serve a valid empty exposition rather
+                // than a truncated one.
+                tracing::error!(error = %e, "metrics encoding failed");
+                String::from("# EOF\n")
+            }
+        }
+    }
+}
+
+fn request_histogram() -> Histogram {
+    Histogram::new(REQUEST_BUCKETS)
+}
+
+fn decision_histogram() -> Histogram {
+    Histogram::new(DECISION_BUCKETS)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Interns organization ids as label values, up to [`ORG_LABEL_CAP`].
+#[derive(Debug)]
+struct OrgLabels {
+    seen: RwLock<HashMap<Box<str>, OrgLabel>>,
+    none: OrgLabel,
+    other: OrgLabel,
+}
+
+impl Default for OrgLabels {
+    fn default() -> Self {
+        OrgLabels {
+            seen: RwLock::new(HashMap::new()),
+            none: OrgLabel(Arc::from(ORG_NONE)),
+            other: OrgLabel(Arc::from(ORG_OTHER)),
+        }
+    }
+}
+
+impl OrgLabels {
+    /// The label for `id`: a read-lock lookup once the id has been seen.
+    fn label(&self, id: &str) -> OrgLabel {
+        if id.len() > ORG_LABEL_MAX_LEN {
+            return self.other.clone();
+        }
+        if let Some(l) = self
+            .seen
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
+            return l.clone();
+        }
+        let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(l) = seen.get(id) {
+            return l.clone();
+        }
+        if seen.len() >= ORG_LABEL_CAP {
+            return self.other.clone();
+        }
+        let label = OrgLabel(Arc::from(sanitize(id)));
+        seen.insert(Box::from(id), label.clone());
+        label
+    }
+}
+
+/// Keeps characters that need no escaping in a label value; the rest become
+/// `_`. Organization ids are slugs or UUIDs, so this rarely changes anything.
+fn sanitize(id: &str) -> String {
+    let clean: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        ORG_NONE.to_owned()
+    } else {
+        clean
+    }
+}
+
+/// Emits the store's last published snapshot on each scrape.
+#[derive(Debug)]
+struct StoreCollector(Arc<Mutex<Option<StoreSnapshot>>>);
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(s) = *self.0.lock().unwrap_or_else(PoisonError::into_inner) else {
+            return Ok(());
+        };
+        let counters: [(&str, &str, u64); 5] = [
+            ("cache_hits", "Access cache hits.", s.hits),
+            ("cache_misses", "Access cache misses (loads).", s.misses),
+            (
+                "cache_evictions",
+                "Access cache entries evicted for size or age.",
+                s.evictions,
+            ),
+            (
+                "policy_invalidations",
+                "Access cache invalidations after the access data changed.",
+                s.invalidations,
+            ),
+            (
+                "store_query_errors",
+                "Failed access-data queries as counted by the store (all kinds).",
+                s.query_errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        let entries = ConstGauge::new(s.entries);
+        entries.encode(encoder.encode_descriptor(
+            "cache_entries",
+            "Users currently in the access cache.",
+            None,
+            entries.metric_type(),
+        )?)?;
+        let version = ConstGauge::new(s.data_version);
+        version.encode(encoder.encode_descriptor(
+            "policy_data_version",
+            "Change marker of the access data last seen.",
+            None,
+            version.metric_type(),
+        )?)?;
+        let age = ConstGauge::new(s.policy_age_seconds);
+        age.encode(encoder.encode_descriptor(
+            "policy_data_age",
+            "Seconds since the access data last changed or was loaded.",
+            Some(&Unit::Seconds),
+            age.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn counter<S: Clone + std::hash::Hash + Eq>(f: &Family<S, Counter>, l: &S) -> u64 {
+        f.get(l).map(|c| c.get()).unwrap_or(0)
+    }
+
+    #[test]
+    fn record_request_counts_by_route_and_status_and_times_the_route() {
+        let m = Metrics::new();
+        m.record_request(RouteClass::ModelCall, StatusCode::FORBIDDEN, MS);
+        m.record_request(RouteClass::ModelCall, StatusCode::FORBIDDEN, MS);
+        m.record_request(RouteClass::Pass, StatusCode::OK, MS);
+        let l = RequestLabels {
+            route: RouteClass::ModelCall,
+            status: 403,
+        };
+        assert_eq!(counter(&m.requests, &l), 2);
+        let text = m.encode();
+        assert!(text.contains(r#"modelgate_requests_total{route="model_call",status="403"} 2"#));
+        assert!(text.contains(r#"modelgate_request_duration_seconds_count{route="model_call"} 2"#));
+        assert!(text.contains(r#"modelgate_request_duration_seconds_count{route="pass"} 1"#));
+    }
+
+    #[test]
+    fn observe_upstream_and_upstream_errors() {
+        let m = Metrics::new();
+        m.observe_upstream(RouteClass::ModelList, Duration::from_millis(3));
+        m.record_upstream_error(UpstreamErrorKind::Connect);
+        m.record_upstream_error(UpstreamErrorKind::Connect);
+        m.record_upstream_error(UpstreamErrorKind::Timeout);
+        let text = m.encode();
+        assert!(text.contains(r#"modelgate_upstream_duration_seconds_count{route="model_list"} 1"#));
+        // 3 ms: not in the 2.5 ms bucket, in the 5 ms one.
+        assert!(text.contains(
+            r#"modelgate_upstream_duration_seconds_bucket{le="0.0025",route="model_list"} 0"#
+        ));
+        assert!(text.contains(
+            r#"modelgate_upstream_duration_seconds_bucket{le="0.005",route="model_list"} 1"#
+        ));
+        let k = |kind| UpstreamErrorLabels { kind };
+        assert_eq!(
+            counter(&m.upstream_errors, &k(UpstreamErrorKind::Connect)),
+            2
+        );
+        assert_eq!(
+            counter(&m.upstream_errors, &k(UpstreamErrorKind::Timeout)),
+            1
+        );
+        assert_eq!(counter(&m.upstream_errors, &k(UpstreamErrorKind::Reset)), 0);
+    }
+
+    #[test]
+    fn record_decision_counts_by_outcome_and_org() {
+        let m = Metrics::new();
+        m.record_decision(Decision::Allowed, Some("acme"), Duration::from_micros(3));
+        m.record_decision(Decision::Allowed, Some("acme"), Duration::from_micros(3));
+        m.record_decision(Decision::Unauthenticated, None, Duration::from_micros(1));
+        let l = |outcome, org: &str| DecisionLabels {
+            outcome,
+            organization: OrgLabel(Arc::from(org)),
+        };
+        assert_eq!(counter(&m.decisions, &l(Decision::Allowed, "acme")), 2);
+        assert_eq!(
+            counter(&m.decisions, &l(Decision::Unauthenticated, "none")),
+            1
+        );
+        let text = m.encode();
+        assert!(text.contains(r#"modelgate_decision_duration_seconds_count{outcome="allowed"} 2"#));
+    }
+
+    #[test]
+    fn organization_labels_are_capped_and_sanitized() {
+        let m = Metrics::new();
+        for i in 0..ORG_LABEL_CAP + 100 {
+            m.record_decision(Decision::Allowed, Some(&format!("org-{i}")), MS);
+        }
+        // Seen orgs keep their label after the cap is reached.
+        m.record_decision(Decision::Denied, Some("org-0"), MS);
+        let other = DecisionLabels {
+            outcome: Decision::Allowed,
+            organization: OrgLabel(Arc::from("other")),
+        };
+        assert_eq!(counter(&m.decisions, &other), 100);
+        let org0 = DecisionLabels {
+            outcome: Decision::Denied,
+            organization: OrgLabel(Arc::from("org-0")),
+        };
+        assert_eq!(counter(&m.decisions, &org0), 1);
+
+        let o = OrgLabels::default();
+        assert_eq!(&*o.label("a\"b\\c\nd}").0, "a_b_c_d_");
+        assert_eq!(&*o.label(&"x".repeat(ORG_LABEL_MAX_LEN + 1)).0, "other");
+        assert_eq!(&*o.label("").0, "none");
+    }
+
+    #[test]
+    fn store_query_and_errors() {
+        let m = Metrics::new();
+        m.observe_store_query(Duration::from_micros(40));
+        m.record_store_error(StoreErrorKind::Query);
+        let text = m.encode();
+        assert!(text.contains("modelgate_store_query_duration_seconds_count 1"));
+        assert!(text.contains(r#"modelgate_store_errors_total{kind="query"} 1"#));
+    }
+
+    #[test]
+    fn list_rewrites_count_lists_and_removed_entries() {
+        let m = Metrics::new();
+        m.record_list_rewrite(ListShape::Data, 3);
+        m.record_list_rewrite(ListShape::Data, 0);
+        m.record_list_rewrite(ListShape::OllamaModels, 2);
+        let l = |shape| ShapeLabels { shape };
+        assert_eq!(counter(&m.lists_rewritten, &l(ShapeLabel::Data)), 2);
+        assert_eq!(counter(&m.list_entries_removed, &l(ShapeLabel::Data)), 3);
+        assert_eq!(
+            counter(&m.list_entries_removed, &l(ShapeLabel::OllamaModels)),
+            2
+        );
+        assert!(m
+            .encode()
+            .contains(r#"modelgate_model_list_entries_removed_total{shape="ollama_models"} 2"#));
+    }
+
+    #[test]
+    fn config_reloads_move_the_success_timestamp_only_on_success() {
+        let m = Metrics::new();
+        let start = m.config_last_reload_success.get();
+        assert!(start > 1.0e9, "set at construction");
+        m.config_last_reload_success.set(5.0);
+        m.record_config_reload(false);
+        assert_eq!(m.config_last_reload_success.get(), 5.0);
+        m.record_config_reload(true);
+        assert!(m.config_last_reload_success.get() >= start);
+        let r = |result| ReloadLabels { result };
+        assert_eq!(counter(&m.config_reloads, &r(ReloadResult::Ok)), 1);
+        assert_eq!(counter(&m.config_reloads, &r(ReloadResult::Failed)), 1);
+    }
+
+    #[test]
+    fn enforcement_and_bypass_gauges_follow_the_state() {
+        let m = Metrics::new();
+        m.set_enforcement(EnforcementState {
+            enabled: true,
+            ..Default::default()
+        });
+        assert_eq!(m.enforcement_enabled.get(), 1);
+        m.set_enforcement(EnforcementState {
+            enabled: false,
+            bypass_model_access: true,
+            bypass_admin_access: false,
+        });
+        assert_eq!(m.enforcement_enabled.get(), 0);
+        let text = m.encode();
+        assert!(text.contains("modelgate_enforcement_enabled 0"));
+        assert!(text.contains(r#"modelgate_access_control_bypass{scope="model_access"} 1"#));
+        assert!(text.contains(r#"modelgate_access_control_bypass{scope="admin_access"} 0"#));
+    }
+
+    #[test]
+    fn guards_hold_the_gauges_up_while_alive() {
+        let m = Metrics::new();
+        let a = m.track_in_flight();
+        let b = m.track_in_flight();
+        let t = m.track_upgraded();
+        assert_eq!((m.in_flight.get(), m.upgraded.get()), (2, 1));
+        drop(a);
+        assert_eq!(m.in_flight.get(), 1);
+        drop((b, t));
+        assert_eq!((m.in_flight.get(), m.upgraded.get()), (0, 0));
+    }
+
+    #[test]
+    fn store_families_appear_once_published_and_show_the_last_snapshot() {
+        let m = Metrics::new();
+        assert!(!m.encode().contains("modelgate_cache_hits"));
+        m.publish_store(StoreSnapshot {
+            hits: 1,
+            ..Default::default()
+        });
+        m.publish_store(StoreSnapshot {
+            entries: 7,
+            hits: 40,
+            misses: 9,
+            evictions: 2,
+            invalidations: 3,
+            data_version: 12,
+            policy_age_seconds: 1.5,
+            query_errors: 1,
+        });
+        let text = m.encode();
+        for line in [
+            "modelgate_cache_entries 7",
+            "modelgate_cache_hits_total 40",
+            "modelgate_cache_misses_total 9",
+            "modelgate_cache_evictions_total 2",
+            "modelgate_policy_invalidations_total 3",
+            "modelgate_policy_data_version 12",
+            "modelgate_policy_data_age_seconds 1.5",
+            "modelgate_store_query_errors_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn build_info_and_eof() {
+        let text = Metrics::new().encode();
+        let want = format!(
+            "modelgate_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.lines().any(|l| l == want), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::TokioExecutor;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = Client::builder(TokioExecutor::new()).build_http::<String>();
+        let err = client
+            .get(format!("http://{addr}/").parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            UpstreamErrorKind::classify(&err),
+            UpstreamErrorKind::Connect
+        );
+    }
+
+    #[test]
+    fn help_texts_need_no_escaping() {
+        let text = Metrics::new().encode();
+        for help in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(!help.contains('"') && !help.contains('\\'), "{help}");
+        }
+    }
+
+    #[test]
+    fn route_labels_map_onto_the_enum() {
+        for r in [
+            RouteClass::Pass,
+            RouteClass::ModelCall,
+            RouteClass::ModelList,
+            RouteClass::Upgrade,
+            RouteClass::Refused,
+        ] {
+            assert_eq!(RouteClass::from_label(r.as_str()), r);
+        }
+        assert_eq!(RouteClass::from_label("/api/chat"), RouteClass::Other);
+    }
+}
