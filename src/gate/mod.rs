@@ -1,3 +1,4 @@
 //! The gate: who is asking, which models a request names, and what a
 //! model-list response may show.
+pub mod jwt;
 pub mod shape;
