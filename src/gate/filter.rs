@@ -112,7 +112,11 @@ pub fn filter_list(
                     not_json(e)
                 }
             })?;
-            let (array, kept, removed) = filter_entries(&entries, IdRule::Id, permitted)?;
+            let (inner, kept, removed) = filter_entries(&entries, IdRule::Id, permitted)?;
+            let mut array = Vec::with_capacity(inner.len() + 2);
+            array.push(b'[');
+            array.extend_from_slice(&inner);
+            array.push(b']');
             Ok(Filtered::List {
                 body: array,
                 kept,
@@ -218,15 +222,14 @@ fn entry_permitted(
     }
 }
 
-/// The filtered array text `[e1,e2,...]` from the kept entries' original
-/// bytes, with the kept and removed counts.
+/// The kept entries' original bytes joined by `,` (the inside of the
+/// filtered array), with the kept and removed counts.
 fn filter_entries(
     entries: &[&RawValue],
     rule: IdRule,
     permitted: &mut dyn FnMut(&str) -> bool,
 ) -> Result<(Vec<u8>, usize, usize), FilterError> {
-    let mut out = Vec::with_capacity(entries.iter().map(|e| e.get().len() + 1).sum::<usize>() + 2);
-    out.push(b'[');
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.get().len() + 1).sum::<usize>());
     let (mut kept, mut removed) = (0, 0);
     for entry in entries {
         if entry_permitted(entry, rule, permitted)? {
@@ -239,31 +242,51 @@ fn filter_entries(
             removed += 1;
         }
     }
-    out.push(b']');
     Ok((out, kept, removed))
 }
 
-/// The members of a top-level object in order, duplicates included, each
-/// value a slice of the input.
-struct Members<'a>(Vec<(String, &'a RawValue)>);
+/// A top-level member's value: the model array's entries (parsed in the
+/// same pass as the object, so the list is scanned once before the
+/// per-entry id reads) or any other value as an untouched slice.
+enum MemberValue<'a> {
+    List(Vec<&'a RawValue>),
+    Other(&'a RawValue),
+}
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                    members.push((k, v));
-                }
-                Ok(Members(members))
-            }
+/// The members of a top-level object in order, duplicates included, every
+/// slice borrowed from the input. `key` names the model array.
+struct Members<'a>(Vec<(String, MemberValue<'a>)>);
+
+struct MembersSeed {
+    key: &'static str,
+}
+
+impl<'de> de::DeserializeSeed<'de> for MembersSeed {
+    type Value = Members<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MembersSeed {
+    type Value = Members<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a JSON object whose {:?} is an array", self.key)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = if k == self.key {
+                MemberValue::List(map.next_value()?)
+            } else {
+                MemberValue::Other(map.next_value()?)
+            };
+            members.push((k, v));
         }
-        d.deserialize_map(V)
+        Ok(Members(members))
     }
 }
 
@@ -288,28 +311,34 @@ fn filter_object(
     fix_total_member: bool,
     permitted: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Filtered, FilterError> {
-    let members: Members = serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            FilterError::WrongShape("expected a JSON object")
-        } else {
-            not_json(e)
-        }
-    })?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let members = de::DeserializeSeed::deserialize(MembersSeed { key }, &mut de)
+        .and_then(|m| de.end().map(|()| m))
+        .map_err(|e| {
+            if e.is_data() {
+                FilterError::WrongShape("expected a JSON object holding the model array")
+            } else {
+                not_json(e)
+            }
+        })?;
     let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
     let (mut kept, mut removed) = (0, 0);
     let mut found = false;
     // For `total`: the last `items` (the one every JSON reader uses).
     let mut last_counts: Option<(usize, usize)> = None;
-    for (name, value) in &members.0 {
-        if name != key {
+    for (_, value) in &members.0 {
+        let MemberValue::List(entries) = value else {
             continue;
-        }
+        };
         found = true;
-        let entries: Vec<&RawValue> = serde_json::from_str(value.get())
-            .map_err(|_| FilterError::WrongShape("the model list member is not an array"))?;
-        let (array, k, r) = filter_entries(&entries, rule, permitted)?;
-        let (start, end) = span(body, value)?;
-        edits.push((start, end, array));
+        let (inner, k, r) = filter_entries(entries, rule, permitted)?;
+        // Replace from the first entry's first byte to the last entry's
+        // last byte: the brackets and the whitespace inside them stay.
+        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+            let (start, _) = span(body, first)?;
+            let (_, end) = span(body, last)?;
+            edits.push((start, end, inner));
+        }
         kept += k;
         removed += r;
         last_counts = Some((k, r));
@@ -320,7 +349,7 @@ fn filter_object(
     if fix_total_member {
         let (k, r) = last_counts.unwrap_or((0, 0));
         for (name, value) in &members.0 {
-            if name == "total" {
+            if let (MemberValue::Other(value), "total") = (value, name.as_str()) {
                 if let Some(total) = fix_total(value, k, r)? {
                     let (start, end) = span(body, value)?;
                     edits.push((start, end, total.to_string().into_bytes()));
@@ -427,7 +456,7 @@ mod tests {
         assert_eq!(
             out,
             r#"{ "object" : "list",
-  "data": [{"id":"a","created":1.50e3,"name":"\u00e9\u0041"},{"id":"c","x":[1,  2]}],
+  "data": [ {"id":"a","created":1.50e3,"name":"\u00e9\u0041"},{"id":"c","x":[1,  2]} ],
   "z\u00e9": 10000000000000000000000, "after": {"k": null} }"#
         );
         assert_eq!((kept, removed), (2, 1));
