@@ -375,10 +375,10 @@ fn filter_object(
 
 /// The new `total` of a `/api/v1/models/list` page, if it changes.
 ///
-/// `routers/models.py` `get_models` asks `Models.search_models(skip=(page -
-/// 1) * 30, limit=30)`, and `models/models.py` computes `total` as the
-/// count of *all* matching rows before offset and limit: `total` counts
-/// every page, `items` holds one page. Only when this page holds the whole
+/// `routers/models.py` `get_models` pages with `skip = (page - 1) * limit`,
+/// `limit = PAGE_ITEM_COUNT` (30), and `models/models.py` `search_models`
+/// computes `total` as the count of *all* matching rows before offset and
+/// limit: `total` counts every page, `items` holds one page. Only when this page holds the whole
 /// result (`items` had exactly `total` entries) is the permitted total
 /// known: it is then the kept count. Otherwise `total` is left alone: the
 /// hidden models on other pages cannot be counted from here, and lowering
