@@ -1,6 +1,10 @@
 //! The gate: who is asking, which models a request names, and what a
 //! model-list response may show.
 pub mod body;
+pub mod credential;
+pub mod decode;
+pub mod filter;
+pub mod jwt;
 pub mod path;
 pub mod routes;
 pub mod shape;
