@@ -1,9 +1,9 @@
-//! The admin listener: health and (later) metrics, on its own port so no
-//! upstream path is ever shadowed.
+//! The admin listener: health, readiness, diagnostics and metrics, on its own
+//! port so no upstream path is ever shadowed.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -15,12 +15,16 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::error::json_error;
+use crate::error::{json_error, ProxyError};
+use crate::metrics::{self, Metrics, StoreSnapshot};
 use crate::proxy::body::{full, Body};
+use crate::store::{AccessStore, StoreStats};
 
 /// What the admin endpoints can see.
 pub struct AdminState {
     pub config: Arc<ArcSwap<Config>>,
+    pub store: AccessStore,
+    pub metrics: Arc<Metrics>,
     pub started: Instant,
 }
 
@@ -73,9 +77,33 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
             "Only GET is served here.",
         );
     }
-    match req.uri().path() {
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
         "/health" => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         "/health/ready" => ready(state).await,
+        "/metrics" => metrics_text(state),
+        "/health/detailed" => match require_admin(state, &req).await {
+            Ok(()) => detailed(state).await,
+            Err(e) => e.into_response(),
+        },
+        p if p.starts_with("/health/model-access/") => {
+            let raw = &p["/health/model-access/".len()..];
+            let user_id = percent_encoding::percent_decode_str(raw)
+                .decode_utf8_lossy()
+                .into_owned();
+            if user_id.is_empty() || user_id.contains('/') {
+                return json_error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "not_found_error",
+                    "No such admin endpoint.",
+                );
+            }
+            match require_admin(state, &req).await {
+                Ok(()) => model_access(state, &user_id).await,
+                Err(e) => e.into_response(),
+            }
+        }
         _ => json_error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -85,15 +113,50 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-/// Ready when the upstream accepts a TCP connection.
+/// Admins only: the configured admin token, or an Open WebUI session of a
+/// user whose role is `admin`.
+async fn require_admin(state: &AdminState, req: &Request<Incoming>) -> Result<(), ProxyError> {
+    let config = state.config.load_full();
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    if let (Some(token), Some(expected)) = (&bearer, &config.access.admin_token) {
+        if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+            return Ok(());
+        }
+    }
+    let who = crate::proxy::enforce::identify(&config, &state.store, &state.metrics, req.headers())
+        .await?;
+    if who.admin {
+        Ok(())
+    } else {
+        Err(ProxyError::refused(
+            StatusCode::FORBIDDEN,
+            "admin_required",
+            "Administrator access required.",
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Ready when the access data is readable and the upstream accepts a TCP
+/// connection; otherwise 503 naming the part that failed.
 async fn ready(state: &AdminState) -> Response<Body> {
     let config = state.config.load_full();
-    let upstream = upstream_reachable(&config).await;
-    let ok = upstream.is_ok();
+    let (upstream, store) = tokio::join!(upstream_reachable(&config), state.store.ping());
+    let ok = upstream.is_ok() && store.is_ok();
     let body = serde_json::json!({
         "status": if ok { "ready" } else { "not_ready" },
         "checks": {
-            "upstream": match &upstream { Ok(()) => "ok".to_string(), Err(e) => e.clone() },
+            "upstream": upstream.err().unwrap_or_else(|| "ok".into()),
+            "store": store.err().map(|e| e.to_string()).unwrap_or_else(|| "ok".into()),
         },
     });
     json(
@@ -107,19 +170,14 @@ async fn ready(state: &AdminState) -> Response<Body> {
 }
 
 async fn upstream_reachable(config: &Config) -> Result<(), String> {
-    let authority = config
+    let host = config
         .upstream
-        .authority()
-        .map(|a| a.to_string())
-        .ok_or_else(|| "no upstream authority".to_string())?;
-    let authority = if config.upstream.port_u16().is_none() {
-        format!("{authority}:80")
-    } else {
-        authority
-    };
+        .host()
+        .ok_or_else(|| "no upstream host".to_string())?;
+    let port = config.upstream.port_u16().unwrap_or(80);
     match tokio::time::timeout(
         config.timeouts.connect,
-        tokio::net::TcpStream::connect(&authority),
+        tokio::net::TcpStream::connect((host, port)),
     )
     .await
     {
@@ -127,6 +185,104 @@ async fn upstream_reachable(config: &Config) -> Result<(), String> {
         Ok(Err(e)) => Err(format!("unreachable: {e}")),
         Err(_) => Err("connect timed out".into()),
     }
+}
+
+/// Converts the store's counters for the metrics registry.
+pub fn store_snapshot(stats: &StoreStats) -> StoreSnapshot {
+    StoreSnapshot {
+        entries: stats.entries,
+        hits: stats.hits,
+        misses: stats.misses,
+        evictions: 0,
+        invalidations: stats.invalidations,
+        data_version: stats.data_version.map_or(0, |v| v.max(0) as u64),
+        policy_age_seconds: policy_age(stats),
+        query_errors: 0,
+    }
+}
+
+fn policy_age(stats: &StoreStats) -> f64 {
+    SystemTime::now()
+        .duration_since(stats.last_change)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn metrics_text(state: &AdminState) -> Response<Body> {
+    state
+        .metrics
+        .publish_store(store_snapshot(&state.store.stats()));
+    let mut resp = Response::new(full(Bytes::from(state.metrics.encode())));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn detailed(state: &AdminState) -> Response<Body> {
+    let config = state.config.load_full();
+    let stats = state.store.stats();
+    let store = state.store.ping().await;
+    let body = serde_json::json!({
+        "status": if store.is_ok() { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "config": {
+            "listen": config.listen.to_string(),
+            "admin_listen": config.admin_listen.to_string(),
+            "upstream": config.upstream.to_string(),
+            "database": config.database.display().to_string(),
+            "config_file": config.source.as_ref().map(|p| p.display().to_string()),
+            "enforcing": config.access.enforcing(),
+            "model_filter_enabled": config.access.enabled,
+            "bypass_model_access_control": config.access.bypass_model_access_control,
+            "bypass_admin_access_control": config.access.bypass_admin_access_control,
+            "session_key_configured": config.access.jwt.is_some(),
+            "admin_token_configured": config.access.admin_token.is_some(),
+            "max_body_bytes": config.access.max_body_bytes,
+            "max_list_bytes": config.access.max_list_bytes,
+        },
+        "store": {
+            "status": store.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            "last_error": stats.last_error,
+            "data_version": stats.data_version,
+            "policy_age_seconds": policy_age(&stats),
+            "invalidations": stats.invalidations,
+        },
+        "cache": {
+            "entries": stats.entries,
+            "hits": stats.hits,
+            "misses": stats.misses,
+        },
+    });
+    json(StatusCode::OK, &body)
+}
+
+/// Why a user may use what they may use, read fresh from the database.
+async fn model_access(state: &AdminState, user_id: &str) -> Response<Body> {
+    let (access, graph) =
+        match tokio::join!(state.store.load_user(user_id), state.store.model_graph()) {
+            (Ok(a), Ok(g)) => (a, g),
+            (Err(e), _) | (_, Err(e)) => {
+                return json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "access_data_unavailable",
+                    "service_unavailable",
+                    &e.to_string(),
+                )
+            }
+        };
+    let mut access_json = serde_json::to_value(&access).unwrap_or(serde_json::Value::Null);
+    if let Some(obj) = access_json.as_object_mut() {
+        obj.insert("presets".into(), serde_json::json!(graph.presets()));
+        obj.insert(
+            "rule".into(),
+            serde_json::json!("a model is permitted when an active organization of the user has an active link for its root (the base model its preset chain ends at)"),
+        );
+    }
+    json(StatusCode::OK, &access_json)
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {

@@ -11,9 +11,11 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::{self, AdminState};
 use crate::config::{process_env, Config};
+use crate::metrics::{EnforcementState, Metrics};
 use crate::proxy::Proxy;
 use crate::reload::{self, Overrides};
 use crate::server;
+use crate::store::AccessStore;
 
 /// Runs the proxy and the admin listener until SIGTERM or SIGINT.
 pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
@@ -26,8 +28,13 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, upstream = %config.upstream, "proxy listening");
     tracing::info!(addr = %admin_listener.local_addr()?, "admin listening");
 
+    prepare_database(&config);
+    announce_enforcement(&config);
     let live = Arc::new(ArcSwap::from_pointee(config));
-    let proxy = Proxy::new(live.clone());
+    let metrics = Arc::new(Metrics::new());
+    metrics.set_enforcement(enforcement_state(&live.load()));
+    let store = AccessStore::open(live.load().store.clone());
+    let proxy = Proxy::new(live.clone(), store.clone(), metrics.clone());
 
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let reload_live = live.clone();
@@ -45,6 +52,8 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let admin_state = Arc::new(AdminState {
         config: live.clone(),
+        store,
+        metrics,
         started: Instant::now(),
     });
     let mut admin_stop = stop_rx.clone();
@@ -60,6 +69,64 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     server::serve(listener, proxy, shutdown).await;
     admin_task.abort();
     Ok(())
+}
+
+/// Self-healing start-up (seed 003): creates the organization tables,
+/// indexes, view and triggers when the database is writable. A read-only or
+/// missing database is not fatal: guarded requests get 503 until it is
+/// readable (fail closed).
+fn prepare_database(config: &Config) {
+    let path = &config.database;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!(path = %dir.display(), error = %e, "cannot create the database directory");
+            return;
+        }
+    }
+    let result =
+        crate::store::admin::open_writer(path).and_then(|conn| crate::store::ensure_schema(&conn));
+    match result {
+        Ok(report) if report.created.is_empty() => {
+            tracing::info!(database = %path.display(), "organization schema present")
+        }
+        Ok(report) => tracing::info!(
+            database = %path.display(),
+            created = ?report.created,
+            "organization schema created or repaired"
+        ),
+        Err(e) => tracing::warn!(
+            database = %path.display(),
+            error = %e,
+            "cannot prepare the organization schema; guarded requests fail closed until the database is usable"
+        ),
+    }
+}
+
+fn enforcement_state(config: &Config) -> EnforcementState {
+    EnforcementState {
+        enabled: config.access.enforcing(),
+        bypass_model_access: config.access.bypass_model_access_control,
+        bypass_admin_access: config.access.bypass_admin_access_control,
+    }
+}
+
+/// Turning the gate off must never go unnoticed.
+fn announce_enforcement(config: &Config) {
+    let a = &config.access;
+    if !a.enabled {
+        tracing::warn!(
+            "MODEL ACCESS ENFORCEMENT IS OFF (ENABLE_MODEL_FILTER=false): every model is reachable"
+        );
+    } else if a.bypass_model_access_control {
+        tracing::warn!("MODEL ACCESS ENFORCEMENT IS OFF (BYPASS_MODEL_ACCESS_CONTROL=true): every model is reachable");
+    } else {
+        if a.bypass_admin_access_control {
+            tracing::warn!("admins bypass model access control (BYPASS_ADMIN_ACCESS_CONTROL=true)");
+        }
+        if a.jwt.is_none() {
+            tracing::warn!("no WEBUI_SECRET_KEY or WEBUI_SECRET_KEY_FILE: session tokens cannot be verified; such requests get 503");
+        }
+    }
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

@@ -10,8 +10,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use http::Uri;
 use serde::{Deserialize, Serialize};
+
+use crate::gate::jwt::JwtVerifier;
+use crate::gate::routes::{RouteEntry, RouteTable, Switches};
+use crate::store::StoreConfig;
 
 /// Where a configuration value comes from when it is not in the file.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -50,7 +57,7 @@ fn invalid(key: &'static str, value: impl Into<String>, reason: impl Into<String
 }
 
 /// The file as written: every key optional, unknown keys refused.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: String,
@@ -61,6 +68,9 @@ pub struct FileConfig {
     pub timeouts: TimeoutSection,
     pub limits: LimitSection,
     pub log: LogSection,
+    pub access: AccessSection,
+    pub store: StoreSection,
+    pub admin: AdminSection,
 }
 
 impl Default for FileConfig {
@@ -74,6 +84,9 @@ impl Default for FileConfig {
             timeouts: TimeoutSection::default(),
             limits: LimitSection::default(),
             log: LogSection::default(),
+            access: AccessSection::default(),
+            store: StoreSection::default(),
+            admin: AdminSection::default(),
         }
     }
 }
@@ -180,6 +193,126 @@ impl Default for LogSection {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessSection {
+    /// Enforce organization model access. Env: `ENABLE_MODEL_FILTER`.
+    pub enabled: bool,
+    /// Turn every check off (for emergencies; loudly logged and exported as
+    /// a metric). Env: `BYPASS_MODEL_ACCESS_CONTROL`.
+    pub bypass_model_access_control: bool,
+    /// Let Open WebUI admins use and see every model. Off by default: the
+    /// organization's contract limits its own admins too, and an admin
+    /// account is the most valuable one to steal. Env: `BYPASS_ADMIN_ACCESS_CONTROL`.
+    pub bypass_admin_access_control: bool,
+    /// Largest request body buffered to read its model (bigger: 413).
+    pub max_body_bytes: usize,
+    /// Largest model-list response buffered to filter it (bigger: 502).
+    pub max_list_bytes: usize,
+    /// Header carrying API keys. Env: `CUSTOM_API_KEY_HEADER` (Open WebUI's name).
+    pub api_key_header: String,
+    /// Allow the realtime audio WebSocket, whose model id modelgate cannot
+    /// see (it travels in the first frame after the upgrade).
+    pub allow_realtime_audio: bool,
+    /// Allow Open WebUI's `/openai/{path}` passthrough; its JSON bodies must
+    /// then name a permitted `model`.
+    pub allow_openai_passthrough: bool,
+    /// Arena models and the models they pick from: every candidate must be
+    /// permitted for the arena model to be.
+    pub arena_models: BTreeMap<String, Vec<String>>,
+    /// Extra routes, matched before the built-in Open WebUI 0.12 table.
+    pub routes: Vec<RouteEntry>,
+}
+
+impl Default for AccessSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bypass_model_access_control: false,
+            bypass_admin_access_control: false,
+            max_body_bytes: 10 * 1024 * 1024,
+            max_list_bytes: 64 * 1024 * 1024,
+            api_key_header: "x-api-key".into(),
+            allow_realtime_audio: false,
+            allow_openai_passthrough: false,
+            arena_models: BTreeMap::from([("arena-model".to_owned(), Vec::new())]),
+            routes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Read connections to SQLite. Restart.
+    pub read_connections: usize,
+    /// How long a read waits on a locked database before failing (503).
+    pub busy_timeout_ms: u64,
+    /// Users whose access is cached. Restart.
+    pub cache_capacity: u64,
+    /// How long a cached answer may be served without a change signal.
+    pub cache_ttl_secs: u64,
+    /// How often `PRAGMA data_version` is polled for committed changes.
+    pub watch_interval_ms: u64,
+    /// Longest preset → base chain followed before refusing.
+    pub max_base_depth: usize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        let d = StoreConfig::default();
+        Self {
+            read_connections: d.read_connections,
+            busy_timeout_ms: d.busy_timeout.as_millis() as u64,
+            cache_capacity: d.cache_capacity,
+            cache_ttl_secs: d.cache_ttl.as_secs(),
+            watch_interval_ms: d.watch_interval.as_millis() as u64,
+            max_base_depth: d.max_base_depth,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSection {
+    /// File holding a bearer token for `/health/detailed` and
+    /// `/health/model-access/*`, besides Open WebUI admin sessions.
+    /// Env: `MODELGATE_ADMIN_TOKEN` (the token itself).
+    pub token_file: Option<PathBuf>,
+    /// Organization created and linked at start-up (seed 003).
+    /// Env: `OPENROUTER_EXTERNAL_USER`.
+    pub organization_id: Option<String>,
+    /// Its display name. Env: `ORGANIZATION_NAME`.
+    pub organization_name: Option<String>,
+    /// Models linked to that organization at start-up: a list of ids, or
+    /// `["*"]` for every base model in Open WebUI's `model` table.
+    pub organization_models: Vec<String>,
+}
+
+/// The enforcement part of the runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub enabled: bool,
+    pub bypass_model_access_control: bool,
+    pub bypass_admin_access_control: bool,
+    pub max_body_bytes: usize,
+    pub max_list_bytes: usize,
+    pub api_key_header: http::HeaderName,
+    pub arena_models: Arc<BTreeMap<String, Vec<String>>>,
+    pub routes: Arc<RouteTable>,
+    /// `None` when no `WEBUI_SECRET_KEY`/`_FILE` is set: session tokens
+    /// then cannot be checked and guarded requests carrying one get 503.
+    pub jwt: Option<Arc<JwtVerifier>>,
+    pub admin_token: Option<Arc<str>>,
+}
+
+impl Access {
+    /// Whether requests are checked at all.
+    pub fn enforcing(&self) -> bool {
+        self.enabled && !self.bypass_model_access_control
+    }
+}
+
 /// The validated runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -193,6 +326,9 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub limits: LimitSection,
     pub log: LogSection,
+    pub access: Access,
+    pub store: StoreConfig,
+    pub admin: AdminSection,
     /// The file this came from, if any (SIGHUP re-reads it).
     pub source: Option<PathBuf>,
 }
@@ -250,7 +386,47 @@ impl Config {
         if let Some(v) = env("MODELGATE_DATABASE") {
             file.database = PathBuf::from(v);
         }
-        file.validate()
+        if let Some(v) = env("ENABLE_MODEL_FILTER") {
+            file.access.enabled = parse_bool("ENABLE_MODEL_FILTER", &v)?;
+        }
+        if let Some(v) = env("BYPASS_MODEL_ACCESS_CONTROL") {
+            file.access.bypass_model_access_control =
+                parse_bool("BYPASS_MODEL_ACCESS_CONTROL", &v)?;
+        }
+        if let Some(v) = env("BYPASS_ADMIN_ACCESS_CONTROL") {
+            file.access.bypass_admin_access_control =
+                parse_bool("BYPASS_ADMIN_ACCESS_CONTROL", &v)?;
+        }
+        if let Some(v) = env("CUSTOM_API_KEY_HEADER").filter(|v| !v.is_empty()) {
+            file.access.api_key_header = v;
+        }
+        if let Some(v) = env("OPENROUTER_EXTERNAL_USER").filter(|v| !v.is_empty()) {
+            file.admin.organization_id = Some(v);
+        }
+        if let Some(v) = env("ORGANIZATION_NAME").filter(|v| !v.is_empty()) {
+            file.admin.organization_name = Some(v);
+        }
+        let jwt = JwtVerifier::from_lookup(env)
+            .map_err(|e| invalid("WEBUI_SECRET_KEY_FILE", "", e.to_string()))?
+            .map(Arc::new);
+        let admin_token = match env("MODELGATE_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+            Some(t) => Some(t),
+            None => match &file.admin.token_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| {
+                            invalid("admin.token_file", p.display().to_string(), e.to_string())
+                        })?
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            },
+        };
+        let mut config = file.validate()?;
+        config.access.jwt = jwt;
+        config.access.admin_token = admin_token.filter(|t| !t.is_empty()).map(Arc::from);
+        Ok(config)
     }
 
     /// Keys that only take effect at start-up (sockets, database, logging).
@@ -281,6 +457,10 @@ impl Config {
             changed.push("timeouts.connect_ms");
             self.timeouts.connect = running.timeouts.connect;
         }
+        if self.store != running.store {
+            changed.push("store");
+            self.store = running.store.clone();
+        }
         if self.proxy.pool_max_idle_per_host != running.proxy.pool_max_idle_per_host
             || self.proxy.pool_idle_timeout_secs != running.proxy.pool_idle_timeout_secs
         {
@@ -297,6 +477,15 @@ fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Booleans as Open WebUI's environment spells them.
+fn parse_bool(key: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
 }
 
 fn parse_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -377,6 +566,8 @@ impl FileConfig {
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "", "must not be empty"));
         }
+        let access = self.access.compile()?;
+        let store = self.store.compile(&self.database)?;
         Ok(Config {
             listen,
             admin_listen,
@@ -387,7 +578,87 @@ impl FileConfig {
             timeouts,
             limits: self.limits,
             log: self.log,
+            access,
+            store,
+            admin: self.admin,
             source: None,
+        })
+    }
+}
+
+impl AccessSection {
+    fn compile(self) -> Result<Access, ConfigError> {
+        if self.max_body_bytes == 0 {
+            return Err(invalid(
+                "access.max_body_bytes",
+                "0",
+                "must be greater than zero",
+            ));
+        }
+        if self.max_list_bytes == 0 {
+            return Err(invalid(
+                "access.max_list_bytes",
+                "0",
+                "must be greater than zero",
+            ));
+        }
+        let api_key_header = http::HeaderName::from_bytes(self.api_key_header.trim().as_bytes())
+            .map_err(|e| invalid("access.api_key_header", &self.api_key_header, e.to_string()))?;
+        let switches = Switches {
+            allow_realtime_audio: self.allow_realtime_audio,
+            allow_openai_passthrough: self.allow_openai_passthrough,
+        };
+        let routes = RouteTable::open_webui(switches, self.routes)
+            .map_err(|e| invalid("access.routes", "", e.to_string()))?;
+        Ok(Access {
+            enabled: self.enabled,
+            bypass_model_access_control: self.bypass_model_access_control,
+            bypass_admin_access_control: self.bypass_admin_access_control,
+            max_body_bytes: self.max_body_bytes,
+            max_list_bytes: self.max_list_bytes,
+            api_key_header,
+            arena_models: Arc::new(self.arena_models),
+            routes: Arc::new(routes),
+            jwt: None,
+            admin_token: None,
+        })
+    }
+}
+
+impl StoreSection {
+    fn compile(&self, database: &Path) -> Result<StoreConfig, ConfigError> {
+        if self.read_connections == 0 {
+            return Err(invalid(
+                "store.read_connections",
+                "0",
+                "must be greater than zero",
+            ));
+        }
+        if self.cache_capacity == 0 {
+            return Err(invalid(
+                "store.cache_capacity",
+                "0",
+                "must be greater than zero",
+            ));
+        }
+        if self.max_base_depth == 0 {
+            return Err(invalid(
+                "store.max_base_depth",
+                "0",
+                "must be greater than zero",
+            ));
+        }
+        Ok(StoreConfig {
+            path: database.to_path_buf(),
+            read_connections: self.read_connections,
+            busy_timeout: Duration::from_millis(self.busy_timeout_ms),
+            cache_capacity: self.cache_capacity,
+            cache_ttl: Duration::from_secs(positive("store.cache_ttl_secs", self.cache_ttl_secs)?),
+            watch_interval: Duration::from_millis(positive(
+                "store.watch_interval_ms",
+                self.watch_interval_ms,
+            )?),
+            max_base_depth: self.max_base_depth,
         })
     }
 }
@@ -507,6 +778,61 @@ mod tests {
         assert_eq!(changed, vec!["listen"]);
         assert_eq!(next.listen, running.listen);
         assert!(!next.proxy.preserve_host, "runtime keys take the new value");
+    }
+
+    #[test]
+    fn enforcement_switches_from_the_environment() {
+        let c = Config::from_toml("", &env_of(&[])).unwrap();
+        assert!(c.access.enforcing());
+        assert!(c.access.jwt.is_none());
+        let c = Config::from_toml(
+            "",
+            &env_of(&[
+                ("BYPASS_MODEL_ACCESS_CONTROL", "True"),
+                ("BYPASS_ADMIN_ACCESS_CONTROL", "1"),
+                ("WEBUI_SECRET_KEY", "k"),
+                ("CUSTOM_API_KEY_HEADER", "X-My-Key"),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.access.enforcing());
+        assert!(c.access.bypass_admin_access_control);
+        assert!(c.access.jwt.is_some());
+        assert_eq!(c.access.api_key_header, "x-my-key");
+        let c = Config::from_toml("", &env_of(&[("ENABLE_MODEL_FILTER", "false")])).unwrap();
+        assert!(!c.access.enforcing());
+        let err = Config::from_toml("", &env_of(&[("ENABLE_MODEL_FILTER", "maybe")])).unwrap_err();
+        assert!(err.to_string().contains("ENABLE_MODEL_FILTER"));
+    }
+
+    #[test]
+    fn database_path_reaches_the_store() {
+        let c = Config::from_toml(
+            "database = \"/d/w.db\"\n[store]\nwatch_interval_ms = 100\n",
+            &env_of(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.store.path, PathBuf::from("/d/w.db"));
+        assert_eq!(c.store.watch_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn operator_routes_are_compiled() {
+        let text = "[[access.routes]]\nmethods = [\"POST\"]\npath = \"/api/v1/custom/{id}/run\"\nkind = \"model_call\"\nmodels = [{ field = \"model\" }]\n";
+        let c = Config::from_toml(text, &env_of(&[])).unwrap();
+        let class = c
+            .access
+            .routes
+            .classify(&http::Method::POST, "/api/v1/custom/7/run");
+        assert!(matches!(
+            class,
+            crate::gate::routes::RouteClass::ModelCall(_)
+        ));
+        let bad = "[[access.routes]]\nmethods = [\"POST\"]\npath = \"/x/{\"\nkind = \"pass\"\n";
+        assert!(Config::from_toml(bad, &env_of(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("access.routes"));
     }
 
     #[test]

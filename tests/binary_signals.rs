@@ -33,6 +33,8 @@ impl Serve {
             .env("MODELGATE_ADMIN_LISTEN", "127.0.0.1:0")
             .env("MODELGATE_UPSTREAM", format!("http://{upstream}"))
             .env("RUST_LOG", "info")
+            .env("ENABLE_MODEL_FILTER", "false")
+            .env("MODELGATE_DATABASE", config.with_file_name("webui.db"))
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

@@ -35,6 +35,30 @@ where
     body.map_err(Into::into).boxed()
 }
 
+/// Why [`collect_limited`] stopped.
+#[derive(Debug)]
+pub enum CollectError {
+    TooLarge,
+    Body(BoxError),
+}
+
+/// Buffers at most `cap` bytes of `body`; stops reading as soon as the cap
+/// is passed. (Hand-rolled rather than `http_body_util::Limited`, whose
+/// generic error conversion defeats Send inference in the proxy's phases.)
+pub async fn collect_limited(mut body: Body, cap: usize) -> Result<Bytes, CollectError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(CollectError::Body)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > cap {
+                return Err(CollectError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
 /// Called once when a [`Metered`] body is finished or dropped.
 pub trait Finish: Send + Sync + Unpin + 'static {
     /// `bytes` is what passed through; `complete` is false when the body was

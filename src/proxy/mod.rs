@@ -4,6 +4,7 @@
 //! response body ends.
 
 pub mod body;
+pub mod enforce;
 pub mod headers;
 pub mod upgrade;
 pub mod upstream;
@@ -19,6 +20,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::gate::path::routing_path;
+use crate::gate::routes::{is_defence_in_depth_candidate, RouteClass};
+use crate::metrics::{GaugeGuard, Metrics, RouteClass as RouteLabel};
+use crate::store::AccessStore;
 use body::{Body, Finish, Metered};
 use upstream::Upstream;
 
@@ -43,21 +48,33 @@ pub struct Ctx {
     pub status: StatusCode,
     /// Why modelgate answered by itself, when it did.
     pub error: Option<String>,
+    /// The authenticated user, on guarded routes.
+    pub user: Option<String>,
+    /// What the gate decided, for the log line.
+    pub decision: Option<String>,
 }
 
 /// State shared by every request.
 pub struct Proxy {
     config: Arc<ArcSwap<Config>>,
+    store: AccessStore,
+    metrics: Arc<Metrics>,
     upstream: Upstream,
     /// Tunnels of upgraded connections, so shutdown can wait for them.
     tunnels: TaskTracker,
 }
 
 impl Proxy {
-    pub fn new(config: Arc<ArcSwap<Config>>) -> Arc<Self> {
-        let upstream = Upstream::new(&config.load());
+    pub fn new(
+        config: Arc<ArcSwap<Config>>,
+        store: AccessStore,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let upstream = Upstream::new(&config.load(), metrics.clone());
         Arc::new(Self {
             config,
+            store,
+            metrics,
             upstream,
             tunnels: TaskTracker::new(),
         })
@@ -65,6 +82,14 @@ impl Proxy {
 
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
+    }
+
+    pub fn store(&self) -> &AccessStore {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn tunnels(&self) -> &TaskTracker {
@@ -78,6 +103,7 @@ impl Proxy {
         peer: SocketAddr,
     ) -> Response<Body> {
         let config = self.config.load_full();
+        let in_flight = self.metrics.track_in_flight();
         let mut ctx = Ctx {
             request_id: headers::request_id(req.headers(), &config.request_id_header),
             method: req.method().clone(),
@@ -88,6 +114,8 @@ impl Proxy {
             upstream_time: None,
             status: StatusCode::OK,
             error: None,
+            user: None,
+            decision: None,
         };
         let resp = match self.run(&config, &mut ctx, req).await {
             Ok(resp) => resp,
@@ -96,9 +124,10 @@ impl Proxy {
                 err.into_response()
             }
         };
-        log_phase(ctx, resp)
+        log_phase(ctx, resp, self.metrics.clone(), in_flight)
     }
 
+    /// Classify, then the phases each route class needs.
     async fn run(
         &self,
         config: &Config,
@@ -107,7 +136,127 @@ impl Proxy {
     ) -> Result<Response<Body>, ProxyError> {
         let (parts, incoming) = req.into_parts();
         let req = Request::from_parts(parts, body::boxed(incoming));
+        if !config.access.enforcing() {
+            return self.forward(config, ctx, req).await;
+        }
+        // Classified on the path exactly as uvicorn hands it to Open WebUI's
+        // router (percent-decoded, nothing collapsed).
+        let routing = routing_path(req.uri().path());
+        match config.access.routes.classify(req.method(), &routing) {
+            RouteClass::Pass
+                if is_defence_in_depth_candidate(req.method(), &routing) && has_json_body(&req) =>
+            {
+                ctx.route_class = "model_call";
+                self.unlisted_json(config, ctx, req).await
+            }
+            RouteClass::Pass => self.forward(config, ctx, req).await,
+            RouteClass::Refuse(reason) => {
+                ctx.route_class = "refused";
+                Err(ProxyError::refused(
+                    StatusCode::FORBIDDEN,
+                    reason.code(),
+                    "This route is disabled by the model-access gateway.",
+                ))
+            }
+            RouteClass::ModelCall(spec) => {
+                ctx.route_class = "model_call";
+                let who = self.identify(config, ctx, &req).await?;
+                if enforce::bypasses(config, &who) {
+                    return self.bypass(ctx, config, req).await;
+                }
+                let (parts, body) = req.into_parts();
+                let bytes = enforce::read_json_body(config, &parts.headers, body).await?;
+                let models = enforce::requested_models(config, &bytes, &spec)?;
+                if spec.required && models.is_empty() {
+                    return Err(ProxyError::refused(
+                        StatusCode::BAD_REQUEST,
+                        "model_required",
+                        "This request must name its model.",
+                    ));
+                }
+                enforce::authorize(&self.store, &self.metrics, ctx, &who, &models).await?;
+                self.forward(config, ctx, Request::from_parts(parts, body::full(bytes)))
+                    .await
+            }
+            RouteClass::ModelList(shape) => {
+                ctx.route_class = "model_list";
+                let who = self.identify(config, ctx, &req).await?;
+                if enforce::bypasses(config, &who) {
+                    return self.bypass(ctx, config, req).await;
+                }
+                let mut req = req;
+                // Ask for a body we can read; decoding stays as a fallback.
+                req.headers_mut().insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                );
+                let is_head = req.method() == Method::HEAD;
+                let resp = self.forward(config, ctx, req).await?;
+                if is_head || !resp.status().is_success() {
+                    return Ok(resp);
+                }
+                enforce::filter_response(config, &self.store, &self.metrics, &who, shape, resp)
+                    .await
+            }
+        }
+    }
+
+    async fn identify(
+        &self,
+        config: &Config,
+        ctx: &mut Ctx,
+        req: &Request<Body>,
+    ) -> Result<enforce::Identity, ProxyError> {
+        let who = enforce::identify(config, &self.store, &self.metrics, req.headers()).await?;
+        ctx.user = Some(who.user_id.clone());
+        Ok(who)
+    }
+
+    async fn bypass(
+        &self,
+        ctx: &mut Ctx,
+        config: &Config,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, ProxyError> {
+        ctx.decision = Some("bypassed (admin)".into());
+        self.metrics.record_decision(
+            crate::metrics::Decision::Bypassed,
+            None,
+            std::time::Duration::ZERO,
+        );
         self.forward(config, ctx, req).await
+    }
+
+    /// Defence in depth: a JSON body on a route the table does not know is
+    /// still checked when it names a top-level `model`.
+    async fn unlisted_json(
+        &self,
+        config: &Config,
+        ctx: &mut Ctx,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let (parts, body) = req.into_parts();
+        let bytes = enforce::read_json_body(config, &parts.headers, body).await?;
+        let models = enforce::unlisted_model(config, &bytes)?;
+        if models.is_empty() {
+            ctx.route_class = "pass";
+        } else {
+            let req = Request::from_parts(parts, ());
+            let who = enforce::identify(config, &self.store, &self.metrics, req.headers()).await?;
+            ctx.user = Some(who.user_id.clone());
+            let (parts, ()) = req.into_parts();
+            if enforce::bypasses(config, &who) {
+                return self
+                    .bypass(ctx, config, Request::from_parts(parts, body::full(bytes)))
+                    .await;
+            }
+            enforce::authorize(&self.store, &self.metrics, ctx, &who, &models).await?;
+            return self
+                .forward(config, ctx, Request::from_parts(parts, body::full(bytes)))
+                .await;
+        }
+        self.forward(config, ctx, Request::from_parts(parts, body::full(bytes)))
+            .await
     }
 
     /// The forward phase: rewrites the request for the upstream, sends it
@@ -124,8 +273,11 @@ impl Proxy {
 
         let started = Instant::now();
         let result = self.upstream.send(config, req).await;
-        ctx.upstream_time = Some(started.elapsed());
+        let took = started.elapsed();
+        ctx.upstream_time = Some(took);
         let mut resp = result?;
+        self.metrics
+            .observe_upstream(RouteLabel::from_label(ctx.route_class), took);
 
         if let Some(client_upgrade) = client_upgrade {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -136,6 +288,7 @@ impl Proxy {
                     client_upgrade,
                     upstream_upgrade,
                     ctx.request_id.clone(),
+                    self.metrics.track_upgraded(),
                 );
                 let (mut parts, _) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers, true);
@@ -213,18 +366,57 @@ fn prepare_request(
 
 /// The log phase: records the outcome now, and the byte count and total
 /// duration when the body has been streamed to the end (or abandoned).
-fn log_phase(mut ctx: Ctx, resp: Response<Body>) -> Response<Body> {
+fn log_phase(
+    mut ctx: Ctx,
+    resp: Response<Body>,
+    metrics: Arc<Metrics>,
+    in_flight: GaugeGuard,
+) -> Response<Body> {
     ctx.status = resp.status();
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, body::boxed(Metered::new(body, AccessLog(ctx))))
+    let log = AccessLog {
+        ctx,
+        metrics,
+        _in_flight: in_flight,
+    };
+    Response::from_parts(parts, body::boxed(Metered::new(body, log)))
 }
 
-/// One structured line per request, written when its response body ends.
-struct AccessLog(Ctx);
+/// Whether the request carries a JSON body the gate should read.
+fn has_json_body<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            let media = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            media == "application/json"
+                || (media.starts_with("application/") && media.ends_with("+json"))
+        })
+}
+
+/// One structured line per request, written when its response body ends;
+/// the request metrics are recorded at the same moment.
+struct AccessLog {
+    ctx: Ctx,
+    metrics: Arc<Metrics>,
+    /// Counts the request as in flight until its body is done.
+    _in_flight: GaugeGuard,
+}
 
 impl Finish for AccessLog {
     fn finish(&mut self, bytes: u64, complete: bool) {
-        let c = &self.0;
+        let c = &self.ctx;
+        self.metrics.record_request(
+            RouteLabel::from_label(c.route_class),
+            c.status,
+            c.start.elapsed(),
+        );
         let duration_ms = c.start.elapsed().as_secs_f64() * 1000.0;
         let upstream_ms = c.upstream_time.map(|d| d.as_secs_f64() * 1000.0);
         tracing::info!(
@@ -239,6 +431,8 @@ impl Finish for AccessLog {
             bytes,
             complete,
             peer = %c.peer.ip(),
+            user = c.user.as_deref(),
+            decision = c.decision.as_deref(),
             error = c.error.as_deref(),
             "request"
         );

@@ -6,6 +6,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
+use crate::metrics::GaugeGuard;
+
 /// Joins the client's and the upstream's upgraded connections. Tracked so a
 /// graceful shutdown can wait for open tunnels within its drain time.
 pub fn spawn_tunnel(
@@ -13,8 +15,11 @@ pub fn spawn_tunnel(
     client: OnUpgrade,
     upstream: OnUpgrade,
     request_id: HeaderValue,
+    open: GaugeGuard,
 ) {
     tracker.spawn(async move {
+        // Counted as an open upgraded connection until the tunnel ends.
+        let _open = open;
         let rid = request_id.to_str().unwrap_or("-").to_owned();
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,

@@ -9,16 +9,20 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::proxy::body::Body;
 
 pub struct Upstream {
     client: Client<HttpConnector, Body>,
+    metrics: Arc<Metrics>,
 }
 
 impl Upstream {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.timeouts.connect));
         connector.set_nodelay(true);
@@ -33,7 +37,7 @@ impl Upstream {
             // what `preserve_host = false` asks for.
             .set_host(true)
             .build(connector);
-        Self { client }
+        Self { client, metrics }
     }
 
     /// Sends the request and waits for the response head, bounded by
@@ -46,9 +50,17 @@ impl Upstream {
     ) -> Result<Response<Incoming>, ProxyError> {
         match tokio::time::timeout(config.timeouts.upstream_headers, self.client.request(req)).await
         {
-            Err(_) => Err(ProxyError::UpstreamTimeout),
+            Err(_) => {
+                self.metrics
+                    .record_upstream_error(UpstreamErrorKind::Timeout);
+                Err(ProxyError::UpstreamTimeout)
+            }
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(err)) => Err(classify(&err)),
+            Ok(Err(err)) => {
+                self.metrics
+                    .record_upstream_error(UpstreamErrorKind::classify(&err));
+                Err(classify(&err))
+            }
         }
     }
 }

@@ -24,8 +24,10 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_tungstenite::tungstenite::{self, protocol::Role};
 
 use modelgate::config::{Config, FileConfig};
+use modelgate::metrics::Metrics;
 use modelgate::proxy::body::{boxed, full, Body, BoxError};
 use modelgate::proxy::Proxy;
+use modelgate::store::AccessStore;
 
 /// What the fake upstream received.
 #[derive(Debug, Clone)]
@@ -291,6 +293,10 @@ fn json_reply(v: serde_json::Value) -> Response<Body> {
 pub struct TestProxy {
     pub addr: SocketAddr,
     pub live: Arc<ArcSwap<Config>>,
+    pub store: AccessStore,
+    pub metrics: Arc<Metrics>,
+    /// Holds the temporary database when the harness made one.
+    pub dir: Option<Arc<tempfile::TempDir>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -311,26 +317,60 @@ impl TestProxy {
     }
 }
 
-pub fn test_config(upstream: SocketAddr, tweak: impl FnOnce(&mut FileConfig)) -> Config {
+/// The session key every test token is signed with.
+pub const SECRET: &str = "test-secret-key";
+
+/// A config for tests: loopback, the given upstream and database, the test
+/// session key, with `tweak` applied last.
+pub fn test_config(
+    upstream: SocketAddr,
+    database: &std::path::Path,
+    tweak: impl FnOnce(&mut FileConfig),
+) -> Config {
     let mut file = FileConfig {
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         upstream: format!("http://{upstream}"),
+        database: database.to_path_buf(),
         ..FileConfig::default()
     };
+    file.store.watch_interval_ms = 50;
     tweak(&mut file);
-    Config::from_file(file, &|_| None).unwrap()
+    Config::from_file(file, &|k| {
+        (k == "WEBUI_SECRET_KEY").then(|| SECRET.to_owned())
+    })
+    .unwrap()
 }
 
+/// A fresh database with the organization schema, in its own temp dir.
+pub fn temp_db() -> (Arc<tempfile::TempDir>, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webui.db");
+    let conn = modelgate::store::admin::open_writer(&path).unwrap();
+    modelgate::store::ensure_schema(&conn).unwrap();
+    (Arc::new(dir), path)
+}
+
+/// The proxy with enforcement off: for transport tests that are about
+/// bytes, streams and headers, not about who may call what.
 pub async fn start_proxy(upstream: SocketAddr, tweak: impl FnOnce(&mut FileConfig)) -> TestProxy {
-    start_proxy_with(test_config(upstream, tweak)).await
+    let (dir, path) = temp_db();
+    let config = test_config(upstream, &path, |f| {
+        f.access.enabled = false;
+        tweak(f)
+    });
+    let mut p = start_proxy_with(config).await;
+    p.dir = Some(dir);
+    p
 }
 
 pub async fn start_proxy_with(config: Config) -> TestProxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let store = AccessStore::open(config.store.clone());
+    let metrics = Arc::new(Metrics::new());
     let live = Arc::new(ArcSwap::from_pointee(config));
-    let proxy = Proxy::new(live.clone());
+    let proxy = Proxy::new(live.clone(), store.clone(), metrics.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(modelgate::server::serve(listener, proxy, async move {
         let _ = stop_rx.await;
@@ -338,6 +378,9 @@ pub async fn start_proxy_with(config: Config) -> TestProxy {
     TestProxy {
         addr,
         live,
+        store,
+        metrics,
+        dir: None,
         stop: Some(stop_tx),
         task: Some(task),
     }
