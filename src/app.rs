@@ -15,6 +15,7 @@ use crate::metrics::{EnforcementState, Metrics};
 use crate::proxy::Proxy;
 use crate::reload::{self, Overrides};
 use crate::server;
+use crate::store::bootstrap::ModelSelection;
 use crate::store::AccessStore;
 
 /// Runs the proxy and the admin listener until SIGTERM or SIGINT.
@@ -83,9 +84,18 @@ fn prepare_database(config: &Config) {
             return;
         }
     }
-    let result =
-        crate::store::admin::open_writer(path).and_then(|conn| crate::store::ensure_schema(&conn));
-    match result {
+    let conn = match crate::store::admin::open_writer(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(
+                database = %path.display(),
+                error = %e,
+                "database not writable; guarded requests fail closed until it is usable"
+            );
+            return;
+        }
+    };
+    match crate::store::ensure_schema(&conn) {
         Ok(report) if report.created.is_empty() => {
             tracing::info!(database = %path.display(), "organization schema present")
         }
@@ -99,6 +109,30 @@ fn prepare_database(config: &Config) {
             error = %e,
             "cannot prepare the organization schema; guarded requests fail closed until the database is usable"
         ),
+    }
+    bootstrap(config, &conn);
+}
+
+/// Seed 003: `OPENROUTER_EXTERNAL_USER` / `ORGANIZATION_NAME` name the
+/// deployment's organization; make sure it exists with its models.
+fn bootstrap(config: &Config, conn: &rusqlite::Connection) {
+    let Some(org_id) = config.admin.organization_id.as_deref() else {
+        return;
+    };
+    let name = config.admin.organization_name.as_deref().unwrap_or(org_id);
+    let models = ModelSelection::from_config(&config.admin.organization_models);
+    match crate::store::bootstrap::bootstrap(conn, org_id, name, &models, "modelgate-bootstrap") {
+        Ok(r) => tracing::info!(
+            organization = %r.organization_id,
+            created = r.organization_created,
+            models_linked = r.models_linked,
+            development = r.development,
+            members_added = r.members_added,
+            "organization bootstrap done"
+        ),
+        Err(e) => {
+            tracing::error!(organization = org_id, error = %e, "organization bootstrap failed")
+        }
     }
 }
 

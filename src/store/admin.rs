@@ -496,7 +496,7 @@ pub fn backup(src: &Connection, dest: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Backup(e.to_string()))
 }
 
-fn with_actor<T>(
+pub(crate) fn with_actor<T>(
     conn: &Connection,
     actor: &str,
     body: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,

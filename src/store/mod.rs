@@ -16,6 +16,7 @@
 pub mod access;
 pub mod admin;
 pub mod bench;
+pub mod bootstrap;
 mod cache;
 pub mod error;
 mod handle;

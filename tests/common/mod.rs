@@ -4,6 +4,8 @@
 //! ready the moment `bind` returns.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;

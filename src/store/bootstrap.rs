@@ -1,0 +1,214 @@
+//! Start-up bootstrap (seed 003): make sure the deployment's organization
+//! exists and has its models, and in development organizations every user.
+//!
+//! Only rows that do not exist yet are inserted (`INSERT OR IGNORE`): a model
+//! or member an operator deactivated stays deactivated across restarts.
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::admin::with_actor;
+use super::error::StoreError;
+use super::schema::table_exists;
+
+/// Which models the organization gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSelection {
+    /// Every base model (`base_model_id IS NULL`) in Open WebUI's `model` table.
+    AllBaseModels,
+    /// Exactly these ids.
+    List(Vec<String>),
+}
+
+impl ModelSelection {
+    /// `["*"]` (or an empty list) means every base model, as the seed did.
+    pub fn from_config(models: &[String]) -> ModelSelection {
+        if models.is_empty() || models.iter().any(|m| m == "*") {
+            ModelSelection::AllBaseModels
+        } else {
+            ModelSelection::List(models.to_vec())
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootstrapReport {
+    pub organization_id: String,
+    pub organization_created: bool,
+    pub models_linked: usize,
+    /// Development organizations (id or name containing `dev`) only.
+    pub development: bool,
+    pub members_added: usize,
+}
+
+/// A development organization, as the seed recognised one.
+pub fn is_development(org_id: &str, org_name: &str) -> bool {
+    org_id.to_ascii_lowercase().contains("dev") || org_name.to_ascii_lowercase().contains("dev")
+}
+
+/// Idempotent: a second run with the same input inserts nothing.
+pub fn bootstrap(
+    conn: &Connection,
+    org_id: &str,
+    org_name: &str,
+    models: &ModelSelection,
+    actor: &str,
+) -> Result<BootstrapReport, StoreError> {
+    let org_id = org_id.trim();
+    if org_id.is_empty() {
+        return Err(StoreError::EmptyId("organization id"));
+    }
+    let org_name = if org_name.trim().is_empty() {
+        org_id
+    } else {
+        org_name.trim()
+    };
+    let development = is_development(org_id, org_name);
+    with_actor(conn, actor, |tx| {
+        let organization_created = tx.execute(
+            "INSERT OR IGNORE INTO organizations (id, name, created_at)
+             VALUES (?1, ?2, CAST(strftime('%s','now') AS INTEGER))",
+            [org_id, org_name],
+        )? > 0;
+        let link = "INSERT OR IGNORE INTO organization_models
+                (id, organization_id, model_id, is_active, created_at, updated_at)
+             VALUES ('orgmod_' || ?1 || '_' || ?2, ?1, ?2, 1,
+                     CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER))";
+        let models_linked = match models {
+            ModelSelection::List(ids) => {
+                let mut n = 0;
+                for id in ids.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
+                    n += tx.execute(link, [org_id, id])?;
+                }
+                n
+            }
+            ModelSelection::AllBaseModels if table_exists(tx, "model")? => tx.execute(
+                "INSERT OR IGNORE INTO organization_models
+                    (id, organization_id, model_id, is_active, created_at, updated_at)
+                 SELECT 'orgmod_' || ?1 || '_' || m.id, ?1, m.id, 1,
+                        CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER)
+                 FROM model m WHERE m.base_model_id IS NULL",
+                [org_id],
+            )?,
+            ModelSelection::AllBaseModels => 0,
+        };
+        let members_added = if development && table_exists(tx, "user")? {
+            tx.execute(
+                "INSERT OR IGNORE INTO organization_members (id, organization_id, user_id, role, is_active, joined_at)
+                 SELECT 'om_' || u.id || '_' || ?1, ?1, u.id,
+                        CASE WHEN u.role = 'admin' THEN 'admin' ELSE 'member' END,
+                        1, CAST(strftime('%s','now') AS INTEGER)
+                 FROM user u WHERE u.role IS NOT 'pending'",
+                [org_id],
+            )?
+        } else {
+            0
+        };
+        Ok(BootstrapReport {
+            organization_id: org_id.to_owned(),
+            organization_created,
+            models_linked,
+            development,
+            members_added,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::admin::{disable_model, list_members, list_models, open_writer};
+    use crate::store::ensure_schema;
+
+    fn owui() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("webui.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE user (id TEXT PRIMARY KEY, email TEXT, role TEXT, name TEXT);
+             CREATE TABLE model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
+                                 params TEXT, meta TEXT, is_active INTEGER);
+             INSERT INTO user VALUES ('u1','a@x','user','A'), ('u2','b@x','pending','B'), ('u3','c@x','admin','C');
+             INSERT INTO model VALUES ('gpt-4o', 'u3', NULL, 'GPT', '{}', '{}', 1),
+                                      ('claude', 'u3', NULL, 'Claude', '{}', '{}', 1),
+                                      ('helper', 'u3', 'gpt-4o', 'Helper', '{}', '{}', 1);",
+        )
+        .unwrap();
+        ensure_schema(&conn).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn links_base_models_once_and_keeps_revocations() {
+        let (_d, conn) = owui();
+        let r = bootstrap(
+            &conn,
+            "mai_client_acme",
+            "Acme",
+            &ModelSelection::AllBaseModels,
+            "bootstrap",
+        )
+        .unwrap();
+        assert!(r.organization_created);
+        assert_eq!(r.models_linked, 2, "presets are not linked");
+        assert!(!r.development);
+        assert_eq!(r.members_added, 0);
+        disable_model(&conn, "mai_client_acme", "claude", "ops").unwrap();
+        let again = bootstrap(
+            &conn,
+            "mai_client_acme",
+            "Acme",
+            &ModelSelection::AllBaseModels,
+            "bootstrap",
+        )
+        .unwrap();
+        assert!(!again.organization_created);
+        assert_eq!(again.models_linked, 0);
+        let models = list_models(&conn, "mai_client_acme").unwrap();
+        let claude = models.iter().find(|m| m.model_id == "claude").unwrap();
+        assert!(
+            !claude.is_active,
+            "an operator's revocation survives a restart"
+        );
+    }
+
+    #[test]
+    fn development_orgs_get_every_non_pending_user() {
+        let (_d, conn) = owui();
+        let list = ModelSelection::from_config(&["gpt-4o".into()]);
+        let r = bootstrap(&conn, "mai_dev", "", &list, "bootstrap").unwrap();
+        assert!(r.development);
+        assert_eq!(r.models_linked, 1);
+        assert_eq!(r.members_added, 2);
+        let members = list_members(&conn, "mai_dev").unwrap();
+        assert!(
+            members.iter().all(|m| m.user_id != "u2"),
+            "pending users are left out"
+        );
+        let audited: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM permission_audit_log WHERE actor = 'bootstrap'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(audited, 3);
+    }
+
+    #[test]
+    fn selection_from_config() {
+        assert_eq!(
+            ModelSelection::from_config(&[]),
+            ModelSelection::AllBaseModels
+        );
+        assert_eq!(
+            ModelSelection::from_config(&["*".into()]),
+            ModelSelection::AllBaseModels
+        );
+        assert_eq!(
+            ModelSelection::from_config(&["a".into()]),
+            ModelSelection::List(vec!["a".into()])
+        );
+        assert!(is_development("x", "Dev Team"));
+        assert!(!is_development("acme", "Acme"));
+    }
+}

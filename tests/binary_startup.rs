@@ -1,0 +1,54 @@
+//! `serve` start-up on a real process: the schema is created on a fresh
+//! path (the README's first command on a new machine), and the seed's
+//! organization bootstrap runs from the environment, idempotently.
+
+mod common;
+
+use common::serve::{Serve, JSON_LOG};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_database_gets_the_schema_and_the_bootstrap_organization() {
+    let up = FakeUpstream::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("modelgate.toml");
+    std::fs::write(&config, JSON_LOG).unwrap();
+    // A directory that does not exist yet, as ./data on a new machine.
+    let db = dir.path().join("data").join("webui.db");
+    let db_s = db.to_str().unwrap();
+
+    let env = [
+        ("MODELGATE_DATABASE", db_s),
+        ("OPENROUTER_EXTERNAL_USER", "mai_client_dev"),
+        ("ORGANIZATION_NAME", "Dev Team"),
+    ];
+    let serve = Serve::start(&config, up.addr, &env);
+    let line = serve.wait_for("organization bootstrap done");
+    assert_eq!(line["created"], true);
+    assert_eq!(line["development"], true);
+    drop(serve);
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let name: String = conn
+        .query_row(
+            "SELECT name FROM organizations WHERE id = 'mai_client_dev'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(name, "Dev Team");
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_org_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(indexes >= 4);
+
+    // A restart finds everything in place and changes nothing.
+    let serve = Serve::start(&config, up.addr, &env);
+    let line = serve.wait_for("organization bootstrap done");
+    assert_eq!(line["created"], false);
+    assert_eq!(line["models_linked"], 0);
+}

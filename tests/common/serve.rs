@@ -1,0 +1,104 @@
+//! The real `modelgate serve` process, driven through its environment and
+//! read through its JSON log lines (the only readiness signal it needs).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A config file body that switches the log to JSON lines.
+pub const JSON_LOG: &str = "[log]\nformat = \"json\"\n";
+
+pub struct Serve {
+    pub child: Child,
+    pub lines: mpsc::Receiver<serde_json::Value>,
+    pub addr: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+}
+
+impl Serve {
+    /// Runs `modelgate serve` with a clean environment plus `env`; the
+    /// database defaults to `webui.db` beside the config file.
+    pub fn start(
+        config: &std::path::Path,
+        upstream: std::net::SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_modelgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_clear()
+            .env("MODELGATE_LISTEN", "127.0.0.1:0")
+            .env("MODELGATE_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("MODELGATE_UPSTREAM", format!("http://{upstream}"))
+            .env("RUST_LOG", "info")
+            .env("MODELGATE_DATABASE", config.with_file_name("webui.db"))
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(v) => {
+                        let _ = tx.send(v);
+                    }
+                    Err(_) => eprintln!("non-JSON log line: {line}"),
+                }
+            }
+        });
+        let mut s = Serve {
+            child,
+            lines,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            admin: "0.0.0.0:0".parse().unwrap(),
+        };
+        s.addr = s.wait_for("proxy listening")["addr"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        s.admin = s.wait_for("admin listening")["addr"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        s
+    }
+
+    /// The next log line whose message is `message` (other lines skipped).
+    pub fn wait_for(&self, message: &str) -> serde_json::Value {
+        loop {
+            let v = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no {message:?} log line"));
+            if v["message"] == message {
+                return v;
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
