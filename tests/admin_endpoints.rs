@@ -1,0 +1,184 @@
+//! The admin listener: liveness, readiness naming what failed, metrics an
+//! OpenMetrics scraper accepts, and diagnostics for admins only.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Request;
+use tokio::net::TcpListener;
+
+use common::*;
+use modelgate::admin::{self, AdminState};
+use modelgate::proxy::body::full;
+use modelgate::store::admin as store_admin;
+
+fn token(user: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"id": user, "typ": "session"}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+struct Admin {
+    addr: std::net::SocketAddr,
+    proxy: TestProxy,
+}
+
+async fn start(
+    upstream: std::net::SocketAddr,
+    tweak: impl FnOnce(&mut modelgate::config::FileConfig),
+) -> Admin {
+    let (dir, path) = temp_db();
+    let conn = store_admin::open_writer(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE user (id TEXT PRIMARY KEY, email TEXT, role TEXT, name TEXT);
+         INSERT INTO user VALUES ('boss', 'b@x', 'admin', 'Boss'), ('joe', 'j@x', 'user', 'Joe');",
+    )
+    .unwrap();
+    store_admin::create_org(&conn, "acme", "Acme", "test").unwrap();
+    store_admin::add_member(
+        &conn,
+        "acme",
+        "joe",
+        store_admin::MemberRole::Member,
+        "test",
+    )
+    .unwrap();
+    store_admin::enable_model(&conn, "acme", "gpt-4o", "test").unwrap();
+    let config = test_config(upstream, &path, tweak);
+    let mut proxy = start_proxy_with(config).await;
+    proxy.dir = Some(dir);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = Arc::new(AdminState {
+        config: proxy.live.clone(),
+        store: proxy.store.clone(),
+        metrics: proxy.metrics.clone(),
+        started: Instant::now(),
+    });
+    tokio::spawn(admin::serve(listener, state, std::future::pending()));
+    Admin { addr, proxy }
+}
+
+async fn admin_get(a: &Admin, path: &str, bearer: Option<&str>) -> Answer {
+    let mut b = Request::get(format!("http://{}{}", a.addr, path));
+    if let Some(t) = bearer {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    send(b.body(full("")).unwrap()).await
+}
+
+#[tokio::test]
+async fn liveness_and_readiness() {
+    let up = FakeUpstream::builder().start().await;
+    let a = start(up.addr, |_| {}).await;
+    assert_eq!(admin_get(&a, "/health", None).await.json()["status"], "ok");
+    let ready = admin_get(&a, "/health/ready", None).await;
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    assert_eq!(ready.json()["checks"]["store"], "ok");
+
+    let down = start(closed_port().await, |_| {}).await;
+    let r = admin_get(&down, "/health/ready", None).await;
+    assert_eq!(r.status, 503);
+    assert!(r.json()["checks"]["upstream"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable"));
+    assert_eq!(
+        r.json()["checks"]["store"],
+        "ok",
+        "names only the part that failed"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_store_is_unreadable() {
+    let up = FakeUpstream::builder().start().await;
+    let a = start(up.addr, |_| {}).await;
+    let db = a.proxy.live.load().database.clone();
+    std::fs::remove_file(&db).unwrap();
+    let r = admin_get(&a, "/health/ready", None).await;
+    assert_eq!(r.status, 503);
+    assert_ne!(r.json()["checks"]["store"], "ok");
+}
+
+#[tokio::test]
+async fn metrics_reflect_traffic() {
+    let up = FakeUpstream::builder().start().await;
+    let a = start(up.addr, |_| {}).await;
+    let joe = token("joe");
+    let call = |model: &str| {
+        Request::post(a.proxy.url("/api/chat/completions"))
+            .header("authorization", format!("Bearer {joe}"))
+            .header("content-type", "application/json")
+            .body(full(format!("{{\"model\":\"{model}\"}}")))
+            .unwrap()
+    };
+    assert_eq!(send(call("gpt-4o")).await.status, 200);
+    assert_eq!(send(call("llama")).await.status, 403);
+    let m = admin_get(&a, "/metrics", None).await;
+    assert_eq!(m.status, 200);
+    assert!(m.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(m.body.to_vec()).unwrap();
+    for needle in [
+        "modelgate_decisions_total{outcome=\"allowed\",organization=\"acme\"} 1",
+        "modelgate_decisions_total{outcome=\"denied\",organization=\"acme\"} 1",
+        "modelgate_requests_total{route=\"model_call\",status=\"403\"} 1",
+        "modelgate_enforcement_enabled 1",
+        "modelgate_cache_entries",
+        "# EOF",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    assert!(!text.contains("joe"), "no user ids in labels");
+}
+
+#[tokio::test]
+async fn diagnostics_are_for_admins_only() {
+    let up = FakeUpstream::builder().start().await;
+    let token_dir = tempfile::tempdir().unwrap();
+    let token_file = token_dir.path().join("admin-token");
+    std::fs::write(&token_file, "s3cret-admin-token\n").unwrap();
+    let a = start(up.addr, |f| f.admin.token_file = Some(token_file.clone())).await;
+
+    for path in ["/health/detailed", "/health/model-access/joe"] {
+        let none = admin_get(&a, path, None).await;
+        assert_eq!(assert_error_shape(&none, 401), "not_authenticated");
+        let user = admin_get(&a, path, Some(&token("joe"))).await;
+        assert_eq!(assert_error_shape(&user, 403), "admin_required");
+        let wrong = admin_get(&a, path, Some("s3cret-admin-tokeX")).await;
+        assert!(wrong.status == 401 || wrong.status == 403);
+        assert_eq!(admin_get(&a, path, Some(&token("boss"))).await.status, 200);
+        assert_eq!(
+            admin_get(&a, path, Some("s3cret-admin-token")).await.status,
+            200
+        );
+    }
+    let d = admin_get(&a, "/health/detailed", Some(&token("boss")))
+        .await
+        .json();
+    assert_eq!(d["config"]["enforcing"], true);
+    assert_eq!(d["config"]["session_key_configured"], true);
+    assert!(!d.to_string().contains(SECRET), "no secrets in the summary");
+    assert!(
+        !d.to_string().contains("s3cret"),
+        "no secrets in the summary"
+    );
+    let m = admin_get(&a, "/health/model-access/joe", Some(&token("boss")))
+        .await
+        .json();
+    assert_eq!(m["organizations"], serde_json::json!(["acme"]));
+    assert!(m.to_string().contains("gpt-4o"));
+}
