@@ -372,3 +372,52 @@ async fn graceful_drain_lets_an_sse_stream_finish() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let up = FakeUpstream::builder().start().await;
+    let proxy = start_proxy(up.addr, |f| f.timeouts.header_read_secs = 1).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    // The response arrives, then the idle connection is closed by the proxy.
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("idle keep-alive connection left open")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_wait_for_a_free_slot() {
+    let up = FakeUpstream::builder().start().await;
+    let proxy = start_proxy(up.addr, |f| f.limits.max_connections = 1).await;
+    let mut first = TcpStream::connect(proxy.addr).await.unwrap();
+    first
+        .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    first.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+
+    // The second connection is not served while the first holds the slot...
+    let mut second = TcpStream::connect(proxy.addr).await.unwrap();
+    second
+        .write_all(b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut head)).await;
+    assert!(early.is_err(), "served beyond max_connections");
+    // ...and is as soon as the first goes away.
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(10), second.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+}
