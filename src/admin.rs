@@ -296,3 +296,41 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+/// `modelgate health`: asks a running instance's `/health` (for container
+/// health checks, which have no curl). A wildcard listen address is probed
+/// on loopback.
+pub async fn probe(addr: std::net::SocketAddr, timeout: Duration) -> Result<(), String> {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let client =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Body>();
+    let req = Request::get(format!("http://{addr}/health"))
+        .body(full(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Err(_) => Err(format!("{addr}: no answer within {timeout:?}")),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Ok(Ok(resp)) if resp.status().is_success() => Ok(()),
+        Ok(Ok(resp)) => Err(format!("{addr}: status {}", resp.status())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn probe_reports_a_dead_port() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        assert!(probe(addr, Duration::from_secs(2)).await.is_err());
+    }
+}

@@ -14,6 +14,7 @@
 //! - [`gate`]: identity, route classification, model extraction, list filtering.
 //! - [`app`]: start-up wiring for `serve` (listeners, signals).
 //! - [`admin`]: the admin listener (`/health`, `/health/ready`, ...).
+//! - [`demo`]: `modelgate demo`, the product in one command.
 //! - [`error`]: every refusal and its JSON response, mapped in one place.
 //! - [`metrics`]: Prometheus families, typed record methods, `/metrics` text.
 //! - [`logging`]: `tracing` subscriber set-up (text or JSON).
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod gate;
 pub mod logging;
