@@ -21,6 +21,9 @@ pub struct PermittedModel {
     pub model: String,
     /// The organization granting it (the smallest id when several do).
     pub organization: String,
+    /// Set when the linked id is itself a preset: decisions judge the
+    /// root, so such a link permits nothing.
+    pub preset_of: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,6 +66,7 @@ fn permitted_models(access: &UserAccess) -> Vec<PermittedModel> {
         .map(|(model, organization)| PermittedModel {
             model: model.clone(),
             organization: organization.clone(),
+            preset_of: None,
         })
         .collect();
     models.sort_by(|a, b| a.model.cmp(&b.model));
@@ -82,10 +86,17 @@ pub async fn explain(
     let max_depth = cfg.max_base_depth;
     let store = AccessStore::open(cfg);
     let access = store.load_user(user).await?;
+    let graph = store.model_graph().await?;
+    let mut permitted = permitted_models(&access);
+    for p in &mut permitted {
+        p.preset_of = match graph.root(&p.model) {
+            Ok(root) if root != p.model => Some(root.to_string()),
+            _ => None,
+        };
+    }
     let model = match model {
         None => None,
         Some(model) => {
-            let graph = store.model_graph().await?;
             let decision = access.decide(&graph, model);
             let chain = base_chain(&open_reader(path)?, model, max_depth)?;
             let explanation = explain_line(&chain, &decision, &access.organizations, max_depth);
@@ -102,7 +113,7 @@ pub async fn explain(
         known: access.known,
         role: access.role.clone(),
         organizations: access.organizations.clone(),
-        permitted_models: permitted_models(&access),
+        permitted_models: permitted,
         model,
     })
 }
@@ -158,7 +169,13 @@ impl fmt::Display for AccessExplanation {
             let list: Vec<String> = self
                 .permitted_models
                 .iter()
-                .map(|m| format!("{} [{}]", m.model, m.organization))
+                .map(|m| match &m.preset_of {
+                    None => format!("{} [{}]", m.model, m.organization),
+                    Some(root) => format!(
+                        "{} [{}] (a preset of {root}: this link grants nothing)",
+                        m.model, m.organization
+                    ),
+                })
                 .collect();
             writeln!(f, "permitted models (roots): {}", list.join(", "))?;
         }

@@ -34,7 +34,13 @@ pub fn init(path: &Path) -> Result<InitReport, OpsError> {
     Ok(InitReport {
         database: path.to_path_buf(),
         file_created,
-        created: report.created,
+        // SQLite's own objects (autoindexes, sqlite_sequence) come and go
+        // with our tables; naming them only adds noise.
+        created: report
+            .created
+            .into_iter()
+            .filter(|name| !name.starts_with("sqlite_"))
+            .collect(),
         organizations_backfilled: report.organizations_backfilled,
     })
 }
