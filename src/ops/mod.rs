@@ -48,7 +48,8 @@ pub enum OpsError {
     InvalidRole(String),
     #[error("{0} must not be empty")]
     Empty(&'static str),
-    #[error("{0} (run `modelgate init` to create the organization tables)")]
+    /// The organization tables are absent; the text says to run `init`.
+    #[error("{0}")]
     SchemaMissing(String),
     #[error("cannot create {path}")]
     Io {
@@ -75,7 +76,12 @@ impl From<StoreError> for OpsError {
             StoreError::UnknownUser(user) => OpsError::UnknownUser(user),
             StoreError::InvalidRole(role) => OpsError::InvalidRole(role),
             StoreError::EmptyId(what) => OpsError::Empty(what),
-            StoreError::Schema(text) => OpsError::SchemaMissing(text),
+            StoreError::Schema(text) if text.contains("modelgate init") => {
+                OpsError::SchemaMissing(text)
+            }
+            StoreError::Schema(text) => OpsError::SchemaMissing(format!(
+                "{text}: run `modelgate init` to create the organization tables"
+            )),
             other => OpsError::Store(other),
         }
     }
