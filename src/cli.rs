@@ -211,7 +211,8 @@ impl WriteArgs {
 }
 
 fn parse_role(s: &str) -> Result<MemberRole, String> {
-    s.parse().map_err(|e: crate::store::StoreError| e.to_string())
+    s.parse()
+        .map_err(|e: crate::store::StoreError| e.to_string())
 }
 
 pub fn main() -> ExitCode {
@@ -363,7 +364,10 @@ fn emit_as(json: bool, value: &impl Serialize, text: &impl Display) -> anyhow::R
         text.to_string()
     };
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         // `modelgate audit | head` closing the pipe early is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("cannot write to stdout"),

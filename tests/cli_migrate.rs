@@ -7,10 +7,20 @@ mod cli_support;
 
 use cli_support::*;
 
-const MIGRATE: [&str; 5] = ["migrate", "--org-id", "mai_client_acme", "--org-name", "Acme Ltd"];
+const MIGRATE: [&str; 5] = [
+    "migrate",
+    "--org-id",
+    "mai_client_acme",
+    "--org-name",
+    "Acme Ltd",
+];
 
 fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    MIGRATE.iter().copied().chain(extra.iter().copied()).collect()
+    MIGRATE
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
 }
 
 fn backups(db: &Db) -> Vec<String> {
@@ -36,19 +46,32 @@ fn migrate_backs_up_then_links_users_and_base_models() {
     assert_eq!(out["organization_name"], "Acme Ltd");
 
     let backup = out["backup"].as_str().unwrap();
-    let name = std::path::Path::new(backup).file_name().unwrap().to_str().unwrap();
+    let name = std::path::Path::new(backup)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
     // webui.db.backup-YYYYMMDD-HHMMSS
     let stamp = name.strip_prefix("webui.db.backup-").unwrap();
     assert_eq!(stamp.len(), 15, "{name}");
-    assert!(stamp.chars().all(|c| c.is_ascii_digit() || c == '-'), "{name}");
-    assert_eq!(dump(std::path::Path::new(backup)), before, "backup is the pre-migration state");
+    assert!(
+        stamp.chars().all(|c| c.is_ascii_digit() || c == '-'),
+        "{name}"
+    );
+    assert_eq!(
+        dump(std::path::Path::new(backup)),
+        before,
+        "backup is the pre-migration state"
+    );
 
     assert_eq!(
         db.count("SELECT COUNT(*) FROM organization_members WHERE organization_id = 'mai_client_acme' AND user_id = 'pending1'"),
         0
     );
     assert_eq!(
-        db.count("SELECT COUNT(*) FROM organization_members WHERE user_id = 'admin1' AND role = 'admin'"),
+        db.count(
+            "SELECT COUNT(*) FROM organization_members WHERE user_id = 'admin1' AND role = 'admin'"
+        ),
         1
     );
     assert_eq!(
@@ -127,7 +150,11 @@ fn an_injected_failure_rolls_back_to_a_byte_identical_file() {
         let before = db.dump();
         let run = db.fails(&MIGRATE, 1, "migration failed and was rolled back");
         assert!(run.stderr.contains(message), "{}", run.stderr);
-        assert!(run.stderr.contains("the database is unchanged"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("the database is unchanged"),
+            "{}",
+            run.stderr
+        );
         assert!(run.stderr.contains("backup: "), "{}", run.stderr);
         assert!(run.stdout.is_empty(), "{}", run.stdout);
         assert_eq!(db.bytes(), bytes, "{table}: the file changed");
@@ -155,8 +182,16 @@ fn migrate_without_open_webui_tables_creates_the_organization_only() {
 fn migrate_rejects_bad_arguments_before_any_backup() {
     let db = owui_only();
     db.fails(&["migrate", "--org-id", "x"], 2, "--org-name");
-    db.fails(&["migrate", "--org-id", "", "--org-name", "X"], 1, "organization id must not be empty");
-    db.fails(&["migrate", "--org-id", "x", "--org-name", ""], 1, "organization name must not be empty");
+    db.fails(
+        &["migrate", "--org-id", "", "--org-name", "X"],
+        1,
+        "organization id must not be empty",
+    );
+    db.fails(
+        &["migrate", "--org-id", "x", "--org-name", ""],
+        1,
+        "organization name must not be empty",
+    );
     assert!(backups(&db).is_empty());
 }
 
@@ -180,8 +215,9 @@ fn migrate_reports_progress_on_large_databases() {
     assert_eq!(run.json()["users_linked"], 25_003);
     for n in ["10000", "20000"] {
         assert!(
-            run.stderr
-                .contains(&format!("migrate: {n} rows inserted into organization_members")),
+            run.stderr.contains(&format!(
+                "migrate: {n} rows inserted into organization_members"
+            )),
             "{}",
             run.stderr
         );

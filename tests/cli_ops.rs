@@ -44,7 +44,10 @@ fn init_repairs_a_dropped_index_on_an_open_webui_database() {
     db.exec("DROP INDEX idx_org_models_org_active");
     let out = db.ok(&["init", "--json"]).json();
     assert_eq!(out["file_created"], false);
-    assert_eq!(out["created"], serde_json::json!(["idx_org_models_org_active"]));
+    assert_eq!(
+        out["created"],
+        serde_json::json!(["idx_org_models_org_active"])
+    );
     // Open WebUI's rows are untouched.
     assert_eq!(db.count("SELECT COUNT(*) FROM user"), 4);
 }
@@ -89,17 +92,22 @@ fn commands_on_a_database_without_the_schema_point_to_init() {
 fn manage_an_empty_database_in_text_and_json() {
     let db = empty_db();
     let org = db
-        .ok(&["org", "create", "acme", "--name", "Acme Ltd", "--actor", "alice", "--json"])
+        .ok(&[
+            "org", "create", "acme", "--name", "Acme Ltd", "--actor", "alice", "--json",
+        ])
         .json();
     assert_eq!(org["outcome"], "created");
     assert_eq!(org["actor"], "alice");
     // Without a `user` table any user id is accepted.
     let added = db.ok(&["member", "add", "acme", "someone", "--role", "admin"]);
     assert!(added.stdout.contains("created"), "{}", added.stdout);
-    let again = db.ok(&["member", "add", "acme", "someone", "--role", "admin", "--json"]);
+    let again = db.ok(&[
+        "member", "add", "acme", "someone", "--role", "admin", "--json",
+    ]);
     assert_eq!(again.json()["outcome"], "unchanged");
     assert_eq!(
-        db.ok(&["model", "enable", "acme", "gpt-4o", "--json"]).json()["outcome"],
+        db.ok(&["model", "enable", "acme", "gpt-4o", "--json"])
+            .json()["outcome"],
         "created"
     );
 
@@ -119,13 +127,20 @@ fn manage_an_empty_database_in_text_and_json() {
     assert_eq!(models[0]["model_id"], "gpt-4o");
     assert_eq!(models[0]["is_active"], true);
 
-    let removed = db.ok(&["member", "remove", "acme", "someone", "--json"]).json();
+    let removed = db
+        .ok(&["member", "remove", "acme", "someone", "--json"])
+        .json();
     assert_eq!(removed["outcome"], "deactivated");
-    let disabled = db.ok(&["model", "disable", "acme", "gpt-4o", "--json"]).json();
+    let disabled = db
+        .ok(&["model", "disable", "acme", "gpt-4o", "--json"])
+        .json();
     assert_eq!(disabled["outcome"], "deactivated");
     let members = db.ok(&["member", "list", "acme", "--json"]).json();
     assert_eq!(members[0]["is_active"], false);
-    assert!(db.ok(&["member", "list", "acme"]).stdout.contains("inactive"));
+    assert!(db
+        .ok(&["member", "list", "acme"])
+        .stdout
+        .contains("inactive"));
 
     let report = db.ok(&["report", "--json"]).json();
     assert_eq!(report["user_table"], false);
@@ -177,7 +192,10 @@ fn manage_an_open_webui_database() {
     assert_eq!(orgs[0]["active_members"], 2);
     assert_eq!(orgs[1]["active_models"], 2);
     let text = db.ok(&["report"]).stdout;
-    assert!(text.contains("u1@example.com") && text.contains("GPT-4o"), "{text}");
+    assert!(
+        text.contains("u1@example.com") && text.contains("GPT-4o"),
+        "{text}"
+    );
     let only_a = db.ok(&["report", "--org", "a", "--json"]).json();
     assert_eq!(only_a["users"].as_array().unwrap().len(), 2);
     assert_eq!(only_a["organizations"].as_array().unwrap().len(), 1);
@@ -187,14 +205,19 @@ fn manage_an_open_webui_database() {
 fn enabling_a_preset_warns_that_it_grants_nothing() {
     let db = owui_db();
     db.ok(&["org", "create", "a", "--name", "A"]);
-    let out = db.ok(&["model", "enable", "a", "my-preset", "--json"]).json();
+    let out = db
+        .ok(&["model", "enable", "a", "my-preset", "--json"])
+        .json();
     assert_eq!(out["outcome"], "created");
     assert!(
         out["note"].as_str().unwrap().contains("enable 'gpt-4o'"),
         "{out}"
     );
     let text = db.ok(&["model", "enable", "a", "preset-of-preset"]).stdout;
-    assert!(text.contains("note:") && text.contains("'gpt-4o'"), "{text}");
+    assert!(
+        text.contains("note:") && text.contains("'gpt-4o'"),
+        "{text}"
+    );
     assert!(db.ok(&["model", "enable", "a", "gpt-4o", "--json"]).json()["note"].is_null());
 }
 
@@ -210,17 +233,49 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
     db.fails(&["model", "disable", "nope", "gpt-4o"], 1, unknown);
     db.fails(&["model", "list", "nope"], 1, unknown);
     db.fails(&["report", "--org", "nope"], 1, unknown);
-    db.fails(&["member", "add", "a", "u1", "--role", "owner"], 2, "invalid role");
-    db.fails(&["org", "create", "", "--name", "A"], 1, "organization id must not be empty");
-    db.fails(&["org", "create", "x", "--name", " "], 1, "organization name must not be empty");
+    db.fails(
+        &["member", "add", "a", "u1", "--role", "owner"],
+        2,
+        "invalid role",
+    );
+    db.fails(
+        &["org", "create", "", "--name", "A"],
+        1,
+        "organization id must not be empty",
+    );
+    db.fails(
+        &["org", "create", "x", "--name", " "],
+        1,
+        "organization name must not be empty",
+    );
     db.fails(&["member", "add", "a", ""], 1, "user id must not be empty");
-    db.fails(&["model", "enable", "a", ""], 1, "model id must not be empty");
+    db.fails(
+        &["model", "enable", "a", ""],
+        1,
+        "model id must not be empty",
+    );
     db.fails(&["access", ""], 1, "user id must not be empty");
     db.fails(&["access", "u1", ""], 1, "model id must not be empty");
-    db.fails(&["org", "create", "x", "--name", "X", "--actor", ""], 1, "actor must not be empty");
-    db.fails(&["member", "add", "a", "ghost"], 1, "user 'ghost' does not exist");
-    db.fails(&["member", "remove", "a", "u2"], 1, "not a member of organization 'a'");
-    db.fails(&["model", "disable", "a", "gpt-4o"], 1, "not enabled for organization 'a'");
+    db.fails(
+        &["org", "create", "x", "--name", "X", "--actor", ""],
+        1,
+        "actor must not be empty",
+    );
+    db.fails(
+        &["member", "add", "a", "ghost"],
+        1,
+        "user 'ghost' does not exist",
+    );
+    db.fails(
+        &["member", "remove", "a", "u2"],
+        1,
+        "not a member of organization 'a'",
+    );
+    db.fails(
+        &["model", "disable", "a", "gpt-4o"],
+        1,
+        "not enabled for organization 'a'",
+    );
     db.fails(&["audit", "--limit", "many"], 2, "invalid value");
     db.fails(&["db-bench", "--iterations", "0"], 2, "invalid value");
     db.fails(&["member", "add", "a"], 2, "required");
@@ -309,7 +364,10 @@ fn access_explains_allowed_through_a_preset() {
     assert_eq!(json["model"]["chain"]["steps"][1]["name"], "GPT-4o");
     // The link to a preset is listed, and flagged as granting nothing.
     let permitted = json["permitted_models"].as_array().unwrap();
-    let preset = permitted.iter().find(|m| m["model"] == "my-preset").unwrap();
+    let preset = permitted
+        .iter()
+        .find(|m| m["model"] == "my-preset")
+        .unwrap();
     assert_eq!(preset["preset_of"], "gpt-4o");
 }
 
@@ -332,12 +390,18 @@ fn access_explains_denials_with_exit_code_3() {
     assert_eq!(json["model"]["decision"]["reason"], "cycle");
     assert_eq!(json["model"]["chain"]["end"], "cycle");
     let explanation = json["model"]["explanation"].as_str().unwrap();
-    assert!(explanation.starts_with("loop-a → loop-b → loop-a"), "{explanation}");
+    assert!(
+        explanation.starts_with("loop-a → loop-b → loop-a"),
+        "{explanation}"
+    );
 
     // Not a member anywhere (u2), and a user nobody has heard of.
     let none = db.run(&["access", "u2", "gpt-4o", "--json"]);
     assert_eq!(none.code, 3);
-    assert_eq!(none.json()["model"]["decision"]["reason"], "no_organization");
+    assert_eq!(
+        none.json()["model"]["decision"]["reason"],
+        "no_organization"
+    );
     let ghost = db.run(&["access", "ghost", "gpt-4o"]);
     assert_eq!(ghost.code, 3);
     assert!(ghost.stdout.contains("unknown"), "{}", ghost.stdout);
@@ -368,7 +432,10 @@ fn access_on_a_database_without_open_webui_tables() {
     db.ok(&["org", "create", "a", "--name", "A"]);
     db.ok(&["member", "add", "a", "x"]);
     db.ok(&["model", "enable", "a", "m"]);
-    assert!(db.ok(&["access", "x", "m"]).stdout.contains("m (root) → permitted"));
+    assert!(db
+        .ok(&["access", "x", "m"])
+        .stdout
+        .contains("m (root) → permitted"));
     assert_eq!(db.run(&["access", "x", "n"]).code, 3);
 }
 
@@ -380,13 +447,18 @@ fn db_bench_passes_with_indexes_and_fails_without() {
     assert_eq!(ok["iterations"], 20);
     assert_eq!(ok["queries"].as_array().unwrap().len(), 4);
     assert!(ok["queries"][0]["p99_us"].as_f64().is_some());
-    assert!(db.ok(&["db-bench", "--iterations", "5"]).stdout.contains("every query uses its index"));
+    assert!(db
+        .ok(&["db-bench", "--iterations", "5"])
+        .stdout
+        .contains("every query uses its index"));
 
     db.exec("DROP INDEX idx_org_members_user_active");
     let failed = db.run(&["db-bench", "--iterations", "5"]);
     assert_eq!(failed.code, 4, "{}{}", failed.stdout, failed.stderr);
     assert!(
-        failed.stdout.contains("index not used: idx_org_members_user_active"),
+        failed
+            .stdout
+            .contains("index not used: idx_org_members_user_active"),
         "{}",
         failed.stdout
     );

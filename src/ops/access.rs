@@ -80,7 +80,9 @@ pub async fn explain(
     model: Option<&str>,
 ) -> Result<AccessExplanation, OpsError> {
     let user = require_non_empty(user, "user id")?;
-    let model = model.map(|m| require_non_empty(m, "model id")).transpose()?;
+    let model = model
+        .map(|m| require_non_empty(m, "model id"))
+        .transpose()?;
     require_exists(path)?;
     let cfg = StoreConfig::new(path);
     let max_depth = cfg.max_base_depth;
@@ -118,7 +120,12 @@ pub async fn explain(
     })
 }
 
-fn explain_line(chain: &BaseChain, decision: &Decision, orgs: &[String], max_depth: usize) -> String {
+fn explain_line(
+    chain: &BaseChain,
+    decision: &Decision,
+    orgs: &[String],
+    max_depth: usize,
+) -> String {
     let mut line = chain
         .steps
         .iter()
@@ -140,9 +147,7 @@ fn explain_line(chain: &BaseChain, decision: &Decision, orgs: &[String], max_dep
         Decision::Denied(DenyReason::NoOrganization) => {
             "refused: the user has no active organization membership".to_string()
         }
-        Decision::Denied(DenyReason::Cycle) => {
-            "refused: the preset's base chain loops".to_string()
-        }
+        Decision::Denied(DenyReason::Cycle) => "refused: the preset's base chain loops".to_string(),
         Decision::Denied(DenyReason::TooDeep) => {
             "refused: the preset's base chain is too long".to_string()
         }

@@ -97,7 +97,11 @@ pub fn model_enable(
     // Decisions judge a preset by its root (DESIGN.md), so a link to a
     // preset permits nothing; say so instead of letting an operator wonder
     // why users still get 403.
-    let chain = base_chain(&conn, model, crate::store::StoreConfig::default().max_base_depth)?;
+    let chain = base_chain(
+        &conn,
+        model,
+        crate::store::StoreConfig::default().max_base_depth,
+    )?;
     r.note = match (chain.end, chain.steps.last()) {
         (ChainEnd::Root, Some(root)) if chain.steps.len() > 1 => Some(format!(
             "'{model}' is a preset of '{}': access is decided by the base model, \
@@ -194,7 +198,11 @@ impl fmt::Display for OrgList {
                 ]
             })
             .collect();
-        write_table(f, &["ID", "NAME", "MEMBERS", "MODELS", "CREATED (UTC)"], &rows)
+        write_table(
+            f,
+            &["ID", "NAME", "MEMBERS", "MODELS", "CREATED (UTC)"],
+            &rows,
+        )
     }
 }
 
@@ -227,7 +235,11 @@ impl fmt::Display for MemberList {
                 ]
             })
             .collect();
-        write_table(f, &["USER", "EMAIL", "ROLE", "STATUS", "JOINED (UTC)"], &rows)
+        write_table(
+            f,
+            &["USER", "EMAIL", "ROLE", "STATUS", "JOINED (UTC)"],
+            &rows,
+        )
     }
 }
 

@@ -161,7 +161,10 @@ impl fmt::Display for MigrateOutcome {
             r.models_linked, r.models_total
         )?;
         if !r.user_table {
-            writeln!(f, "  note: no Open WebUI `user` table, so no users were linked")?;
+            writeln!(
+                f,
+                "  note: no Open WebUI `user` table, so no users were linked"
+            )?;
         }
         if !r.model_table {
             writeln!(

@@ -13,7 +13,9 @@ use crate::store::report::{access_report, AccessReport};
 
 /// `report [--org ORG]`.
 pub fn report(path: &Path, org: Option<&str>) -> Result<AccessReport, OpsError> {
-    let org = org.map(|o| require_non_empty(o, "organization id")).transpose()?;
+    let org = org
+        .map(|o| require_non_empty(o, "organization id"))
+        .transpose()?;
     let conn = open_reader(path)?;
     let report = access_report(&conn, org)?;
     if let Some(org) = org {
@@ -44,7 +46,11 @@ impl fmt::Display for ReportText<'_> {
                 ]
             })
             .collect();
-        write_table(f, &["ORGANIZATION", "NAME", "ACTIVE MEMBERS", "ACTIVE MODELS"], &orgs)?;
+        write_table(
+            f,
+            &["ORGANIZATION", "NAME", "ACTIVE MEMBERS", "ACTIVE MODELS"],
+            &orgs,
+        )?;
         writeln!(f)?;
         writeln!(f, "User model access (active memberships)")?;
         if r.users.is_empty() {
@@ -67,7 +73,15 @@ impl fmt::Display for ReportText<'_> {
             .collect();
         write_table(
             f,
-            &["USER", "EMAIL", "NAME", "ORGANIZATION", "ROLE", "MODELS", "MODEL NAMES"],
+            &[
+                "USER",
+                "EMAIL",
+                "NAME",
+                "ORGANIZATION",
+                "ROLE",
+                "MODELS",
+                "MODEL NAMES",
+            ],
             &users,
         )
     }
@@ -107,7 +121,16 @@ impl fmt::Display for AuditLog {
             .collect();
         write_table(
             f,
-            &["ID", "TIME (UTC)", "ACTOR", "ACTION", "TABLE", "ORGANIZATION", "SUBJECT", "CHANGE"],
+            &[
+                "ID",
+                "TIME (UTC)",
+                "ACTOR",
+                "ACTION",
+                "TABLE",
+                "ORGANIZATION",
+                "SUBJECT",
+                "CHANGE",
+            ],
             &rows,
         )
     }

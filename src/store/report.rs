@@ -52,7 +52,10 @@ pub fn access_report(conn: &Connection, org: Option<&str>) -> Result<AccessRepor
     let user_table = table_exists(conn, "user")?;
     let model_table = table_exists(conn, "model")?;
     let (user_cols, user_join) = if user_table {
-        ("u.email, u.name, u.role", "LEFT JOIN user u ON u.id = om.user_id")
+        (
+            "u.email, u.name, u.role",
+            "LEFT JOIN user u ON u.id = om.user_id",
+        )
     } else {
         ("NULL, NULL, NULL", "")
     };

@@ -103,7 +103,13 @@ pub fn modelgate() -> Command {
 
 impl Db {
     pub fn run(&self, args: &[&str]) -> Run {
-        modelgate().arg("--db").arg(&self.path).args(args).output().unwrap().into()
+        modelgate()
+            .arg("--db")
+            .arg(&self.path)
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
     }
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
@@ -118,7 +124,11 @@ impl Db {
     /// Runs and asserts exit 0.
     pub fn ok(&self, args: &[&str]) -> Run {
         let run = self.run(args);
-        assert_eq!(run.code, 0, "{args:?} failed:\n{}{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.code, 0,
+            "{args:?} failed:\n{}{}",
+            run.stdout, run.stderr
+        );
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
         run
     }
