@@ -217,3 +217,67 @@ pub fn base_chain(
         current = base;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ModelGraph, RootError};
+
+    /// `base_chain` must agree with `ModelGraph::root`, which decides.
+    #[test]
+    fn chain_agrees_with_the_graph() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE model (id TEXT PRIMARY KEY, base_model_id TEXT, name TEXT);
+             INSERT INTO model VALUES ('gpt', NULL, 'GPT'), ('p1', 'gpt', 'P1'),
+                 ('p2', 'p1', NULL), ('dangling', 'nowhere', NULL), ('empty', '', NULL),
+                 ('a', 'b', NULL), ('b', 'a', NULL), ('self', 'self', NULL), ('tail', 'a', NULL);",
+        )
+        .unwrap();
+        for hop in 0..9 {
+            conn.execute(
+                "INSERT INTO model VALUES (?1, ?2, NULL)",
+                [format!("c{hop}"), format!("c{}", hop + 1)],
+            )
+            .unwrap();
+        }
+        let rows: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT id, base_model_id FROM model")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let graph = ModelGraph::new(rows, 8);
+        for id in [
+            "gpt", "p1", "p2", "dangling", "empty", "a", "self", "tail", "c0", "c1", "unknown",
+        ] {
+            let chain = base_chain(&conn, id, 8).unwrap();
+            let last = chain.steps.last().unwrap().id.as_str();
+            match graph.root(id) {
+                Ok(root) => {
+                    assert_eq!(chain.end, ChainEnd::Root, "{id}");
+                    assert_eq!(last, root, "{id}");
+                }
+                Err(RootError::Cycle) => assert_eq!(chain.end, ChainEnd::Cycle, "{id}"),
+                Err(RootError::TooDeep(_)) => assert_eq!(chain.end, ChainEnd::TooDeep, "{id}"),
+            }
+        }
+        let p2 = base_chain(&conn, "p2", 8).unwrap();
+        let ids: Vec<&str> = p2.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["p2", "p1", "gpt"]);
+        assert_eq!(p2.steps[2].name.as_deref(), Some("GPT"));
+        // c1 → c9 is 8 hops (allowed), c0 → c9 is 9 (too deep).
+        assert_eq!(base_chain(&conn, "c1", 8).unwrap().end, ChainEnd::Root);
+        assert_eq!(base_chain(&conn, "c0", 8).unwrap().end, ChainEnd::TooDeep);
+    }
+
+    #[test]
+    fn without_a_model_table_every_id_is_its_own_root() {
+        let conn = Connection::open_in_memory().unwrap();
+        let chain = base_chain(&conn, "m", 8).unwrap();
+        assert_eq!(chain.end, ChainEnd::Root);
+        assert_eq!(chain.steps.len(), 1);
+        assert!(model_names(&conn).unwrap().is_empty());
+    }
+}
