@@ -196,6 +196,13 @@ fn manage_an_open_webui_database() {
         text.contains("u1@example.com") && text.contains("GPT-4o"),
         "{text}"
     );
+    // u1 is an admin of organization b.
+    let admins = text.split("Administrators").nth(1).unwrap();
+    let admins = admins.split("User model access").next().unwrap();
+    assert!(
+        admins.contains("u1@example.com") && !admins.contains("u2"),
+        "{text}"
+    );
     let only_a = db.ok(&["report", "--org", "a", "--json"]).json();
     assert_eq!(only_a["users"].as_array().unwrap().len(), 2);
     assert_eq!(only_a["organizations"].as_array().unwrap().len(), 1);

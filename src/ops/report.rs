@@ -52,8 +52,8 @@ impl fmt::Display for ReportText<'_> {
             &orgs,
         )?;
         writeln!(f)?;
-        writeln!(f, "User model access (active memberships)")?;
         if r.users.is_empty() {
+            writeln!(f, "User model access (active memberships)")?;
             return writeln!(f, "no active memberships");
         }
         let users: Vec<Vec<String>> = r
@@ -71,6 +71,41 @@ impl fmt::Display for ReportText<'_> {
                 ]
             })
             .collect();
+        // The seed's audit_access.sh also listed administrators: whoever is
+        // admin in Open WebUI or in an organization.
+        let admins: Vec<Vec<String>> = r
+            .users
+            .iter()
+            .filter(|u| {
+                u.user_role.as_deref() == Some("admin")
+                    || u.membership_role.as_deref() == Some("admin")
+            })
+            .map(|u| {
+                vec![
+                    u.user_id.clone(),
+                    or_dash(u.email.as_deref()),
+                    u.organization_id.clone(),
+                    or_dash(u.user_role.as_deref()),
+                    or_dash(u.membership_role.as_deref()),
+                ]
+            })
+            .collect();
+        if !admins.is_empty() {
+            writeln!(f, "Administrators")?;
+            write_table(
+                f,
+                &[
+                    "USER",
+                    "EMAIL",
+                    "ORGANIZATION",
+                    "OPEN WEBUI ROLE",
+                    "ORG ROLE",
+                ],
+                &admins,
+            )?;
+            writeln!(f)?;
+        }
+        writeln!(f, "User model access (active memberships)")?;
         write_table(
             f,
             &[
