@@ -1,20 +1,40 @@
 //! The `modelgate` command line. `main.rs` only calls [`main`]; every
-//! subcommand is a thin layer over a library function.
+//! subcommand is a thin layer over a library function ([`crate::app`] for
+//! `serve`, [`crate::ops`] for the operator commands): this module parses,
+//! prints text or `--json`, and picks the exit code.
+//!
+//! Exit codes: 0 success; 1 error (message on stderr); 2 invalid arguments
+//! (clap); 3 `access USER MODEL` denied; 4 `db-bench` index check failed.
 
-use std::path::PathBuf;
+use std::fmt::Display;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
 
 use crate::config::process_env;
+use crate::ops;
 use crate::reload::Overrides;
+use crate::store::admin::MemberRole;
+use crate::store::bench::Sizes;
+
+/// Where the database is when neither `--db` nor `MODELGATE_DATABASE` says.
+const DEFAULT_DB: &str = "./data/webui.db";
+/// `access USER MODEL`: the model is refused.
+pub const EXIT_DENIED: u8 = 3;
+/// `db-bench`: a query does not use its index (or scans a table).
+pub const EXIT_CHECK_FAILED: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "modelgate",
     version,
-    about = "Model-access gateway in front of Open WebUI"
+    about = "Model-access gateway in front of Open WebUI",
+    after_help = "Exit codes: 0 success, 1 error, 2 invalid arguments, \
+                  3 access denied (`access USER MODEL`), 4 index check failed (`db-bench`)."
 )]
 pub struct Cli {
     /// SQLite database shared with Open WebUI (default ./data/webui.db).
@@ -32,6 +52,168 @@ pub enum Command {
         #[arg(long, env = "MODELGATE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Create or repair the organization tables, indexes, view and audit
+    /// triggers (creates the database file and its directory if missing).
+    Init {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Memberships (remove = deactivate).
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Model access per organization (disable = deactivate).
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Explain a user's organizations and permitted models, and the
+    /// decision for MODEL with its reason (exit 3 when denied).
+    Access {
+        user: String,
+        model: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// User model access report and per-organization counts.
+    Report {
+        /// Only this organization.
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// The permission change log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Query latency (p50/p95/p99) and EXPLAIN QUERY PLAN index check
+    /// (exit 4 when an index is not used).
+    DbBench {
+        #[arg(long, default_value_t = 100, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        iterations: u32,
+        /// First fill a NEW database file with synthetic data (100k users,
+        /// 1k organizations, 2k models); refuses an existing file.
+        #[arg(long)]
+        generate: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// The seed's migration: online backup, then ONE transaction linking
+    /// every non-pending user and every base model to the organization.
+    Migrate {
+        #[arg(long, value_name = "ID")]
+        org_id: String,
+        #[arg(long, value_name = "NAME")]
+        org_name: String,
+        /// Do everything, report, and roll back (no backup is taken).
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization (or rename it).
+    Create {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// List organizations with active member and model counts.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add a user (or reactivate, or change the role).
+    Add {
+        org: String,
+        user: String,
+        /// member or admin.
+        #[arg(long, default_value = "member", value_parser = parse_role)]
+        role: MemberRole,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Deactivate a membership (the row and its history stay).
+    Remove {
+        org: String,
+        user: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// List memberships, inactive ones included.
+    List {
+        org: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Permit a model (a base model: its presets follow it).
+    Enable {
+        org: String,
+        model: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Deactivate a model link.
+    Disable {
+        org: String,
+        model: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// List model links, inactive ones included.
+    List {
+        org: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Who makes the change, recorded in the audit log (default: $USER,
+    /// $LOGNAME, else "cli").
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub out: Output,
+}
+
+impl WriteArgs {
+    fn actor(&self) -> String {
+        self.actor
+            .clone()
+            .unwrap_or_else(|| ops::default_actor(&process_env))
+    }
+}
+
+fn parse_role(s: &str) -> Result<MemberRole, String> {
+    s.parse()
+        .map_err(|e: crate::store::StoreError| e.to_string())
 }
 
 pub fn main() -> ExitCode {
@@ -61,5 +243,136 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(crate::app::run(config, overrides))?;
             Ok(ExitCode::SUCCESS)
         }
+        command => {
+            let db = cli.db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+            run_ops(&db, command)
+        }
+    }
+}
+
+/// The operator commands: each calls one `ops` function and prints.
+fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init { out } => emit(out.json, &ops::init::init(db)?)?,
+        Command::Org(OrgCommand::Create { id, name, write }) => emit(
+            write.out.json,
+            &ops::manage::org_create(db, &id, &name, &write.actor())?,
+        )?,
+        Command::Org(OrgCommand::List { out }) => emit(out.json, &ops::manage::org_list(db)?)?,
+        Command::Member(MemberCommand::Add {
+            org,
+            user,
+            role,
+            write,
+        }) => emit(
+            write.out.json,
+            &ops::manage::member_add(db, &org, &user, role, &write.actor())?,
+        )?,
+        Command::Member(MemberCommand::Remove { org, user, write }) => emit(
+            write.out.json,
+            &ops::manage::member_remove(db, &org, &user, &write.actor())?,
+        )?,
+        Command::Member(MemberCommand::List { org, out }) => {
+            emit(out.json, &ops::manage::member_list(db, &org)?)?
+        }
+        Command::Model(ModelCommand::Enable { org, model, write }) => emit(
+            write.out.json,
+            &ops::manage::model_enable(db, &org, &model, &write.actor())?,
+        )?,
+        Command::Model(ModelCommand::Disable { org, model, write }) => emit(
+            write.out.json,
+            &ops::manage::model_disable(db, &org, &model, &write.actor())?,
+        )?,
+        Command::Model(ModelCommand::List { org, out }) => {
+            emit(out.json, &ops::manage::model_list(db, &org)?)?
+        }
+        Command::Access { user, model, out } => {
+            // The store reads on blocking threads; one small runtime is enough.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let explained = rt.block_on(ops::access::explain(db, &user, model.as_deref()))?;
+            emit(out.json, &explained)?;
+            if !explained.allowed() {
+                return Ok(ExitCode::from(EXIT_DENIED));
+            }
+        }
+        Command::Report { org, out } => {
+            let report = ops::report::report(db, org.as_deref())?;
+            emit_as(out.json, &report, &ops::report::ReportText(&report))?
+        }
+        Command::Audit { limit, out } => emit(out.json, &ops::report::audit(db, limit)?)?,
+        Command::DbBench {
+            iterations,
+            generate,
+            out,
+        } => {
+            if generate {
+                let made = ops::bench::generate(db, Sizes::default())?;
+                eprintln!(
+                    "generated {}: {} users, {} organizations, {} models, {} memberships, {} links",
+                    made.database,
+                    made.rows.users,
+                    made.rows.orgs,
+                    made.rows.models,
+                    made.rows.memberships,
+                    made.rows.links
+                );
+            }
+            let iterations = usize::try_from(iterations).unwrap_or(usize::MAX);
+            let report = ops::bench::db_bench(db, iterations)?;
+            emit_as(out.json, &report, &ops::bench::BenchText(&report))?;
+            if !report.ok {
+                return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+            }
+        }
+        Command::Migrate {
+            org_id,
+            org_name,
+            dry_run,
+            write,
+        } => {
+            // Progress goes to stderr so `--json` stdout stays one document.
+            let progress: ops::migrate::ProgressFn = Box::new(|p: ops::migrate::Progress| {
+                eprintln!("migrate: {} rows inserted into {}", p.rows, p.table);
+            });
+            let outcome = ops::migrate::migrate(
+                db,
+                &org_id,
+                &org_name,
+                &write.actor(),
+                dry_run,
+                Some(progress),
+            )?;
+            emit(write.out.json, &outcome)?
+        }
+        // `serve` (and whatever else `run` handles itself) never gets here;
+        // a catch-all keeps new top-level commands a one-place change.
+        other => anyhow::bail!("{other:?} is not an operator command"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn emit<T: Serialize + Display>(json: bool, value: &T) -> anyhow::Result<()> {
+    emit_as(json, value, value)
+}
+
+fn emit_as(json: bool, value: &impl Serialize, text: &impl Display) -> anyhow::Result<()> {
+    let out = if json {
+        let mut s = serde_json::to_string_pretty(value).context("cannot serialize the output")?;
+        s.push('\n');
+        s
+    } else {
+        text.to_string()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // `modelgate audit | head` closing the pipe early is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
     }
 }

@@ -10,6 +10,8 @@
 //!   [`proxy::headers`] (hop-by-hop, forwarding), [`proxy::upstream`]
 //!   (pooled client, 502/504), [`proxy::upgrade`] (WebSocket tunnels),
 //!   [`proxy::body`] (streaming body type, byte counting for the log).
+//! - [`ops`]: the operator commands (`init`, `org`, `member`, `model`,
+//!   `access`, `report`, `audit`, `db-bench`, `migrate`) as library functions.
 //! - [`store`]: the access data: schema, read pool, lookups, moka caches, change watcher, admin writes.
 //! - [`gate`]: identity, route classification, model extraction, list filtering.
 //! - [`app`]: start-up wiring for `serve` (listeners, signals).
@@ -28,6 +30,7 @@ pub mod error;
 pub mod gate;
 pub mod logging;
 pub mod metrics;
+pub mod ops;
 pub mod proxy;
 pub mod reload;
 pub mod server;

@@ -13,6 +13,7 @@
 //! - `watch`  — `PRAGMA data_version` poller that invalidates on change
 //! - `handle` — `AccessStore`, the cloneable handle the proxy uses
 //! - `bench`  — synthetic data generator and the `db-bench` report
+//! - `report` — operator reports: access report, model names, base chains
 pub mod access;
 pub mod admin;
 pub mod bench;
@@ -22,6 +23,7 @@ pub mod error;
 mod handle;
 pub mod lookup;
 mod pool;
+pub mod report;
 pub mod schema;
 mod watch;
 
