@@ -52,6 +52,18 @@ pub enum Command {
         #[arg(long, env = "MODELGATE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Try modelgate in one command: a fake upstream, two organizations, the
+    /// real proxy, and curl commands that show it at work.
+    Demo,
+    /// Exit 0 when the running instance's admin `/health` answers (for
+    /// container health checks; reads MODELGATE_ADMIN_LISTEN / the config).
+    Health {
+        #[arg(long, env = "MODELGATE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
     /// Create or repair the organization tables, indexes, view and audit
     /// triggers (creates the database file and its directory if missing).
     Init {
@@ -243,11 +255,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(crate::app::run(config, overrides))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Demo => {
+            crate::logging::init(&Default::default(), Some("warn".into()));
+            let rt = runtime()?;
+            rt.block_on(async {
+                let demo = crate::demo::start().await?;
+                print!("{}", crate::demo::instructions(&demo));
+                tokio::signal::ctrl_c()
+                    .await
+                    .context("waiting for Ctrl-C")?;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health { config, timeout } => {
+            let overrides = Overrides {
+                config_path: config,
+                database: cli.db,
+            };
+            let config = overrides.load(&process_env)?;
+            let rt = runtime()?;
+            match rt.block_on(crate::admin::probe(
+                config.admin_listen,
+                std::time::Duration::from_secs(timeout),
+            )) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("modelgate: unhealthy: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         command => {
             let db = cli.db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
             run_ops(&db, command)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// The operator commands: each calls one `ops` function and prints.

@@ -52,3 +52,26 @@ async fn fresh_database_gets_the_schema_and_the_bootstrap_organization() {
     assert_eq!(line["created"], false);
     assert_eq!(line["models_linked"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_subcommand_reports_the_running_instance() {
+    let up = FakeUpstream::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("modelgate.toml");
+    std::fs::write(&config, JSON_LOG).unwrap();
+    let serve = Serve::start(&config, up.addr, &[]);
+    let health = |admin: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"))
+            .args(["health", "--config"])
+            .arg(&config)
+            .env_clear()
+            .env("MODELGATE_ADMIN_LISTEN", admin)
+            .output()
+            .unwrap()
+    };
+    assert!(health(serve.admin.to_string()).status.success());
+    let dead = closed_port().await;
+    let out = health(dead.to_string());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
+}
