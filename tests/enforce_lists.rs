@@ -311,3 +311,47 @@ async fn lists_need_a_user() {
     assert_eq!(assert_error_shape(&a, 401), "account_pending");
     assert!(env.up.requests_to("/api/models").is_empty());
 }
+
+/// An upstream list that a browser would read differently from a naive
+/// filter (last of two keys wins, escaped keys) never shows a forbidden id.
+#[tokio::test]
+async fn lists_with_two_readings_never_show_a_forbidden_model() {
+    let cases: [(&str, &str); 6] = [
+        (
+            "/api/models",
+            r#"{"data":[{"id":"gpt-4o"}],"d\u0061ta":[{"id":"llama"}]}"#,
+        ),
+        (
+            "/api/models",
+            r#"{"data":[{"id":"gpt-4o"}],"data":[{"id":"llama"}]}"#,
+        ),
+        ("/api/models", r#"{"data":[{"id":"gpt-4o","id":"llama"}]}"#),
+        (
+            "/api/models",
+            r#"{"data":[{"id":"gpt-4o","i\u0064":"llama"}]}"#,
+        ),
+        (
+            "/ollama/api/tags",
+            r#"{"models":[{"model":"gpt-4o","name":"llama"}]}"#,
+        ),
+        (
+            "/api/v1/models/model",
+            r#"{"id":"gpt-4o","\u0069d":"llama"}"#,
+        ),
+    ];
+    for (path, body) in cases {
+        let env = Env::with(
+            |b| b.route(path, json_reply(body.as_bytes().to_vec(), &[])),
+            |_| {},
+        )
+        .await;
+        let a = env.get_as("alice", path).await;
+        assert!(
+            [200, 404, 502].contains(&a.status.as_u16()),
+            "{body}: {}",
+            a.status
+        );
+        let text = String::from_utf8_lossy(&a.body);
+        assert!(!text.contains("llama"), "{body} -> {text}");
+    }
+}
