@@ -244,10 +244,26 @@ async fn oversized_bodies_are_refused() {
     ];
     let status = raw_status(&env, &head, &chunks).await;
     assert!(status.contains(" 413 "), "{status}");
-    // Within the cap the same route works.
+    // Within the cap the same route works, chunked or not, and the body
+    // the upstream gets is the one that was checked.
+    let status = raw_status(
+        &env,
+        &head,
+        &[
+            b"9\r\n{\"model\":\r\n",
+            b"9\r\n\"gpt-4o\"}\r\n",
+            b"0\r\n\r\n",
+        ],
+    )
+    .await;
+    assert!(status.contains(" 200 "), "{status}");
     let a = env
         .post_as("alice", "/api/chat/completions", r#"{"model":"gpt-4o"}"#)
         .await;
     assert_eq!(a.status, 200);
-    assert_eq!(env.up.requests().len(), 1);
+    let bodies = env.bodies("/api/chat/completions");
+    assert_eq!(
+        bodies,
+        [&br#"{"model":"gpt-4o"}"#[..], br#"{"model":"gpt-4o"}"#]
+    );
 }
