@@ -22,6 +22,9 @@ const A_MODEL: &str = r#"{"model":"gpt-4o"}"#;
 /// bob may use it, alice may not.
 const B_MODEL: &str = r#"{"model":"llama"}"#;
 
+/// Request headers, as [`Env::send`] takes them.
+type Headers = Vec<(&'static str, String)>;
+
 fn json_ct() -> (&'static str, String) {
     ("content-type", "application/json".into())
 }
@@ -51,7 +54,7 @@ async fn decisions_follow_the_credential_open_webui_picks() {
     let env = Env::start().await;
     let as_alice = (200, 403);
     let as_bob = (403, 200);
-    let cases: Vec<(&str, Vec<(&str, String)>, (u16, u16))> = vec![
+    let cases: Vec<(&str, Headers, (u16, u16))> = vec![
         ("bearer alice", vec![bearer("alice")], as_alice),
         (
             "bearer wins over cookie",
@@ -113,7 +116,7 @@ async fn ambiguous_or_invalid_credentials_are_refused() {
     let expired = token_with(&json!({"id": "bob", "exp": now() - 10}), SECRET);
     let not_yet = token_with(&json!({"id": "bob", "iat": now() + 3600}), SECRET);
     let alg_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpZCI6ImJvYiIsInR5cCI6InNlc3Npb24ifQ.";
-    let cases: Vec<(&str, Vec<(&str, String)>, u16)> = vec![
+    let cases: Vec<(&str, Headers, u16)> = vec![
         ("nothing", vec![], 401),
         (
             "two cookie headers disagreeing",

@@ -253,22 +253,24 @@ async fn compressed_lists_are_decoded_then_filtered() {
 
 #[tokio::test]
 async fn unfilterable_lists_are_never_passed_on() {
-    let cases: [(Vec<u8>, &[(&'static str, &str)]); 5] = [
-        (b"<html>llama</html>".to_vec(), &[]),
-        (br#"{"data":[{"id":"llama"}"#.to_vec(), &[]),
-        (br#"{"data":[{"name":"llama"}]}"#.to_vec(), &[]),
-        (
-            br#"{"data":[{"id":"llama"}]}"#.to_vec(),
-            &[("content-encoding", "compress")],
-        ),
+    // (upstream body, its Content-Encoding)
+    let cases: [(Vec<u8>, Option<&str>); 5] = [
+        (b"<html>llama</html>".to_vec(), None),
+        (br#"{"data":[{"id":"llama"}"#.to_vec(), None),
+        (br#"{"data":[{"name":"llama"}]}"#.to_vec(), None),
+        (br#"{"data":[{"id":"llama"}]}"#.to_vec(), Some("compress")),
         (
             br#"not gzip {"data":[{"id":"llama"}]}"#.to_vec(),
-            &[("content-encoding", "gzip")],
+            Some("gzip"),
         ),
     ];
-    for (body, headers) in cases {
+    for (body, coding) in cases {
+        let headers: Vec<_> = coding
+            .map(|c| ("content-encoding", c))
+            .into_iter()
+            .collect();
         let env = Env::with(
-            |b| b.route("/api/models", json_reply(body.clone(), headers)),
+            |b| b.route("/api/models", json_reply(body.clone(), &headers)),
             |_| {},
         )
         .await;
