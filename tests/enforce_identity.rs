@@ -22,6 +22,8 @@ const A_MODEL: &str = r#"{"model":"gpt-4o"}"#;
 /// bob may use it, alice may not.
 const B_MODEL: &str = r#"{"model":"llama"}"#;
 
+const BOB_EXPIRED_KEY: &str = "sk-fedcba9876543210fedcba9876543210";
+
 /// Request headers, as [`Env::send`] takes them.
 type Headers = Vec<(&'static str, String)>;
 
@@ -113,6 +115,12 @@ async fn decisions_follow_the_credential_open_webui_picks() {
 #[tokio::test]
 async fn ambiguous_or_invalid_credentials_are_refused() {
     let env = Env::start().await;
+    env.writer()
+        .execute(
+            "INSERT INTO api_key (id, user_id, key, expires_at) VALUES ('key_bob', 'bob', ?1, ?2)",
+            rusqlite::params![BOB_EXPIRED_KEY, now() as i64 - 60],
+        )
+        .unwrap();
     let expired = token_with(&json!({"id": "bob", "exp": now() - 10}), SECRET);
     let not_yet = token_with(&json!({"id": "bob", "iat": now() + 3600}), SECRET);
     let alg_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpZCI6ImJvYiIsInR5cCI6InNlc3Npb24ifQ.";
@@ -170,6 +178,11 @@ async fn ambiguous_or_invalid_credentials_are_refused() {
         (
             "unknown API key",
             vec![("x-api-key", format!("sk-{}", "f".repeat(32)))],
+            401,
+        ),
+        (
+            "expired API key",
+            vec![("x-api-key", BOB_EXPIRED_KEY.into())],
             401,
         ),
         (
