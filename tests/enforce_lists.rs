@@ -1,0 +1,359 @@
+//! Every model-list shape is filtered to the models the user may use, with
+//! everything else kept, whatever encoding the upstream chose; a list that
+//! cannot be filtered is never passed on.
+
+mod common;
+mod enforce_support;
+
+use std::io::Write;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use common::*;
+use enforce_support::*;
+
+/// Every id the upstream offers, in order: alice may see `gpt-4o`, `claude`
+/// and the preset on `gpt-4o`, never `llama`, the preset on it or the loop.
+const ALL: [&str; 7] = [
+    "gpt-4o",
+    "llama",
+    "claude",
+    "alice-helper",
+    "sneaky",
+    "c1",
+    "c2",
+];
+const ALICE_SEES: [&str; 3] = ["gpt-4o", "claude", "alice-helper"];
+
+fn entries(key: &str) -> Vec<Value> {
+    ALL.iter()
+        .map(|id| json!({key: id, "name": format!("Name of {id}"), "meta": {"n": 1.50}}))
+        .collect()
+}
+
+fn ollama_entries() -> Vec<Value> {
+    ALL.iter()
+        .map(|id| json!({"model": id, "name": id, "size": 7}))
+        .collect()
+}
+
+/// (path, upstream body, JSON pointer to the model array).
+fn lists() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        (
+            "/api/models",
+            json!({"data": entries("id"), "keep": "me"}),
+            "/data",
+        ),
+        ("/api/v1/models", json!({"data": entries("id")}), "/data"),
+        (
+            "/openai/models",
+            json!({"data": entries("id"), "keep": "me"}),
+            "/data",
+        ),
+        (
+            "/openai/models/0",
+            json!({"object": "list", "data": entries("id")}),
+            "/data",
+        ),
+        (
+            "/ollama/api/tags",
+            json!({"models": ollama_entries(), "keep": "me"}),
+            "/models",
+        ),
+        (
+            "/ollama/api/tags/1",
+            json!({"models": ollama_entries()}),
+            "/models",
+        ),
+        (
+            "/ollama/v1/models",
+            json!({"object": "list", "data": entries("id")}),
+            "/data",
+        ),
+        (
+            "/api/v1/models/list",
+            json!({"items": entries("id"), "total": 7, "keep": "me"}),
+            "/items",
+        ),
+        ("/api/v1/models/base", Value::Array(entries("id")), ""),
+        ("/api/v1/models/all", Value::Array(entries("id")), ""),
+    ]
+}
+
+/// The entries of `list` alice may see, unchanged.
+fn alice_view(list: &Value) -> Vec<Value> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            let id = e.get("id").or_else(|| e.get("model")).unwrap();
+            ALICE_SEES.contains(&id.as_str().unwrap())
+        })
+        .cloned()
+        .collect()
+}
+
+fn json_reply(body: Vec<u8>, extra: &[(&'static str, &str)]) -> Reply {
+    let mut headers = vec![("content-type", "application/json".to_owned())];
+    headers.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    Reply::Fixed(StatusCode::OK, headers, Bytes::from(body))
+}
+
+async fn list_env() -> Env {
+    Env::with(
+        |mut b| {
+            for (path, body, _) in lists() {
+                b = b.route(
+                    path,
+                    json_reply(body.to_string().into_bytes(), &[("etag", "\"v1\"")]),
+                );
+            }
+            b
+        },
+        |_| {},
+    )
+    .await
+}
+
+#[tokio::test]
+async fn every_list_shape_shows_only_permitted_models() {
+    let env = list_env().await;
+    for (path, sent, pointer) in lists() {
+        let a = env
+            .send(
+                Method::GET,
+                path,
+                &[
+                    bearer("alice"),
+                    ("accept-encoding", "gzip, br, zstd".into()),
+                ],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{path}");
+        let v = a.json();
+        let kept = v.pointer(pointer).unwrap().as_array().unwrap();
+        assert_eq!(*kept, alice_view(sent.pointer(pointer).unwrap()), "{path}");
+        // Everything beside the list is kept; `total` is fixed up.
+        if let Some(obj) = sent.as_object() {
+            for (k, orig) in obj {
+                match k.as_str() {
+                    "total" => assert_eq!(v[k], 3, "{path}"),
+                    _ if format!("/{k}") == pointer => {}
+                    _ => assert_eq!(v[k], *orig, "{path}: {k}"),
+                }
+            }
+        }
+        // Per-user answer, correctly framed, not cacheable by others.
+        assert_eq!(a.headers["cache-control"], "private", "{path}");
+        assert_eq!(
+            a.headers["content-length"],
+            a.body.len().to_string().as_str(),
+            "{path}"
+        );
+        assert!(a.headers.get("etag").is_none(), "{path}");
+        // The upstream was asked for a body modelgate can read.
+        let seen = env.up.requests_to(path).pop().unwrap();
+        assert_eq!(seen.headers["accept-encoding"], "identity", "{path}");
+    }
+    // bob sees only llama and its preset.
+    let a = env.get_as("bob", "/api/models").await;
+    let v = a.json();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["llama", "sneaky"]);
+}
+
+#[tokio::test]
+async fn single_model_is_404_when_forbidden() {
+    for (id, status) in [
+        ("gpt-4o", 200),
+        ("alice-helper", 200),
+        ("llama", 404),
+        ("sneaky", 404),
+        ("c1", 404),
+    ] {
+        let body = json!({"id": id, "base_model_id": null, "name": id}).to_string();
+        let env = Env::with(
+            |b| {
+                b.route(
+                    "/api/v1/models/model",
+                    json_reply(body.clone().into_bytes(), &[]),
+                )
+            },
+            |_| {},
+        )
+        .await;
+        let a = env
+            .get_as("alice", &format!("/api/v1/models/model?id={id}"))
+            .await;
+        assert_eq!(a.status.as_u16(), status, "{id}");
+        if status == 200 {
+            assert_eq!(a.body, body.as_bytes(), "{id}: body changed");
+        } else {
+            assert_eq!(assert_error_shape(&a, 404), "model_not_found");
+            assert!(!String::from_utf8_lossy(&a.body).contains(id));
+        }
+    }
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+fn brotli(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+        w.write_all(b).unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn compressed_lists_are_decoded_then_filtered() {
+    let plain = json!({"data": entries("id")}).to_string().into_bytes();
+    for (coding, bytes) in [
+        ("gzip", gzip(&plain)),
+        ("br", brotli(&plain)),
+        ("zstd", zstd::encode_all(&plain[..], 3).unwrap()),
+    ] {
+        // An upstream that ignores `Accept-Encoding: identity`.
+        let env = Env::with(
+            |b| {
+                b.route(
+                    "/api/models",
+                    json_reply(bytes, &[("content-encoding", coding)]),
+                )
+            },
+            |_| {},
+        )
+        .await;
+        let a = env.get_as("alice", "/api/models").await;
+        assert_eq!(a.status, 200, "{coding}");
+        assert!(a.headers.get("content-encoding").is_none(), "{coding}");
+        let ids: Vec<String> = a.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, ALICE_SEES, "{coding}");
+    }
+}
+
+#[tokio::test]
+async fn unfilterable_lists_are_never_passed_on() {
+    // (upstream body, its Content-Encoding)
+    let cases: [(Vec<u8>, Option<&str>); 5] = [
+        (b"<html>llama</html>".to_vec(), None),
+        (br#"{"data":[{"id":"llama"}"#.to_vec(), None),
+        (br#"{"data":[{"name":"llama"}]}"#.to_vec(), None),
+        (br#"{"data":[{"id":"llama"}]}"#.to_vec(), Some("compress")),
+        (
+            br#"not gzip {"data":[{"id":"llama"}]}"#.to_vec(),
+            Some("gzip"),
+        ),
+    ];
+    for (body, coding) in cases {
+        let headers: Vec<_> = coding
+            .map(|c| ("content-encoding", c))
+            .into_iter()
+            .collect();
+        let env = Env::with(
+            |b| b.route("/api/models", json_reply(body.clone(), &headers)),
+            |_| {},
+        )
+        .await;
+        let a = env.get_as("alice", "/api/models").await;
+        assert_eq!(assert_error_shape(&a, 502), "upstream_bad_response");
+        assert!(!String::from_utf8_lossy(&a.body).contains("llama"));
+    }
+}
+
+#[tokio::test]
+async fn error_answers_pass_through() {
+    let body = Bytes::from_static(br#"{"detail":"Not authenticated"}"#);
+    let env = Env::with(
+        |b| {
+            b.route(
+                "/api/models",
+                Reply::Fixed(
+                    StatusCode::UNAUTHORIZED,
+                    vec![("content-type", "application/json".into())],
+                    body.clone(),
+                ),
+            )
+        },
+        |_| {},
+    )
+    .await;
+    let a = env.get_as("alice", "/api/models").await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.body, body);
+}
+
+#[tokio::test]
+async fn lists_need_a_user() {
+    let env = list_env().await;
+    let a = env
+        .send(Method::GET, "/api/models", &[], Bytes::new())
+        .await;
+    assert_eq!(assert_error_shape(&a, 401), "not_authenticated");
+    let a = env.get_as("pat", "/api/models").await;
+    assert_eq!(assert_error_shape(&a, 401), "account_pending");
+    assert!(env.up.requests_to("/api/models").is_empty());
+}
+
+/// An upstream list that a browser would read differently from a naive
+/// filter (last of two keys wins, escaped keys) never shows a forbidden id.
+#[tokio::test]
+async fn lists_with_two_readings_never_show_a_forbidden_model() {
+    let cases: [(&str, &str); 6] = [
+        (
+            "/api/models",
+            r#"{"data":[{"id":"gpt-4o"}],"d\u0061ta":[{"id":"llama"}]}"#,
+        ),
+        (
+            "/api/models",
+            r#"{"data":[{"id":"gpt-4o"}],"data":[{"id":"llama"}]}"#,
+        ),
+        ("/api/models", r#"{"data":[{"id":"gpt-4o","id":"llama"}]}"#),
+        (
+            "/api/models",
+            r#"{"data":[{"id":"gpt-4o","i\u0064":"llama"}]}"#,
+        ),
+        (
+            "/ollama/api/tags",
+            r#"{"models":[{"model":"gpt-4o","name":"llama"}]}"#,
+        ),
+        (
+            "/api/v1/models/model",
+            r#"{"id":"gpt-4o","\u0069d":"llama"}"#,
+        ),
+    ];
+    for (path, body) in cases {
+        let env = Env::with(
+            |b| b.route(path, json_reply(body.as_bytes().to_vec(), &[])),
+            |_| {},
+        )
+        .await;
+        let a = env.get_as("alice", path).await;
+        assert!(
+            [200, 404, 502].contains(&a.status.as_u16()),
+            "{body}: {}",
+            a.status
+        );
+        let text = String::from_utf8_lossy(&a.body);
+        assert!(!text.contains("llama"), "{body} -> {text}");
+    }
+}
