@@ -207,6 +207,11 @@ pub struct AccessSection {
     pub bypass_admin_access_control: bool,
     /// Largest request body buffered to read its model (bigger: 413).
     pub max_body_bytes: usize,
+    /// Largest JSON body buffered on routes outside the table, to look for
+    /// a top-level `model` (defence in depth; bigger: 413). Larger than
+    /// `max_body_bytes` because chat saves carry whole histories with
+    /// inline images.
+    pub max_unlisted_body_bytes: usize,
     /// Largest model-list response buffered to filter it (bigger: 502).
     pub max_list_bytes: usize,
     /// Header carrying API keys. Env: `CUSTOM_API_KEY_HEADER` (Open WebUI's name).
@@ -231,6 +236,7 @@ impl Default for AccessSection {
             bypass_model_access_control: false,
             bypass_admin_access_control: false,
             max_body_bytes: 10 * 1024 * 1024,
+            max_unlisted_body_bytes: 64 * 1024 * 1024,
             max_list_bytes: 64 * 1024 * 1024,
             api_key_header: "x-api-key".into(),
             allow_realtime_audio: false,
@@ -296,6 +302,7 @@ pub struct Access {
     pub bypass_model_access_control: bool,
     pub bypass_admin_access_control: bool,
     pub max_body_bytes: usize,
+    pub max_unlisted_body_bytes: usize,
     pub max_list_bytes: usize,
     pub api_key_header: http::HeaderName,
     pub arena_models: Arc<BTreeMap<String, Vec<String>>>,
@@ -595,6 +602,13 @@ impl AccessSection {
                 "must be greater than zero",
             ));
         }
+        if self.max_unlisted_body_bytes == 0 {
+            return Err(invalid(
+                "access.max_unlisted_body_bytes",
+                "0",
+                "must be greater than zero",
+            ));
+        }
         if self.max_list_bytes == 0 {
             return Err(invalid(
                 "access.max_list_bytes",
@@ -615,6 +629,7 @@ impl AccessSection {
             bypass_model_access_control: self.bypass_model_access_control,
             bypass_admin_access_control: self.bypass_admin_access_control,
             max_body_bytes: self.max_body_bytes,
+            max_unlisted_body_bytes: self.max_unlisted_body_bytes,
             max_list_bytes: self.max_list_bytes,
             api_key_header,
             arena_models: Arc::new(self.arena_models),

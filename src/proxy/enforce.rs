@@ -136,13 +136,12 @@ pub fn bypasses(config: &Config, who: &Identity) -> bool {
 /// Reads a guarded request body: JSON only, uncompressed, within the cap
 /// (refused before reading when `Content-Length` already says too much).
 pub async fn read_json_body(
-    config: &Config,
+    cap: usize,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Bytes, ProxyError> {
     check_content_type(headers)
         .map_err(|e| ProxyError::refused(e.status(), e.code(), e.to_string()))?;
-    let cap = config.access.max_body_bytes;
     let too_large = || {
         ProxyError::refused(
             StatusCode::PAYLOAD_TOO_LARGE,

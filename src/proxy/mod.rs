@@ -165,7 +165,9 @@ impl Proxy {
                     return self.bypass(ctx, config, req).await;
                 }
                 let (parts, body) = req.into_parts();
-                let bytes = enforce::read_json_body(config, &parts.headers, body).await?;
+                let bytes =
+                    enforce::read_json_body(config.access.max_body_bytes, &parts.headers, body)
+                        .await?;
                 let models = enforce::requested_models(config, &bytes, &spec)?;
                 if spec.required && models.is_empty() {
                     return Err(ProxyError::refused(
@@ -236,7 +238,9 @@ impl Proxy {
         req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
         let (parts, body) = req.into_parts();
-        let bytes = enforce::read_json_body(config, &parts.headers, body).await?;
+        let bytes =
+            enforce::read_json_body(config.access.max_unlisted_body_bytes, &parts.headers, body)
+                .await?;
         let models = enforce::unlisted_model(config, &bytes)?;
         if models.is_empty() {
             ctx.route_class = "pass";
