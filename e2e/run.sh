@@ -12,6 +12,8 @@
 #   MODELGATE_BIN                  binary under test (default: cargo build, target/debug/modelgate)
 #   MODELGATE_E2E_VENV             venv with open-webui + pytest (default ~/.cache/modelgate-e2e/venv)
 #   MODELGATE_E2E_OPEN_WEBUI       open-webui version (default 0.12.4)
+#   MODELGATE_E2E_FULL_INSTALL     1: plain `pip install open-webui` (7.3 GB with torch/CUDA);
+#                                  default: without the lazily imported local-ML stack (1.9 GB)
 #   MODELGATE_E2E_PYTHON           interpreter for the venv (default python3; open-webui needs 3.11/3.12)
 #   MODELGATE_E2E_OUT              artifacts: logs, screenshot.png, timings (default target/e2e)
 #   MODELGATE_E2E_TIMEOUT          seconds for the whole pytest run (default 900)
@@ -98,13 +100,26 @@ if venv_ok; then
   log "open-webui $OWUI_VERSION already installed in $VENV"
   echo "venv_install_s=0 (cached)" >>"$TIMINGS"
 else
-  log "installing open-webui==$OWUI_VERSION into $VENV (several minutes, ~7 GB)"
   t=$SECONDS
   mkdir -p "$(dirname "$VENV")"
   [[ -x $VENV/bin/python ]] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
-    "open-webui==$OWUI_VERSION" "pytest>=8,<10" "requests>=2.31" "websocket-client>=1.7" \
-    >"$OUT/logs/pip.log" 2>&1 || { tail -30 "$OUT/logs/pip.log" >&2; exit 1; }
+  pipi() {
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" >>"$OUT/logs/pip.log" 2>&1 ||
+      { tail -30 "$OUT/logs/pip.log" >&2; exit 1; }
+  }
+  : >"$OUT/logs/pip.log"
+  tools=("pytest>=8,<10" "requests>=2.31" "websocket-client>=1.7")
+  if [[ ${MODELGATE_E2E_FULL_INSTALL:-0} == 1 ]]; then
+    log "installing open-webui==$OWUI_VERSION into $VENV (full, ~7 GB with torch/CUDA; minutes)"
+    pipi "open-webui==$OWUI_VERSION" "${tools[@]}"
+  else
+    # Everything open-webui declares except the lazily imported local-ML
+    # stack (e2e/owui_requirements.py): 1.9 GB instead of 7.3 GB.
+    log "installing open-webui==$OWUI_VERSION into $VENV (slim, ~1.9 GB; MODELGATE_E2E_FULL_INSTALL=1 for all)"
+    pipi --no-deps "open-webui==$OWUI_VERSION"
+    "$VENV/bin/python" e2e/owui_requirements.py >"$OUT/open-webui-requirements.txt"
+    pipi -r "$OUT/open-webui-requirements.txt" "${tools[@]}"
+  fi
   venv_ok || { log "open-webui install did not produce a working venv"; exit 1; }
   echo "venv_install_s=$((SECONDS - t))" >>"$TIMINGS"
   echo "venv_size=$(du -sh "$VENV" | cut -f1)" >>"$TIMINGS"
