@@ -353,4 +353,48 @@ mod tests {
             .unwrap();
     }
 
+    /// A set loaded under an old generation (a load that read the database
+    /// before a change and finished after the invalidation) is never served,
+    /// while one under the current generation is: the key does the work.
+    #[tokio::test]
+    async fn org_sets_of_an_old_generation_are_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gen.db");
+        let conn = crate::store::admin::open_writer(&path).unwrap();
+        crate::store::ensure_schema(&conn).unwrap();
+        crate::store::admin::create_org(&conn, "o", "O", "t").unwrap();
+        crate::store::admin::add_member(
+            &conn,
+            "o",
+            "u",
+            crate::store::admin::MemberRole::Member,
+            "t",
+        )
+        .unwrap();
+        crate::store::admin::enable_model(&conn, "o", "real", "t").unwrap();
+        let store = AccessStore::open(StoreConfig::new(&path));
+        while store.watcher_polls() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let caches = &store.inner.caches;
+        let stale = Arc::new(OrgModels::new("o", ["stale".to_string()]));
+        let old = caches.generation();
+        caches.invalidate_all();
+        caches
+            .orgs
+            .insert((old, "o".into()), Arc::clone(&stale))
+            .await;
+        let access = store.user("u").await.unwrap();
+        assert_eq!(access.permits("real"), Some("o"));
+        assert_eq!(access.permits("stale"), None);
+
+        // Control: under the current generation the planted set is used.
+        caches.invalidate_all();
+        caches
+            .orgs
+            .insert((caches.generation(), "o".into()), stale)
+            .await;
+        let access = store.user("u").await.unwrap();
+        assert_eq!(access.permits("stale"), Some("o"));
+    }
 }
