@@ -72,6 +72,7 @@ fn ensure_schema_on_an_empty_file_creates_everything() {
         "idx_org_members_org_active",
         "idx_org_models_org_active",
         "idx_org_models_org_model",
+        "idx_org_models_org_active_model",
         "user_available_models",
         "trg_organization_members_audit_insert",
         "trg_organization_models_audit_delete",

@@ -21,6 +21,9 @@ async fn revocation_by_another_connection_applies_within_a_second() {
     db.enable("o", "gpt");
     // Default config: the real 250 ms watch interval.
     let store = db.store();
+    // The watcher's first poll invalidates (it has no baseline before it);
+    // warm the cache after it, or the "hit" below can be a second miss.
+    wait_for_first_poll(&store).await;
     assert!(store.decide("u", "gpt").await.unwrap().is_allowed());
     assert!(store.decide("u", "gpt").await.unwrap().is_allowed());
     assert!(store.stats().hits >= 1);
@@ -225,6 +228,141 @@ async fn watcher_records_data_version_and_polls() {
     db.org("new");
     eventually(Duration::from_secs(2), "change seen", || async {
         store.stats().invalidations > before
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn model_revocation_with_user_and_org_caches_warm() {
+    let db = owui_db();
+    db.org("o");
+    for u in ["u1", "u2", "fresh"] {
+        db.user(u, "user");
+        db.member("o", u);
+    }
+    db.enable("o", "gpt");
+    db.enable("o", "claude");
+    // Default config: the real 250 ms watch interval.
+    let store = db.store();
+    wait_for_first_poll(&store).await;
+    for _ in 0..2 {
+        for u in ["u1", "u2"] {
+            assert!(store.decide(u, "gpt").await.unwrap().is_allowed());
+        }
+    }
+    let warm = store.stats();
+    assert!(warm.hits >= 2 && warm.org_hits >= 1, "{warm:?}");
+
+    let other = Connection::open(&db.path).unwrap();
+    other
+        .execute(
+            "UPDATE organization_models SET is_active = 0 WHERE model_id = 'gpt'",
+            [],
+        )
+        .unwrap();
+    let took = eventually(
+        Duration::from_secs(1),
+        "revocation, warm caches",
+        || async {
+            !store.decide("u1", "gpt").await.unwrap().is_allowed()
+                && !store.decide("u2", "gpt").await.unwrap().is_allowed()
+        },
+    )
+    .await;
+    assert!(took < Duration::from_secs(1));
+    // A user never looked up before gets the new set too, not a stale one.
+    assert!(!store.decide("fresh", "gpt").await.unwrap().is_allowed());
+    assert!(store.decide("fresh", "claude").await.unwrap().is_allowed());
+    assert!(store.stats().invalidations > warm.invalidations);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_of_one_organization_share_one_set_load() {
+    let db = owui_db();
+    db.org("o");
+    for i in 0..20 {
+        let u = format!("u{i}");
+        db.user(&u, "user");
+        db.member("o", &u);
+    }
+    db.enable("o", "gpt");
+    let store = AccessStore::open(config(&db.path));
+    wait_for_first_poll(&store).await;
+    let before = store.stats();
+
+    // Two users at once: one coalesced load, one shared Arc.
+    let (a, b) = tokio::join!(store.user("u0"), store.user("u1"));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(std::sync::Arc::ptr_eq(
+        &a.model_sets()[0],
+        &b.model_sets()[0]
+    ));
+    // Many more, concurrently and after: still that one load.
+    let mut tasks = Vec::new();
+    for i in 2..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.user(&format!("u{i}")).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().permits("gpt"), Some("o"));
+    }
+    let after = store.stats();
+    assert_eq!(
+        after.invalidations, before.invalidations,
+        "no change expected"
+    );
+    assert_eq!(after.org_loads - before.org_loads, 1, "{after:?}");
+    assert_eq!(after.misses - before.misses, 20, "{after:?}");
+    assert!(after.org_hits - before.org_hits >= 1, "{after:?}");
+}
+
+#[tokio::test]
+async fn failed_org_set_load_is_typed_and_not_cached() {
+    let db = owui_db();
+    db.org("bad");
+    db.org("good");
+    db.user("u", "user");
+    db.user("v", "user");
+    db.member("bad", "u");
+    db.member("good", "v");
+    db.enable("bad", "gpt");
+    db.enable("good", "gpt");
+    // A foreign writer stores a BLOB model id (the audit triggers would
+    // refuse to log a BLOB, so they go first, as a careless script might).
+    db.conn
+        .execute_batch(
+            "DROP TRIGGER trg_organization_models_audit_insert;
+             DROP TRIGGER trg_organization_models_audit_delete;
+             INSERT INTO organization_models (id, organization_id, model_id, is_active)
+             VALUES ('blob', 'bad', x'00ff', 1);",
+        )
+        .unwrap();
+    let store = AccessStore::open(config(&db.path));
+    wait_for_first_poll(&store).await;
+    let before = store.stats();
+    for _ in 0..2 {
+        let err = store.user("u").await.unwrap_err();
+        assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
+        assert!(err.is_unavailable());
+        assert!(matches!(
+            store.decide("u", "gpt").await,
+            Err(StoreError::Sqlite(_))
+        ));
+    }
+    let after = store.stats();
+    // Every attempt went back to the database: nothing was cached.
+    assert_eq!(after.org_loads - before.org_loads, 4, "{after:?}");
+    assert!(after.last_error.is_some());
+    // Other organizations are unaffected.
+    assert!(store.decide("v", "gpt").await.unwrap().is_allowed());
+
+    db.conn
+        .execute("DELETE FROM organization_models WHERE id = 'blob'", [])
+        .unwrap();
+    eventually(Duration::from_secs(2), "bad row removed", || async {
+        store.decide("u", "gpt").await.map(|d| d.is_allowed()) == Ok(true)
     })
     .await;
 }

@@ -2,11 +2,11 @@
 
 mod store_support;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use modelgate::store::admin;
-use modelgate::store::lookup::{ANY_MEMBERSHIP_SQL, LOOKUP_SQL, ROLE_SQL};
+use modelgate::store::bench::plan_index;
+use modelgate::store::lookup::{ANY_MEMBERSHIP_SQL, MEMBERSHIPS_SQL, ORG_MODELS_SQL, ROLE_SQL};
 use modelgate::store::{ApiKeyOwner, Decision, DenyReason};
 use store_support::*;
 
@@ -42,9 +42,10 @@ async fn single_and_multi_organization_users() {
     assert_eq!(alice.role.as_deref(), Some("user"));
     assert!(alice.known);
     assert_eq!(
-        alice.models,
-        HashMap::from([("gpt".to_string(), "o1".to_string())])
+        alice.permitted_models(),
+        vec![("gpt".to_string(), "o1".to_string())]
     );
+    assert_eq!(alice.permits("gpt"), Some("o1"));
     assert_eq!(
         store.decide("alice", "gpt").await.unwrap(),
         allowed("gpt", "o1")
@@ -56,7 +57,13 @@ async fn single_and_multi_organization_users() {
 
     let bob = store.user("bob").await.unwrap();
     assert_eq!(bob.organizations, vec!["o1", "o2"]);
-    assert_eq!(bob.models.len(), 2);
+    assert_eq!(
+        bob.permitted_models(),
+        vec![
+            ("claude".to_string(), "o2".to_string()),
+            ("gpt".to_string(), "o1".to_string())
+        ]
+    );
     // The smallest organization id is credited when two grant the model.
     assert_eq!(
         store.decide("bob", "gpt").await.unwrap(),
@@ -92,7 +99,7 @@ async fn users_without_organizations_and_inactive_rows() {
     let pending = store.user("pending").await.unwrap();
     assert_eq!(pending.organizations, vec!["empty"]);
     assert_eq!(pending.role.as_deref(), Some("pending"));
-    assert!(pending.models.is_empty());
+    assert!(pending.permitted_models().is_empty());
     assert_eq!(
         store.decide("pending", "gpt").await.unwrap(),
         not_permitted("gpt")
@@ -280,9 +287,10 @@ async fn cache_hits_are_counted() {
     assert!(stats.misses >= 1, "{stats:?}");
 }
 
-/// EXPLAIN QUERY PLAN of the lookup queries: the seed indexes, no SCAN.
+/// EXPLAIN QUERY PLAN of the lookup queries: indexed, no SCAN, and the
+/// per-organization model query answered from the covering index alone.
 #[test]
-fn lookup_queries_use_the_seed_indexes() {
+fn lookup_queries_use_their_indexes() {
     let db = owui_db();
     let plan = |sql: &str| -> Vec<String> {
         let mut stmt = db
@@ -294,14 +302,72 @@ fn lookup_queries_use_the_seed_indexes() {
             .map(Result::unwrap)
             .collect()
     };
-    let lookup = plan(LOOKUP_SQL).join("\n");
-    assert!(lookup.contains("idx_org_members_user_active"), "{lookup}");
-    assert!(lookup.contains("idx_org_models_org_active"), "{lookup}");
-    let any = plan(ANY_MEMBERSHIP_SQL).join("\n");
-    assert!(any.contains("idx_org_members_user_active"), "{any}");
-    for p in [&lookup, &any] {
-        assert!(!p.contains("SCAN"), "{p}");
+    let uses = |lines: &[String]| -> Vec<(String, bool)> {
+        lines
+            .iter()
+            .filter_map(|l| plan_index(l))
+            .map(|(name, covering)| (name.to_string(), covering))
+            .collect()
+    };
+    let memberships = plan(MEMBERSHIPS_SQL);
+    assert_eq!(
+        uses(&memberships),
+        vec![("idx_org_members_user_active".to_string(), false)],
+        "{memberships:?}"
+    );
+    let org_models = plan(ORG_MODELS_SQL);
+    assert_eq!(
+        uses(&org_models),
+        vec![("idx_org_models_org_active_model".to_string(), true)],
+        "{org_models:?}"
+    );
+    let any = plan(ANY_MEMBERSHIP_SQL);
+    assert!(
+        uses(&any)
+            .iter()
+            .any(|(n, _)| n == "idx_org_members_user_active"),
+        "{any:?}"
+    );
+    let role = plan(ROLE_SQL);
+    for p in [&memberships, &org_models, &any, &role] {
+        assert!(!p.iter().any(|l| l.contains("SCAN")), "{p:?}");
     }
-    let role = plan(ROLE_SQL).join("\n");
-    assert!(!role.contains("SCAN"), "{role}");
+}
+
+/// A database ANALYZEd before the covering index existed (statistics for
+/// the seed index only) still gets the covering plan after `ensure_schema`.
+#[test]
+fn covering_index_added_to_an_analyzed_database_is_used() {
+    let db = owui_db();
+    db.org("o");
+    for i in 0..200 {
+        db.enable("o", &format!("m{i}"));
+    }
+    db.conn
+        .execute_batch("DROP INDEX idx_org_models_org_active_model; ANALYZE;")
+        .unwrap();
+    let report = modelgate::store::ensure_schema(&db.conn).unwrap();
+    assert_eq!(report.created, vec!["idx_org_models_org_active_model"]);
+    let stats: i64 = db
+        .conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_stat1 WHERE idx = 'idx_org_models_org_active_model'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stats, 1);
+    let line: String = db
+        .conn
+        .query_row(
+            &format!("EXPLAIN QUERY PLAN {ORG_MODELS_SQL}"),
+            ["o"],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert_eq!(
+        plan_index(&line),
+        Some(("idx_org_models_org_active_model", true)),
+        "{line}"
+    );
 }

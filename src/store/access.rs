@@ -7,11 +7,55 @@
 //! requested id) is what makes "listing a preset never grants its base" and
 //! "listing only a preset grants nothing" hold: Open WebUI calls the base.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-/// What one user may use, as read from the database in one lookup.
+/// One organization's active model links. Loaded once per organization and
+/// shared (`Arc`) by every user of it: an organization grants hundreds of
+/// models, a user only adds which organizations they belong to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgModels {
+    organization_id: String,
+    models: HashSet<String>,
+}
+
+impl OrgModels {
+    pub fn new(
+        organization_id: impl Into<String>,
+        models: impl IntoIterator<Item = String>,
+    ) -> OrgModels {
+        OrgModels {
+            organization_id: organization_id.into(),
+            models: models.into_iter().collect(),
+        }
+    }
+
+    pub fn organization_id(&self) -> &str {
+        &self.organization_id
+    }
+
+    pub fn contains(&self, model_id: &str) -> bool {
+        self.models.contains(model_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// The model ids, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.models.iter().map(String::as_str)
+    }
+}
+
+/// What one user may use: their active memberships (and role), each with
+/// the organization's shared model set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UserAccess {
     pub user_id: String,
@@ -22,8 +66,11 @@ pub struct UserAccess {
     pub known: bool,
     /// Organizations with an active membership, sorted.
     pub organizations: Vec<String>,
-    /// Permitted model id → the (smallest) organization id granting it.
-    pub models: HashMap<String, String>,
+    /// One set per entry of `organizations`, same order. Serialized as the
+    /// old `models` map (permitted model id → granting organization, now in
+    /// sorted order) so `access` explanations keep their shape.
+    #[serde(rename = "models", serialize_with = "serialize_permitted")]
+    model_sets: Vec<Arc<OrgModels>>,
 }
 
 /// Why a request was refused.
@@ -70,6 +117,53 @@ impl UserAccess {
         }
     }
 
+    /// A user with active memberships in the organizations of `model_sets`
+    /// (any order; sorted and deduplicated here, so attribution does not
+    /// depend on the order the database returned them in).
+    pub fn new(
+        user_id: &str,
+        role: Option<String>,
+        known: bool,
+        mut model_sets: Vec<Arc<OrgModels>>,
+    ) -> UserAccess {
+        model_sets.sort_unstable_by(|a, b| a.organization_id.cmp(&b.organization_id));
+        model_sets.dedup_by(|a, b| a.organization_id == b.organization_id);
+        UserAccess {
+            user_id: user_id.to_string(),
+            role,
+            known,
+            organizations: model_sets
+                .iter()
+                .map(|s| s.organization_id.clone())
+                .collect(),
+            model_sets,
+        }
+    }
+
+    /// The organization granting `root` (the smallest id when several do),
+    /// or `None`. A few hash lookups: one per membership.
+    pub fn permits(&self, root: &str) -> Option<&str> {
+        self.model_sets
+            .iter()
+            .find(|set| set.contains(root))
+            .map(|set| set.organization_id())
+    }
+
+    /// Every permitted model with its granting organization, sorted by
+    /// model id (for `modelgate access` and admin explanations; the request
+    /// path uses `permits`).
+    pub fn permitted_models(&self) -> Vec<(String, String)> {
+        permitted_map(&self.model_sets)
+            .into_iter()
+            .map(|(m, o)| (m.to_string(), o.to_string()))
+            .collect()
+    }
+
+    /// The per-organization sets, in `organizations` order.
+    pub fn model_sets(&self) -> &[Arc<OrgModels>] {
+        &self.model_sets
+    }
+
     pub fn decide(&self, graph: &ModelGraph, model_id: &str) -> Decision {
         if self.organizations.is_empty() {
             return Decision::Denied(DenyReason::NoOrganization);
@@ -79,16 +173,32 @@ impl UserAccess {
             Err(RootError::Cycle) => return Decision::Denied(DenyReason::Cycle),
             Err(RootError::TooDeep(_)) => return Decision::Denied(DenyReason::TooDeep),
         };
-        match self.models.get(root) {
+        match self.permits(root) {
             Some(org) => Decision::Allowed {
                 root: root.to_string(),
-                organization: org.clone(),
+                organization: org.to_string(),
             },
             None => Decision::Denied(DenyReason::NotPermitted {
                 root: root.to_string(),
             }),
         }
     }
+}
+
+/// model id → first granting organization; `sets` are in organization order,
+/// so the first insertion wins, as in `permits`.
+fn permitted_map(sets: &[Arc<OrgModels>]) -> BTreeMap<&str, &str> {
+    let mut map = BTreeMap::new();
+    for set in sets {
+        for model in set.iter() {
+            map.entry(model).or_insert(set.organization_id());
+        }
+    }
+    map
+}
+
+fn serialize_permitted<S: Serializer>(sets: &[Arc<OrgModels>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(permitted_map(sets))
 }
 
 /// In-memory copy of Open WebUI's `model(id, base_model_id)`: a few thousand
@@ -159,16 +269,17 @@ mod tests {
     }
 
     fn access(orgs: &[&str], models: &[(&str, &str)]) -> UserAccess {
-        UserAccess {
-            user_id: "u".into(),
-            role: None,
-            known: true,
-            organizations: orgs.iter().map(|s| s.to_string()).collect(),
-            models: models
-                .iter()
-                .map(|(m, o)| (m.to_string(), o.to_string()))
-                .collect(),
-        }
+        let sets = orgs
+            .iter()
+            .map(|org| {
+                let granted = models
+                    .iter()
+                    .filter(|(_, o)| o == org)
+                    .map(|(m, _)| m.to_string());
+                Arc::new(OrgModels::new(*org, granted))
+            })
+            .collect();
+        UserAccess::new("u", None, true, sets)
     }
 
     #[test]
@@ -257,5 +368,42 @@ mod tests {
         let a = access(&["o"], &[("m20", "o")]);
         assert_eq!(a.decide(&g, "m0"), Decision::Denied(DenyReason::TooDeep));
         assert!(a.decide(&g, "m15").is_allowed());
+    }
+
+    #[test]
+    fn first_organization_in_sorted_order_grants() {
+        // Given out of order: `new` sorts, so attribution is by id.
+        let sets = vec![
+            Arc::new(OrgModels::new(
+                "o2",
+                ["gpt".to_string(), "claude".to_string()],
+            )),
+            Arc::new(OrgModels::new("o1", ["gpt".to_string()])),
+            Arc::new(OrgModels::new("o3", Vec::new())),
+        ];
+        let a = UserAccess::new("u", Some("user".into()), true, sets);
+        assert_eq!(a.organizations, vec!["o1", "o2", "o3"]);
+        assert_eq!(a.permits("gpt"), Some("o1"));
+        assert_eq!(a.permits("claude"), Some("o2"));
+        assert_eq!(a.permits("llama"), None);
+        assert_eq!(
+            a.permitted_models(),
+            vec![
+                ("claude".to_string(), "o2".to_string()),
+                ("gpt".to_string(), "o1".to_string())
+            ]
+        );
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "user_id": "u",
+                "role": "user",
+                "known": true,
+                "organizations": ["o1", "o2", "o3"],
+                "models": {"claude": "o2", "gpt": "o1"}
+            })
+        );
+        assert!(UserAccess::unknown("x").permitted_models().is_empty());
     }
 }

@@ -5,6 +5,11 @@
 //! so a load that read the database *before* a revocation but finished
 //! *after* the invalidation lands under a generation nobody asks for any
 //! more: moka's `invalidate_all` alone would keep such a late insert.
+//!
+//! Two layers share that scheme: `users` holds each user's memberships with
+//! `Arc`s to organizations' model sets, `orgs` holds those sets. A user
+//! entry of generation g only ever holds sets loaded under key (g, org), so
+//! a user entry can never carry a set read before a change it outlives.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +19,7 @@ use arc_swap::ArcSwapOption;
 use moka::future::Cache;
 use serde::Serialize;
 
-use super::access::{ModelGraph, UserAccess};
+use super::access::{ModelGraph, OrgModels, UserAccess};
 use super::lookup::ApiKeyOwner;
 
 pub(crate) type Key = (u64, String);
@@ -26,6 +31,18 @@ pub struct StoreStats {
     pub entries: u64,
     pub hits: u64,
     pub misses: u64,
+    /// Cached organization model sets (approximate).
+    pub org_entries: u64,
+    /// Organization-set lookups answered from the cache (during user loads).
+    pub org_hits: u64,
+    /// Organization-set lookups not in the cache; concurrent misses for the
+    /// same organization share one load (`org_loads`).
+    pub org_misses: u64,
+    /// Organization sets actually read from the database.
+    pub org_loads: u64,
+    /// Entries dropped by the size bound or the TTL, over the user,
+    /// organization and API-key caches (not invalidations).
+    pub evictions: u64,
     /// Whole-cache invalidations (watcher-detected changes and manual).
     pub invalidations: u64,
     /// Last `PRAGMA data_version` the watcher read; None before the first.
@@ -45,6 +62,8 @@ pub(crate) struct GraphSlot {
 
 pub(crate) struct Caches {
     pub users: Cache<Key, Arc<UserAccess>>,
+    /// Keyed by `(generation, organization id)`, weighed by link count.
+    pub orgs: Cache<Key, Arc<OrgModels>>,
     /// `None` is cached too: unknown keys are the common attack.
     pub api_keys: Cache<Key, Option<ApiKeyOwner>>,
     pub graph: ArcSwapOption<GraphSlot>,
@@ -53,6 +72,11 @@ pub(crate) struct Caches {
     generation: AtomicU64,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
+    pub org_hits: AtomicU64,
+    pub org_misses: AtomicU64,
+    pub org_loads: AtomicU64,
+    /// Shared with the caches' eviction listeners.
+    evictions: Arc<AtomicU64>,
     invalidations: AtomicU64,
     data_version: AtomicI64,
     last_change_ms: AtomicU64,
@@ -60,21 +84,39 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    pub fn new(capacity: u64, ttl: Duration) -> Caches {
+    /// `capacity` bounds users and API keys (entries); `org_capacity`
+    /// bounds the organization cache in model links (each organization
+    /// weighs one plus its active models), which is what its memory follows.
+    pub fn new(capacity: u64, org_capacity: u64, ttl: Duration) -> Caches {
+        let evictions = Arc::new(AtomicU64::new(0));
         Caches {
             users: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
+                .eviction_listener(count_evictions(&evictions))
+                .build(),
+            orgs: Cache::builder()
+                .max_capacity(org_capacity)
+                .weigher(|_, set: &Arc<OrgModels>| {
+                    u32::try_from(set.len().saturating_add(1)).unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
+                .eviction_listener(count_evictions(&evictions))
                 .build(),
             api_keys: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
+                .eviction_listener(count_evictions(&evictions))
                 .build(),
             graph: ArcSwapOption::empty(),
             graph_load: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            org_hits: AtomicU64::new(0),
+            org_misses: AtomicU64::new(0),
+            org_loads: AtomicU64::new(0),
+            evictions,
             invalidations: AtomicU64::new(0),
             data_version: AtomicI64::new(i64::MIN),
             last_change_ms: AtomicU64::new(now_ms()),
@@ -90,6 +132,7 @@ impl Caches {
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.users.invalidate_all();
+        self.orgs.invalidate_all();
         self.api_keys.invalidate_all();
         self.graph.store(None);
         self.invalidations.fetch_add(1, Ordering::Relaxed);
@@ -120,6 +163,11 @@ impl Caches {
             entries: self.users.entry_count(),
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            org_entries: self.orgs.entry_count(),
+            org_hits: self.org_hits.load(Ordering::Relaxed),
+            org_misses: self.org_misses.load(Ordering::Relaxed),
+            org_loads: self.org_loads.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
             invalidations: self.invalidations.load(Ordering::Relaxed),
             data_version: (version != i64::MIN).then_some(version),
             last_change: UNIX_EPOCH
@@ -129,6 +177,21 @@ impl Caches {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+        }
+    }
+}
+
+/// moka calls its listener for every removal; only size and TTL removals
+/// are evictions (invalidations and replacements are counted elsewhere or
+/// are not news). The listener runs during moka's housekeeping, off the
+/// lookup's hot path, and costs one atomic add.
+fn count_evictions<K, V>(
+    counter: &Arc<AtomicU64>,
+) -> impl Fn(Arc<K>, V, moka::notification::RemovalCause) + Send + Sync + 'static {
+    let counter = Arc::clone(counter);
+    move |_, _, cause| {
+        if cause.was_evicted() {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::access::{Decision, ModelGraph, UserAccess};
+use super::access::{Decision, ModelGraph, OrgModels, UserAccess};
 use super::cache::{Caches, GraphSlot, StoreStats};
 use super::error::StoreError;
-use super::lookup::{load_api_key, load_graph, load_user, ApiKeyOwner};
+use super::lookup::{
+    load_api_key, load_graph, load_memberships, load_org_models, load_user, ApiKeyOwner,
+};
 use super::pool::ReadPool;
 use super::watch;
 
@@ -22,7 +24,11 @@ pub struct StoreConfig {
     pub path: PathBuf,
     pub read_connections: usize,
     pub busy_timeout: Duration,
+    /// Users (and API keys) cached, each.
     pub cache_capacity: u64,
+    /// Model links the organization cache may hold in total (an
+    /// organization weighs one plus its active models): its memory bound.
+    pub org_cache_capacity: u64,
     pub cache_ttl: Duration,
     pub watch_interval: Duration,
     pub max_base_depth: usize,
@@ -35,6 +41,8 @@ impl Default for StoreConfig {
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
             cache_capacity: 100_000,
+            // Twice the 500k links of the reference data set.
+            org_cache_capacity: 1_000_000,
             cache_ttl: Duration::from_secs(60),
             watch_interval: Duration::from_millis(250),
             max_base_depth: 8,
@@ -91,7 +99,7 @@ impl AccessStore {
                 cfg.read_connections,
                 cfg.busy_timeout,
             )),
-            caches: Caches::new(cfg.cache_capacity, cfg.cache_ttl),
+            caches: Caches::new(cfg.cache_capacity, cfg.org_cache_capacity, cfg.cache_ttl),
             shutdown: shutdown.child_token(),
             watcher_ticks: AtomicU64::new(0),
             cfg,
@@ -106,8 +114,10 @@ impl AccessStore {
         AccessStore { inner }
     }
 
-    /// The user's access, from the cache or one coalesced database load.
-    /// Unknown users are cached (`known: false`); errors never are.
+    /// The user's access, from the cache or one coalesced load: memberships
+    /// and role from the database, each organization's model set from the
+    /// organization cache (loaded, coalesced, when missing). Unknown users
+    /// are cached (`known: false`); errors never are.
     pub async fn user(&self, user_id: &str) -> Result<Arc<UserAccess>, StoreError> {
         let caches = &self.inner.caches;
         let generation = caches.generation();
@@ -117,17 +127,9 @@ impl AccessStore {
             return Ok(hit);
         }
         caches.misses.fetch_add(1, Ordering::Relaxed);
-        let pool = Arc::clone(&self.inner.pool);
-        let id = user_id.to_string();
-        let load = async move {
-            pool.run(generation, move |conn, tables| {
-                load_user(conn, tables, &id).map(Arc::new)
-            })
-            .await
-        };
         caches
             .users
-            .try_get_with(key, load)
+            .try_get_with(key, self.inner.load_user_cached(generation, user_id))
             .await
             .map_err(|e| self.inner.failed(&e))
     }
@@ -211,6 +213,65 @@ impl Inner {
         e.clone()
     }
 
+    /// The user cache's loader. Everything it reads is keyed by the same
+    /// `generation` as the user entry it fills (see `cache`).
+    async fn load_user_cached(
+        &self,
+        generation: u64,
+        user_id: &str,
+    ) -> Result<Arc<UserAccess>, StoreError> {
+        let id = user_id.to_string();
+        let found = self
+            .pool
+            .run(generation, move |conn, tables| {
+                load_memberships(conn, tables, &id)
+            })
+            .await?;
+        // One at a time: a user has a few organizations, the sets are
+        // usually cached, and each load already runs on the blocking pool.
+        let mut sets = Vec::with_capacity(found.organizations.len());
+        for org in found.organizations {
+            sets.push(self.org_models(generation, org).await?);
+        }
+        Ok(Arc::new(UserAccess::new(
+            user_id,
+            found.role,
+            found.known,
+            sets,
+        )))
+    }
+
+    /// One organization's model set, cached per generation; concurrent
+    /// misses (many users of one organization after a change) share one
+    /// load. Errors are returned to every waiter and not cached.
+    async fn org_models(
+        &self,
+        generation: u64,
+        organization_id: String,
+    ) -> Result<Arc<OrgModels>, StoreError> {
+        let caches = &self.caches;
+        let key = (generation, organization_id);
+        if let Some(hit) = caches.orgs.get(&key).await {
+            caches.org_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        caches.org_misses.fetch_add(1, Ordering::Relaxed);
+        let id = key.1.clone();
+        let load = async move {
+            caches.org_loads.fetch_add(1, Ordering::Relaxed);
+            self.pool
+                .run(generation, move |conn, tables| {
+                    load_org_models(conn, tables, &id).map(Arc::new)
+                })
+                .await
+        };
+        caches
+            .orgs
+            .try_get_with(key, load)
+            .await
+            .map_err(|e| StoreError::clone(&e))
+    }
+
     pub(crate) async fn model_graph_inner(&self) -> Result<Arc<ModelGraph>, StoreError> {
         if let Some(graph) = self.current_graph() {
             return Ok(graph);
@@ -290,5 +351,50 @@ mod tests {
             .await
             .expect("watcher still running after cancel")
             .unwrap();
+    }
+
+    /// A set loaded under an old generation (a load that read the database
+    /// before a change and finished after the invalidation) is never served,
+    /// while one under the current generation is: the key does the work.
+    #[tokio::test]
+    async fn org_sets_of_an_old_generation_are_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gen.db");
+        let conn = crate::store::admin::open_writer(&path).unwrap();
+        crate::store::ensure_schema(&conn).unwrap();
+        crate::store::admin::create_org(&conn, "o", "O", "t").unwrap();
+        crate::store::admin::add_member(
+            &conn,
+            "o",
+            "u",
+            crate::store::admin::MemberRole::Member,
+            "t",
+        )
+        .unwrap();
+        crate::store::admin::enable_model(&conn, "o", "real", "t").unwrap();
+        let store = AccessStore::open(StoreConfig::new(&path));
+        while store.watcher_polls() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let caches = &store.inner.caches;
+        let stale = Arc::new(OrgModels::new("o", ["stale".to_string()]));
+        let old = caches.generation();
+        caches.invalidate_all();
+        caches
+            .orgs
+            .insert((old, "o".into()), Arc::clone(&stale))
+            .await;
+        let access = store.user("u").await.unwrap();
+        assert_eq!(access.permits("real"), Some("o"));
+        assert_eq!(access.permits("stale"), None);
+
+        // Control: under the current generation the planted set is used.
+        caches.invalidate_all();
+        caches
+            .orgs
+            .insert((caches.generation(), "o".into()), stale)
+            .await;
+        let access = store.user("u").await.unwrap();
+        assert_eq!(access.permits("stale"), Some("o"));
     }
 }

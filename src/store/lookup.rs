@@ -1,19 +1,26 @@
 //! The read queries, run on a pooled read-only connection. All inputs are
 //! bound parameters; statements are `prepare_cached` per connection.
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::access::{ModelGraph, UserAccess};
+use super::access::{ModelGraph, OrgModels, UserAccess};
 use super::error::StoreError;
 
-/// Memberships and permitted models in one indexed query
-/// (`idx_org_members_user_active`, then `idx_org_models_org_active`). The
-/// LEFT JOIN keeps memberships of organizations without models.
-pub const LOOKUP_SQL: &str = "SELECT om.organization_id, mo.model_id \
-     FROM organization_members om \
-     LEFT JOIN organization_models mo ON mo.organization_id = om.organization_id AND mo.is_active = 1 \
-     WHERE om.user_id = ?1 AND om.is_active = 1";
+/// A user's active memberships (`idx_org_members_user_active`). The index
+/// lacks `organization_id`, so each row costs one table read: a user has a
+/// handful of memberships, so that is a few page reads, not worth a
+/// non-seed index.
+pub const MEMBERSHIPS_SQL: &str = "SELECT organization_id FROM organization_members \
+     WHERE user_id = ?1 AND is_active = 1";
+/// One organization's active model links. Answered from the covering index
+/// `idx_org_models_org_active_model` alone: through the seed index
+/// `idx_org_models_org_active` every link cost a table read, which made a
+/// lookup materialising ~1,500 links take milliseconds.
+pub const ORG_MODELS_SQL: &str = "SELECT model_id FROM organization_models \
+     WHERE organization_id = ?1 AND is_active = 1";
 /// Only asked when the user has no `user` row and no active membership:
 /// an inactive membership still makes the user "known".
 pub const ANY_MEMBERSHIP_SQL: &str =
@@ -73,47 +80,78 @@ impl Tables {
     }
 }
 
-pub fn load_user(
+/// A user's row-level facts, without the organizations' model sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Memberships {
+    pub role: Option<String>,
+    pub known: bool,
+    /// Active memberships, sorted, unique.
+    pub organizations: Vec<String>,
+}
+
+/// Memberships and role: the per-user part of a lookup (two point queries).
+pub fn load_memberships(
     conn: &Connection,
     tables: &Tables,
     user_id: &str,
-) -> Result<UserAccess, StoreError> {
+) -> Result<Memberships, StoreError> {
     tables.require_org_tables()?;
-    let mut access = UserAccess::unknown(user_id);
+    let mut found = Memberships::default();
     {
-        let mut stmt = conn.prepare_cached(LOOKUP_SQL)?;
+        let mut stmt = conn.prepare_cached(MEMBERSHIPS_SQL)?;
         let mut rows = stmt.query([user_id])?;
         while let Some(row) = rows.next()? {
-            let org: String = row.get(0)?;
-            if let Some(model) = row.get::<_, Option<String>>(1)? {
-                // Deterministic attribution: the smallest organization id.
-                match access.models.get_mut(&model) {
-                    Some(current) if *current <= org => {}
-                    Some(current) => current.clone_from(&org),
-                    None => {
-                        access.models.insert(model, org.clone());
-                    }
-                }
-            }
-            access.organizations.push(org);
+            found.organizations.push(row.get(0)?);
         }
     }
-    access.organizations.sort_unstable();
-    access.organizations.dedup();
+    found.organizations.sort_unstable();
+    found.organizations.dedup();
     if tables.user {
         // Outer Option: the row exists; inner: its role may be NULL.
         let row = conn
             .prepare_cached(ROLE_SQL)?
             .query_row([user_id], |r| r.get::<_, Option<String>>(0))
             .optional()?;
-        access.known = row.is_some();
-        access.role = row.flatten();
+        found.known = row.is_some();
+        found.role = row.flatten();
     }
-    if !access.known {
-        access.known = !access.organizations.is_empty()
+    if !found.known {
+        found.known = !found.organizations.is_empty()
             || conn.prepare_cached(ANY_MEMBERSHIP_SQL)?.exists([user_id])?;
     }
-    Ok(access)
+    Ok(found)
+}
+
+/// One organization's active models. A row whose `model_id` is not text
+/// (only a foreign writer can store that) fails the load: the error is
+/// reported, never cached, rather than silently narrowing the set.
+pub fn load_org_models(
+    conn: &Connection,
+    tables: &Tables,
+    organization_id: &str,
+) -> Result<OrgModels, StoreError> {
+    tables.require_org_tables()?;
+    let mut stmt = conn.prepare_cached(ORG_MODELS_SQL)?;
+    let models = stmt
+        .query_map([organization_id], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(OrgModels::new(organization_id, models))
+}
+
+/// The whole lookup on one connection, without any cache: memberships, then
+/// each organization's set (`AccessStore::load_user`, explanations).
+pub fn load_user(
+    conn: &Connection,
+    tables: &Tables,
+    user_id: &str,
+) -> Result<UserAccess, StoreError> {
+    let found = load_memberships(conn, tables, user_id)?;
+    let sets = found
+        .organizations
+        .iter()
+        .map(|org| load_org_models(conn, tables, org).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(UserAccess::new(user_id, found.role, found.known, sets))
 }
 
 pub fn load_api_key(

@@ -7,9 +7,10 @@
 //! - `schema` — `ensure_schema`: tables, seed indexes, view, audit triggers
 //! - `admin`  — writes/listings for the CLI, `migrate`, `backup`
 //! - `access` — `UserAccess`, `ModelGraph` (root of a preset), `Decision`
-//! - `lookup` — the read queries (one indexed join per user)
+//! - `lookup` — the read queries (memberships per user, model sets per org)
 //! - `pool`   — read-only connections on blocking threads
-//! - `cache`  — moka caches keyed by change generation, `StoreStats`
+//! - `cache`  — moka caches (users, organizations' model sets) keyed by
+//!   change generation, `StoreStats`
 //! - `watch`  — `PRAGMA data_version` poller that invalidates on change
 //! - `handle` — `AccessStore`, the cloneable handle the proxy uses
 //! - `bench`  — synthetic data generator and the `db-bench` report
@@ -27,7 +28,7 @@ pub mod report;
 pub mod schema;
 mod watch;
 
-pub use access::{Decision, DenyReason, ModelGraph, RootError, UserAccess};
+pub use access::{Decision, DenyReason, ModelGraph, OrgModels, RootError, UserAccess};
 pub use cache::StoreStats;
 pub use error::StoreError;
 pub use handle::{AccessStore, StoreConfig};

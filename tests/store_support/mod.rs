@@ -110,3 +110,12 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Waits for the watcher's first poll, which always invalidates (a load
+/// before it had no baseline `data_version`); counting tests start after it.
+pub async fn wait_for_first_poll(store: &AccessStore) {
+    eventually(Duration::from_secs(2), "first watcher poll", || async {
+        store.watcher_polls() > 0
+    })
+    .await;
+}
