@@ -193,7 +193,7 @@ pub fn store_snapshot(stats: &StoreStats) -> StoreSnapshot {
         entries: stats.entries,
         hits: stats.hits,
         misses: stats.misses,
-        evictions: 0,
+        evictions: stats.evictions,
         invalidations: stats.invalidations,
         data_version: stats.data_version.map_or(0, |v| v.max(0) as u64),
         policy_age_seconds: policy_age(stats),

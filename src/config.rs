@@ -674,6 +674,7 @@ impl StoreSection {
                 self.watch_interval_ms,
             )?),
             max_base_depth: self.max_base_depth,
+            org_cache_capacity: StoreConfig::default().org_cache_capacity,
         })
     }
 }

@@ -452,7 +452,11 @@ fn db_bench_passes_with_indexes_and_fails_without() {
     let ok = db.ok(&["db-bench", "--iterations", "20", "--json"]).json();
     assert_eq!(ok["ok"], true);
     assert_eq!(ok["iterations"], 20);
-    assert_eq!(ok["queries"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        ok["queries"].as_array().unwrap().len(),
+        5,
+        "the seed's three queries and our two lookup queries"
+    );
     assert!(ok["queries"][0]["p99_us"].as_f64().is_some());
     assert!(db
         .ok(&["db-bench", "--iterations", "5"])

@@ -57,20 +57,17 @@ impl AccessExplanation {
     }
 }
 
-/// The one place that reads `UserAccess`'s model map directly, so a change
-/// of its representation is a one-line fix here.
+/// The user's permitted (root) models, sorted, with the granting organization.
 fn permitted_models(access: &UserAccess) -> Vec<PermittedModel> {
-    let mut models: Vec<PermittedModel> = access
-        .models
-        .iter()
+    access
+        .permitted_models()
+        .into_iter()
         .map(|(model, organization)| PermittedModel {
-            model: model.clone(),
-            organization: organization.clone(),
+            model,
+            organization,
             preset_of: None,
         })
-        .collect();
-    models.sort_by(|a, b| a.model.cmp(&b.model));
-    models
+        .collect()
 }
 
 /// Needs a tokio runtime (the store reads on blocking threads).
