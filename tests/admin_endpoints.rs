@@ -143,6 +143,40 @@ async fn metrics_reflect_traffic() {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
     assert!(!text.contains("joe"), "no user ids in labels");
+    let queries: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("modelgate_store_query_duration_seconds_count "))
+        .expect("store query histogram")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(queries >= 1.0, "the store's queries are observed");
+}
+
+#[tokio::test]
+async fn store_errors_are_counted() {
+    let up = FakeUpstream::builder().start().await;
+    let a = start(up.addr, |_| {}).await;
+    std::fs::write(&a.proxy.live.load().database, b"this is not a database").unwrap();
+    let req = Request::post(a.proxy.url("/api/chat/completions"))
+        .header("authorization", format!("Bearer {}", token("joe")))
+        .header("content-type", "application/json")
+        .body(full("{\"model\":\"gpt-4o\"}"))
+        .unwrap();
+    assert_eq!(
+        assert_error_shape(&send(req).await, 503),
+        "access_data_unavailable"
+    );
+    let text = String::from_utf8(admin_get(&a, "/metrics", None).await.body.to_vec()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("modelgate_store_errors_total{")),
+        "{text}"
+    );
+    assert!(
+        text.contains("modelgate_decisions_total{outcome=\"error\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]

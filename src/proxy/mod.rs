@@ -71,6 +71,13 @@ impl Proxy {
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let upstream = Upstream::new(&config.load(), metrics.clone());
+        let observer = metrics.clone();
+        store.observe_queries(Arc::new(move |took, error| {
+            observer.observe_store_query(took);
+            if let Some(e) = error {
+                observer.record_store_error(store_error_kind(e));
+            }
+        }));
         Arc::new(Self {
             config,
             store,
@@ -309,6 +316,17 @@ impl Proxy {
             .headers
             .insert(config.request_id_header.clone(), ctx.request_id.clone());
         Ok(Response::from_parts(parts, body::boxed(incoming)))
+    }
+}
+
+fn store_error_kind(e: &crate::store::StoreError) -> crate::metrics::StoreErrorKind {
+    use crate::metrics::StoreErrorKind as K;
+    use crate::store::StoreError as E;
+    match e {
+        E::Missing { .. } => K::Connect,
+        E::Unavailable(m) if m.contains("locked") || m.contains("busy") => K::Timeout,
+        E::Unavailable(_) => K::Connect,
+        _ => K::Query,
     }
 }
 

@@ -188,6 +188,12 @@ impl AccessStore {
             .map_err(|e| self.inner.failed(&e))
     }
 
+    /// Reports every database query (duration, error) to `observer`, e.g.
+    /// the metrics registry. Set once, at start-up.
+    pub fn observe_queries(&self, observer: super::pool::QueryObserver) {
+        self.inner.pool.observe(observer);
+    }
+
     pub fn stats(&self) -> StoreStats {
         self.inner.caches.stats()
     }

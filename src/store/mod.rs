@@ -33,4 +33,5 @@ pub use cache::StoreStats;
 pub use error::StoreError;
 pub use handle::{AccessStore, StoreConfig};
 pub use lookup::ApiKeyOwner;
+pub use pool::QueryObserver;
 pub use schema::{ensure_schema, SchemaReport};

@@ -42,7 +42,13 @@ pub(crate) struct ReadPool {
     permits: Arc<Semaphore>,
     // Bumped by `reset`; connections from an older epoch are not reused.
     epoch: AtomicU64,
+    // Told the duration and outcome of every query (metrics); set once.
+    observer: std::sync::OnceLock<QueryObserver>,
 }
+
+/// Receives each database query's duration (queue wait included) and its
+/// error, if any.
+pub type QueryObserver = Arc<dyn Fn(Duration, Option<&StoreError>) + Send + Sync>;
 
 impl ReadPool {
     pub fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> ReadPool {
@@ -52,13 +58,32 @@ impl ReadPool {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1))),
             epoch: AtomicU64::new(0),
+            observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Installs the query observer; a second call is ignored.
+    pub fn observe(&self, observer: QueryObserver) {
+        let _ = self.observer.set(observer);
     }
 
     /// Runs `f` on a pooled connection on a blocking thread. `data_gen` is
     /// the store's change counter: when it moved since the connection last
     /// looked, the table list is read again (tables may have been created).
     pub async fn run<T, F>(self: &Arc<Self>, data_gen: u64, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Tables) -> Result<T, StoreError> + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let result = self.run_unobserved(data_gen, f).await;
+        if let Some(observe) = self.observer.get() {
+            observe(started.elapsed(), result.as_ref().err());
+        }
+        result
+    }
+
+    async fn run_unobserved<T, F>(self: &Arc<Self>, data_gen: u64, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &Tables) -> Result<T, StoreError> + Send + 'static,
