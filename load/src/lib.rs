@@ -5,5 +5,13 @@
 //! # Layout
 //! - `models`  — the deterministic model catalogue both sides agree on
 //! - `mock`    — the fake Open WebUI upstream (`mock-upstream`)
+//! - `fixture` — users, tokens, allowed/forbidden models (setup → loadgen)
+//! - `setup`   — the SQLite database built with `modelgate::store`
+//! - `mix`     — request kinds, the weighted mix, the RNG
+//! - `stats`   — histograms, the `Report`, Markdown tables
+pub mod fixture;
+pub mod mix;
 pub mod mock;
 pub mod models;
+pub mod setup;
+pub mod stats;
