@@ -9,9 +9,15 @@
 //! - `setup`   — the SQLite database built with `modelgate::store`
 //! - `mix`     — request kinds, the weighted mix, the RNG
 //! - `stats`   — histograms, the `Report`, Markdown tables
+//! - `runner`  — the load generator (closed and open loop)
+//! - `compare` — side-by-side runs, ratios, added p99 at half load
+//! - `plot`    — the SVG latency-distribution picture
+pub mod compare;
 pub mod fixture;
 pub mod mix;
 pub mod mock;
 pub mod models;
+pub mod plot;
+pub mod runner;
 pub mod setup;
 pub mod stats;
