@@ -127,7 +127,9 @@ enum Outcome {
     ForbiddenRefused(Duration),
     ForbiddenPassed(Duration),
     Error(String),
-    Security(&'static str),
+    /// Answered, but with what must be refused; the latency still counts
+    /// (the answer was served), the security counter flags it.
+    Security(&'static str, Duration),
 }
 
 #[derive(Default)]
@@ -327,7 +329,7 @@ async fn one(shared: &Shared, user: &SimUser, kind: Kind, rng: &mut Rng, start: 
     shared.live.inflight.fetch_sub(1, Ordering::Relaxed);
     let counter = match &outcome {
         Outcome::Error(_) => &shared.live.errors,
-        Outcome::Security(_) => &shared.live.security,
+        Outcome::Security(..) => &shared.live.security,
         _ => &shared.live.ok,
     };
     counter.fetch_add(1, Ordering::Relaxed);
@@ -364,7 +366,15 @@ async fn one(shared: &Shared, user: &SimUser, kind: Kind, rng: &mut Rng, start: 
             rec.record(stats::ALL, latency);
         }
         Outcome::Error(reason) => rec.error(format!("{kind}: {reason}")),
-        Outcome::Security(what) => rec.security(format!("{kind}: {what}")),
+        Outcome::Security(what, latency) => {
+            rec.security(format!("{kind}: {what}"));
+            let series = match kind {
+                Kind::List => stats::LIST,
+                _ => stats::FORBIDDEN,
+            };
+            rec.record(series, latency);
+            rec.record(stats::ALL, latency);
+        }
     }
 }
 
@@ -395,7 +405,7 @@ async fn send(
                 Err(e) => return Outcome::Error(e),
             };
             let latency = start.elapsed();
-            check_list(shared, user, rng, &body).unwrap_or(Outcome::Ok {
+            check_list(shared, user, rng, &body, latency).unwrap_or(Outcome::Ok {
                 latency,
                 ttft: None,
             })
@@ -427,7 +437,7 @@ async fn send(
             if status == StatusCode::FORBIDDEN {
                 Outcome::ForbiddenRefused(latency)
             } else if status.is_success() && shared.expect_enforcement {
-                Outcome::Security("forbidden model served (2xx)")
+                Outcome::Security("forbidden model served (2xx)", latency)
             } else if status.is_success() {
                 Outcome::ForbiddenPassed(latency)
             } else {
@@ -488,7 +498,13 @@ fn build_request(
 /// With enforcement, a list must show one of the user's allowed models
 /// and none of the forbidden ones. One needle of each per request keeps the
 /// check cheap (memchr's SIMD search) while covering every id over a run.
-fn check_list(shared: &Shared, user: &SimUser, rng: &mut Rng, body: &[u8]) -> Option<Outcome> {
+fn check_list(
+    shared: &Shared,
+    user: &SimUser,
+    rng: &mut Rng,
+    body: &[u8],
+    latency: Duration,
+) -> Option<Outcome> {
     let allowed = &user.allowed_quoted[rng.below(user.allowed_quoted.len())];
     if memchr::memmem::find(body, allowed).is_none() {
         return Some(Outcome::Error("allowed model missing from list".into()));
@@ -496,7 +512,7 @@ fn check_list(shared: &Shared, user: &SimUser, rng: &mut Rng, body: &[u8]) -> Op
     if shared.expect_enforcement {
         let forbidden = &user.forbidden_quoted[rng.below(user.forbidden_quoted.len())];
         if memchr::memmem::find(body, forbidden).is_some() {
-            return Some(Outcome::Security("forbidden model listed"));
+            return Some(Outcome::Security("forbidden model listed", latency));
         }
     }
     None

@@ -150,8 +150,9 @@ pub struct Report {
     pub warmup_s: f64,
     pub duration_s: f64,
     pub expect_enforcement: bool,
-    /// Successful requests per second in the window (403 on a forbidden
-    /// model counts as a success).
+    /// Answered requests per second in the window: everything but
+    /// `errors` (a 403 on a forbidden model is a success; a security
+    /// error was answered too, and is flagged separately).
     pub throughput_rps: f64,
     pub ok: u64,
     pub error_total: u64,
