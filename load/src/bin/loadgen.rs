@@ -43,6 +43,14 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         count: usize,
     },
+    /// Print FRACTION × the throughput of a run report (the open-loop rate
+    /// for the half-load runs).
+    RateOf {
+        #[arg(long)]
+        report: PathBuf,
+        #[arg(long, default_value_t = 0.5)]
+        fraction: f64,
+    },
     /// Poll a loopback URL until it answers 2xx (bounded).
     Wait {
         #[arg(long)]
@@ -212,6 +220,18 @@ fn real_main() -> anyhow::Result<ExitCode> {
             for l in &listeners {
                 println!("{}", l.local_addr()?.port());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::RateOf { report, fraction } => {
+            let r: Report = read_json(&report)?;
+            let rate = r.throughput_rps * fraction;
+            anyhow::ensure!(
+                rate.is_finite() && rate >= 1.0,
+                "{}: throughput {:.1} req/s gives no usable rate",
+                report.display(),
+                r.throughput_rps
+            );
+            println!("{rate:.0}");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Wait { url, timeout_s } => {
