@@ -30,6 +30,7 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/modelgate-load.XXXXXX")
 PIDS=()
 
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
@@ -98,11 +99,11 @@ if [[ -n $NGINX_BIN ]]; then
         -e "s|@UPSTREAM_PORT@|$MOCK_PORT|g" -e "s|@USER_DIRECTIVE@|$USER_DIRECTIVE|g" \
         "$ROOT/load/nginx.conf" >"$TMP/nginx/nginx.conf"
     "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" \
-        2>>"$TMP/nginx/error.log" &
+        2>"$TMP/nginx/stderr.log" &
     NGINX_PID=$!
     PIDS+=("$NGINX_PID")
     "$LOADGEN" wait --url "http://127.0.0.1:$NGINX_PORT/health" --timeout-s 15 || {
-        log "nginx did not become ready"; cat "$TMP/nginx/error.log" >&2; exit 1; }
+        log "nginx did not become ready"; cat "$TMP/nginx/error.log" "$TMP/nginx/stderr.log" >&2; exit 1; }
 else
     log "nginx not installed (apt-get install nginx-light): skipping the nginx target"
 fi
