@@ -27,6 +27,10 @@ HALF=${HALF:-1}
 OUT=${OUT:-$ROOT/load/results}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
+# 300 users through a proxy hold ~600 sockets per process; the open loop
+# may hold more. Raise the soft limit where allowed.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/modelgate-load.XXXXXX")
 PIDS=()
 
