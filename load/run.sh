@@ -125,7 +125,7 @@ PIDS+=("$MG_PID")
 # label, URL, PID whose memory is reported, extra flags
 TARGETS=("direct http://127.0.0.1:$MOCK_PORT $MOCK_PID")
 if [[ -n $NGINX_PID ]]; then
-    # The worker does the proxying; the master only supervises.
+    # The workers do the proxying (the master only supervises); report the first.
     NGINX_WORKER=$(ps -o pid= --ppid "$NGINX_PID" | head -1 | tr -d ' ')
     TARGETS+=("nginx http://127.0.0.1:$NGINX_PORT ${NGINX_WORKER:-$NGINX_PID}")
 fi

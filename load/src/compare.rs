@@ -205,6 +205,7 @@ mod tests {
             forbidden_refused: 0,
             series: [(ALL.to_string(), series)].into_iter().collect(),
             rss: None,
+            timeline: Vec::new(),
         }
     }
 

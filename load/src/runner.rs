@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::fixture::UserFixture;
 use crate::mix::{Kind, Mix, Rng};
-use crate::stats::{self, Recorder, Report, Rss};
+use crate::stats::{self, Recorder, Report, Rss, Tick};
 
 /// Cap on a buffered response body (the mock's list is ~300 KB).
 const MAX_BODY: usize = 16 << 20;
@@ -154,6 +154,9 @@ struct Shared {
     /// per-task histograms and a merge.
     rec: Mutex<Recorder>,
     live: Live,
+    /// One point per second from the progress ticker: shows stalls that
+    /// percentiles alone cannot place in time.
+    timeline: Mutex<Vec<Tick>>,
 }
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
@@ -181,25 +184,33 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         measure_to: start + cfg.warmup + cfg.duration,
         rec: Mutex::new(Recorder::new()),
         live: Live::default(),
+        timeline: Mutex::new(Vec::new()),
     });
 
-    let progress = cfg
-        .progress
-        .then(|| tokio::spawn(progress(Arc::clone(&shared), cfg.label.clone(), start)));
+    let progress = tokio::spawn(progress(
+        Arc::clone(&shared),
+        cfg.label.clone(),
+        start,
+        cfg.progress,
+    ));
     match cfg.mode {
         Mode::Closed { think } => closed_loop(&shared, &cfg, think, start).await,
         Mode::Open { rate } => open_loop(&shared, &cfg, rate, start).await?,
     }
-    if let Some(p) = progress {
-        p.abort();
-    }
+    progress.abort();
 
     let rec = shared
         .rec
         .lock()
         .map_err(|_| anyhow::anyhow!("recorder poisoned"))?
         .clone();
-    Ok(build_report(&cfg, base, &rec))
+    let mut report = build_report(&cfg, base, &rec);
+    report.timeline = shared
+        .timeline
+        .lock()
+        .map(|t| t.clone())
+        .unwrap_or_default();
+    Ok(report)
 }
 
 fn build_report(cfg: &RunConfig, target: String, rec: &Recorder) -> Report {
@@ -237,6 +248,7 @@ fn build_report(cfg: &RunConfig, target: String, rec: &Recorder) -> Report {
             .filter_map(|s| rec.series(s, window).map(|v| (s.to_string(), v)))
             .collect(),
         rss: cfg.pid.map(read_rss),
+        timeline: Vec::new(),
     }
 }
 
@@ -555,10 +567,10 @@ async fn read_stream(mut body: hyper::body::Incoming, start: Instant) -> Outcome
     Outcome::Ok { latency, ttft }
 }
 
-async fn progress(shared: Arc<Shared>, label: String, start: Instant) {
+async fn progress(shared: Arc<Shared>, label: String, start: Instant, print: bool) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
-    let mut last_ok = 0;
+    let (mut last_answered, mut last_errors) = (0, 0);
     loop {
         tick.tick().await;
         let now = Instant::now();
@@ -569,16 +581,31 @@ async fn progress(shared: Arc<Shared>, label: String, start: Instant) {
         } else {
             "drain"
         };
-        let ok = shared.live.ok.load(Ordering::Relaxed);
-        eprintln!(
-            "[{label}] {:>4.0}s {phase:<7} ok/s={:<6} errors={} security={} inflight={}",
-            (now - start).as_secs_f64(),
-            ok - last_ok,
-            shared.live.errors.load(Ordering::Relaxed),
-            shared.live.security.load(Ordering::Relaxed),
-            shared.live.inflight.load(Ordering::Relaxed),
-        );
-        last_ok = ok;
+        // Security outcomes were answered too; they count as throughput.
+        let answered =
+            shared.live.ok.load(Ordering::Relaxed) + shared.live.security.load(Ordering::Relaxed);
+        let errors = shared.live.errors.load(Ordering::Relaxed);
+        let point = Tick {
+            t_s: (now - start).as_secs_f64().round(),
+            phase: phase.to_string(),
+            answered: answered - last_answered,
+            errors: errors - last_errors,
+            inflight: shared.live.inflight.load(Ordering::Relaxed),
+        };
+        if print {
+            eprintln!(
+                "[{label}] {:>4.0}s {phase:<7} answered/s={:<6} errors={} security={} inflight={}",
+                point.t_s,
+                point.answered,
+                errors,
+                shared.live.security.load(Ordering::Relaxed),
+                point.inflight,
+            );
+        }
+        if let Ok(mut t) = shared.timeline.lock() {
+            t.push(point);
+        }
+        (last_answered, last_errors) = (answered, errors);
     }
 }
 

@@ -165,6 +165,23 @@ pub struct Report {
     pub forbidden_refused: u64,
     pub series: BTreeMap<String, Series>,
     pub rss: Option<Rss>,
+    /// Per-second progress (warm-up and drain included).
+    #[serde(default)]
+    pub timeline: Vec<Tick>,
+}
+
+/// One second of a run, as the progress line shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// `warmup`, `measure` or `drain`.
+    pub phase: String,
+    /// Requests answered during this second.
+    pub answered: u64,
+    pub errors: u64,
+    /// Requests in flight at the tick.
+    pub inflight: u64,
 }
 
 impl Report {
@@ -286,6 +303,7 @@ mod tests {
                 vm_hwm_kb: Some(20_480),
                 vm_rss_kb: Some(10_240),
             }),
+            timeline: Vec::new(),
         }
     }
 
