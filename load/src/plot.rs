@@ -41,7 +41,7 @@ fn points(r: &Report, series: &str) -> Vec<(f64, f64)> {
             s.curve
                 .iter()
                 .filter(|p| p[0] < 1.0)
-                .map(|p| (nines(p[0]), p[1]))
+                .map(|p| (nines(p[0]), p[1].max(0.001)))
                 .collect()
         })
         .unwrap_or_default()
@@ -72,25 +72,29 @@ pub fn render(c: &Comparison, out: &Path) -> anyhow::Result<()> {
             .map(|r| (r.label.as_str(), points(r, series)))
             .filter(|(_, p)| !p.is_empty())
             .collect();
-        let ymax = curves
-            .iter()
-            .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
-            .fold(0.0f64, f64::max)
-            .max(0.1)
-            * 1.1;
+        // Log scale: an overloaded target's seconds and a healthy one's
+        // milliseconds stay readable on the same panel.
+        let ys = || curves.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y));
+        let ymax = ys().fold(0.0f64, f64::max).max(0.1) * 1.2;
+        let ymin = ys()
+            .filter(|y| *y > 0.0)
+            .fold(f64::INFINITY, f64::min)
+            .clamp(0.01, ymax / 2.0)
+            * 0.8;
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d(0f64..4f64, 0f64..ymax)
+            .build_cartesian_2d(0f64..4f64, (ymin..ymax).log_scale())
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
             .x_labels(5)
             .x_label_formatter(&|x| nines_label(*x))
             .x_desc("percentile")
-            .y_desc("latency (ms)")
+            .y_desc("latency (ms, log)")
+            .y_label_formatter(&|y| crate::stats::fmt_ms(*y))
             .draw()
             .map_err(|e| err(&e))?;
         for (i, (label, pts)) in curves.into_iter().enumerate() {
