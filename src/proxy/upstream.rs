@@ -16,6 +16,10 @@ use crate::error::ProxyError;
 use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::proxy::body::Body;
 
+/// Upper bound of each upstream connection's read buffer (hyper's minimum
+/// is 8 KiB).
+const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+
 pub struct Upstream {
     client: Client<HttpConnector, Body>,
     metrics: Arc<Metrics>,
@@ -30,6 +34,11 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(config.proxy.pool_idle_timeout_secs))
             .pool_max_idle_per_host(config.proxy.pool_max_idle_per_host)
+            // hyper's adaptive read buffer grows to ~400 KiB per connection
+            // on large bodies (model lists); with hundreds of pooled
+            // connections that is the proxy's whole memory budget. 64 KiB
+            // still holds any response head and keeps streaming cheap.
+            .http1_max_buf_size(UPSTREAM_READ_BUFFER)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             // The client must not invent a Host header when we removed it on
