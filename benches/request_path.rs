@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use modelgate::gate::body::{model_refs, parse_strict};
+use modelgate::gate::body::model_refs_from_bytes;
 use modelgate::gate::filter::filter_list;
 use modelgate::gate::routes::{CallSpec, ModelLocation};
 use modelgate::gate::shape::ListShape;
@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
         let body = chat_body(size);
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function(format!("extract_models_{name}"), |b| {
-            b.iter(|| model_refs(&parse_strict(black_box(&body)).unwrap(), &spec).unwrap())
+            b.iter(|| model_refs_from_bytes(black_box(&body), &spec).unwrap())
         });
     }
     g.throughput(Throughput::Elements(1));
@@ -87,7 +87,7 @@ fn bench(c: &mut Criterion) {
     let body = chat_body(4 * 1024);
     g.bench_function("chat_call_overhead_4KiB", |b| {
         b.iter(|| {
-            let models = model_refs(&parse_strict(black_box(&body)).unwrap(), &spec).unwrap();
+            let models = model_refs_from_bytes(black_box(&body), &spec).unwrap();
             models.iter().all(|m| access.decide(&graph, m).is_allowed())
         })
     });

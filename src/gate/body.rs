@@ -158,6 +158,42 @@ pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyErr
     Ok(refs)
 }
 
+/// [`model_refs`] straight from the bytes, building only the members the
+/// spec's locations start in (see [`strict::parse_members`]).
+pub fn model_refs_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Vec<String>, BodyError> {
+    let mut relevant: Vec<String> = Vec::with_capacity(spec.locations.len());
+    for location in &spec.locations {
+        match top_level_key(location) {
+            Some(key) => relevant.push(key),
+            // A pointer to the whole body: nothing can be skipped.
+            None => return model_refs(&parse_strict(bytes)?, spec),
+        }
+    }
+    let relevant: Vec<&str> = relevant.iter().map(String::as_str).collect();
+    model_refs(&strict::parse_members(bytes, &relevant)?, spec)
+}
+
+/// The top-level member a location starts in.
+fn top_level_key(location: &ModelLocation) -> Option<String> {
+    match location {
+        ModelLocation::Field(name) | ModelLocation::ChannelMentions(name) => Some(name.clone()),
+        ModelLocation::MessageIds => Some("message_ids".to_owned()),
+        ModelLocation::Pointer(p) => p.strip_prefix('/').map(|rest| {
+            rest.split('/')
+                .next()
+                .unwrap_or("")
+                .replace("~1", "/")
+                .replace("~0", "~")
+        }),
+    }
+}
+
+/// [`top_level_model`] straight from the bytes.
+pub fn top_level_model_from_bytes(bytes: &[u8]) -> Result<Option<String>, BodyError> {
+    let value = strict::parse_members(bytes, &["model"])?;
+    Ok(top_level_model(&value)?.map(str::to_owned))
+}
+
 /// The top-level `model` of any JSON body (defence in depth). A body that is
 /// not an object names no model; a `model` that is not a string is refused.
 pub fn top_level_model(value: &Value) -> Result<Option<&str>, BodyError> {

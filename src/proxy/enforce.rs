@@ -14,7 +14,9 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::gate::body::{check_content_type, model_refs, parse_strict, top_level_model};
+use crate::gate::body::{
+    check_content_type, model_refs_from_bytes, top_level_model_from_bytes, BodyError,
+};
 use crate::gate::credential::{extract_credential, CredentialKind};
 use crate::gate::filter::{decode_body, filter_list, Filtered};
 use crate::gate::routes::CallSpec;
@@ -173,10 +175,7 @@ pub fn requested_models(
     bytes: &[u8],
     spec: &CallSpec,
 ) -> Result<Vec<String>, ProxyError> {
-    let value = parse_strict(bytes)
-        .map_err(|e| ProxyError::refused(e.status(), e.code(), e.to_string()))?;
-    let mut models = model_refs(&value, spec)
-        .map_err(|e| ProxyError::refused(e.status(), e.code(), e.to_string()))?;
+    let mut models = model_refs_from_bytes(bytes, spec).map_err(body_refusal)?;
     expand_arena(config, &mut models);
     Ok(models)
 }
@@ -184,15 +183,16 @@ pub fn requested_models(
 /// The defence-in-depth read: the top-level `model` of a JSON body on a
 /// route that is not in the table.
 pub fn unlisted_model(config: &Config, bytes: &[u8]) -> Result<Vec<String>, ProxyError> {
-    let value = parse_strict(bytes)
-        .map_err(|e| ProxyError::refused(e.status(), e.code(), e.to_string()))?;
-    let mut models: Vec<String> = top_level_model(&value)
-        .map_err(|e| ProxyError::refused(e.status(), e.code(), e.to_string()))?
-        .map(str::to_owned)
+    let mut models: Vec<String> = top_level_model_from_bytes(bytes)
+        .map_err(body_refusal)?
         .into_iter()
         .collect();
     expand_arena(config, &mut models);
     Ok(models)
+}
+
+fn body_refusal(e: BodyError) -> ProxyError {
+    ProxyError::refused(e.status(), e.code(), e.to_string())
 }
 
 /// An arena model calls one of its candidates at random: each must be

@@ -38,6 +38,80 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, BodyError> {
     }
 }
 
+/// Like [`parse_strict`], but builds only the top-level members named in
+/// `relevant` (where model ids can be); every other member is checked for
+/// syntax and skipped without allocating. Top-level keys are still refused
+/// when repeated (any of them could shadow a relevant one), and relevant
+/// subtrees are parsed strictly. A chat body's message history is most of
+/// its bytes and never names the model called, so this is what keeps the
+/// per-request cost flat as histories grow.
+///
+/// A body that is not a JSON object is returned as `Value::Null` after a
+/// full strict parse, so the caller's "not an object" check still applies.
+pub fn parse_members(bytes: &[u8], relevant: &[&str]) -> Result<Value, BodyError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return parse_strict(bytes).map(|_| Value::Null);
+    }
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = MembersSeed {
+        dup: &duplicate,
+        relevant,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(_) => Err(match duplicate.into_inner() {
+            Some(key) => BodyError::DuplicateKey(key),
+            None => BodyError::InvalidJson,
+        }),
+    }
+}
+
+/// The top-level object for [`parse_members`].
+struct MembersSeed<'a> {
+    dup: &'a RefCell<Option<String>>,
+    relevant: &'a [&'a str],
+}
+
+impl<'de> DeserializeSeed<'de> for MembersSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MembersSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                let message = format!("duplicate key {key:?}");
+                *self.dup.borrow_mut() = Some(key);
+                return Err(de::Error::custom(message));
+            }
+            if self.relevant.contains(&key.as_str()) {
+                let value = map.next_value_seed(StrictSeed { dup: self.dup })?;
+                out.insert(key.clone(), value);
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+            seen.push(key);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// Builds a `serde_json::Value`, noting the first duplicate key in `dup`.
 #[derive(Clone, Copy)]
 struct StrictSeed<'a> {

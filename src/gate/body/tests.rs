@@ -19,8 +19,68 @@ fn chat() -> CallSpec {
     ])
 }
 
+/// The full strict parse, cross-checked against the fast path the proxy
+/// uses: whenever the full parse reads models, the fast one reads the same.
 fn refs(body: &str, spec: &CallSpec) -> Result<Vec<String>, BodyError> {
-    model_refs(&parse_strict(body.as_bytes())?, spec)
+    let full = model_refs(&parse_strict(body.as_bytes())?, spec);
+    if let Ok(models) = &full {
+        assert_eq!(
+            model_refs_from_bytes(body.as_bytes(), spec).as_ref(),
+            Ok(models),
+            "fast path disagrees on {body}"
+        );
+    }
+    full
+}
+
+#[test]
+fn fast_path_refuses_what_could_change_the_model() {
+    let chat = chat();
+    let fast = |b: &str| model_refs_from_bytes(b.as_bytes(), &chat);
+    // Top-level duplicates, also spelled with escapes, and duplicates inside
+    // members that name models: refused.
+    for body in [
+        r#"{"model":"a","model":"b"}"#,
+        r#"{"model":"a","model":"b"}"#,
+        r#"{"messages":[],"messages":[],"model":"a"}"#,
+        r#"{"model":"a","message_ids":[{"model_id":"x","model_id":"y"}]}"#,
+    ] {
+        assert!(
+            matches!(fast(body), Err(BodyError::DuplicateKey(_))),
+            "{body}"
+        );
+    }
+    // Syntax is still checked in skipped members.
+    assert_eq!(
+        fast(r#"{"model":"a","messages":[1,}"#),
+        Err(BodyError::InvalidJson)
+    );
+    assert_eq!(
+        fast(r#"{"model":"a","x":NaN}"#),
+        Err(BodyError::InvalidJson)
+    );
+    assert_eq!(
+        fast(r#"{"model":"a"} trailing"#),
+        Err(BodyError::InvalidJson)
+    );
+    assert_eq!(fast(r#"["model"]"#), Err(BodyError::NotAnObject));
+    // A duplicate deep inside the message history cannot change which model
+    // is called: the fast path does not build that member at all.
+    assert_eq!(
+        fast(r#"{"messages":[{"role":"user","role":"x"}],"model":"a"}"#),
+        Ok(vec!["a".to_owned()])
+    );
+    // BOM, as Python skips it.
+    assert_eq!(fast("\u{feff}{\"model\":\"a\"}"), Ok(vec!["a".to_owned()]));
+    assert_eq!(
+        top_level_model_from_bytes(br#"{"messages":[{"a":1}],"model":"m"}"#),
+        Ok(Some("m".to_owned()))
+    );
+    let pointer = spec(vec![ModelLocation::Pointer("/data/model_id".into())]);
+    assert_eq!(
+        model_refs_from_bytes(br#"{"data":{"model_id":"z"},"name":"n"}"#, &pointer),
+        Ok(vec!["z".to_owned()])
+    );
 }
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -333,7 +393,23 @@ proptest! {
     }
 
     #[test]
+    fn fast_path_agrees_with_the_full_parse(
+        mut pairs in prop::collection::vec(("[a-z_]{1,11}", leaf()), 0..8),
+        model in "[a-zA-Z0-9:./_-]{1,20}",
+        at in 0usize..9,
+    ) {
+        let at = at.min(pairs.len());
+        pairs.insert(at, ("model".to_owned(), Value::String(model)));
+        let text = object_text(&pairs);
+        let full = parse_strict(text.as_bytes()).and_then(|v| model_refs(&v, &chat()));
+        let fast = model_refs_from_bytes(text.as_bytes(), &chat());
+        // Leaves only: every duplicate is top-level, so both must agree exactly.
+        prop_assert_eq!(full, fast);
+    }
+
+    #[test]
     fn never_panics_on_bytes(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = model_refs_from_bytes(&data, &chat());
         if let Ok(v) = parse_strict(&data) {
             let _ = model_refs(&v, &chat());
             let _ = top_level_model(&v);
