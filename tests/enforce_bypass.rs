@@ -137,7 +137,9 @@ async fn bodies_with_two_readings_are_refused() {
         r#"{"model":["llama"]}"#,
         r#"{"model":null}"#,
         r#"["llama"]"#,
-        "{\"model\":\"gpt-4o\",\"x\":\"\\ud800\"}",
+        // A lone surrogate in the model itself (one elsewhere is skipped,
+        // as Python accepts it too).
+        "{\"model\":\"gpt-4o\\ud800\"}",
     ] {
         let a = env.post_as("alice", "/api/chat/completions", body).await;
         assert_eq!(a.status, 400, "{body}");
