@@ -430,31 +430,9 @@ pub fn migrate(
         [org_id, org_name],
     )?;
     let user_table = table_exists(&tx, "user")?;
-    let users_linked = if user_table {
-        tx.execute(
-            "INSERT OR IGNORE INTO organization_members (id, organization_id, user_id, role, is_active, joined_at)
-             SELECT 'om_' || u.id || '_' || ?1, ?1, u.id,
-                    CASE WHEN u.role = 'admin' THEN 'admin' ELSE 'member' END,
-                    1, CAST(strftime('%s','now') AS INTEGER)
-             FROM user u WHERE u.role IS NOT 'pending'",
-            [org_id],
-        )?
-    } else {
-        0
-    };
+    let users_linked = link_all_users(&tx, org_id)?;
     let model_table = table_exists(&tx, "model")?;
-    let models_linked = if model_table {
-        tx.execute(
-            "INSERT OR IGNORE INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
-             SELECT 'orgmod_' || ?1 || '_' || m.id, ?1, m.id,
-                    CASE WHEN m.is_active = 0 THEN 0 ELSE 1 END,
-                    CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER)
-             FROM model m WHERE m.base_model_id IS NULL",
-            [org_id],
-        )?
-    } else {
-        0
-    };
+    let models_linked = link_base_models(&tx, org_id)?;
     let members_total = tx.query_row(
         "SELECT COUNT(*) FROM organization_members WHERE organization_id = ?1",
         [org_id],
@@ -481,6 +459,40 @@ pub fn migrate(
         user_table,
         model_table,
     })
+}
+
+/// Adds every non-pending Open WebUI user to `org` (admins as admins),
+/// leaving existing memberships as they are, deactivated ones included.
+/// 0 without a `user` table.
+pub(crate) fn link_all_users(tx: &Transaction<'_>, org: &str) -> Result<usize, StoreError> {
+    if !table_exists(tx, "user")? {
+        return Ok(0);
+    }
+    Ok(tx.execute(
+        "INSERT OR IGNORE INTO organization_members (id, organization_id, user_id, role, is_active, joined_at)
+         SELECT 'om_' || u.id || '_' || ?1, ?1, u.id,
+                CASE WHEN u.role = 'admin' THEN 'admin' ELSE 'member' END,
+                1, CAST(strftime('%s','now') AS INTEGER)
+         FROM user u WHERE u.role IS NOT 'pending'",
+        [org],
+    )?)
+}
+
+/// Links every base model (`base_model_id IS NULL`) of Open WebUI's `model`
+/// table to `org`, active as the model is, leaving existing links as they
+/// are. 0 without a `model` table.
+pub(crate) fn link_base_models(tx: &Transaction<'_>, org: &str) -> Result<usize, StoreError> {
+    if !table_exists(tx, "model")? {
+        return Ok(0);
+    }
+    Ok(tx.execute(
+        "INSERT OR IGNORE INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
+         SELECT 'orgmod_' || ?1 || '_' || m.id, ?1, m.id,
+                CASE WHEN m.is_active = 0 THEN 0 ELSE 1 END,
+                CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER)
+         FROM model m WHERE m.base_model_id IS NULL",
+        [org],
+    )?)
 }
 
 /// Online backup of the main database to `dest` (SQLite's backup API: a

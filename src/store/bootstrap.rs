@@ -7,9 +7,8 @@
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::admin::with_actor;
+use super::admin::{link_all_users, link_base_models, with_actor};
 use super::error::StoreError;
-use super::schema::table_exists;
 
 /// Which models the organization gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,25 +81,10 @@ pub fn bootstrap(
                 }
                 n
             }
-            ModelSelection::AllBaseModels if table_exists(tx, "model")? => tx.execute(
-                "INSERT OR IGNORE INTO organization_models
-                    (id, organization_id, model_id, is_active, created_at, updated_at)
-                 SELECT 'orgmod_' || ?1 || '_' || m.id, ?1, m.id, 1,
-                        CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER)
-                 FROM model m WHERE m.base_model_id IS NULL",
-                [org_id],
-            )?,
-            ModelSelection::AllBaseModels => 0,
+            ModelSelection::AllBaseModels => link_base_models(tx, org_id)?,
         };
-        let members_added = if development && table_exists(tx, "user")? {
-            tx.execute(
-                "INSERT OR IGNORE INTO organization_members (id, organization_id, user_id, role, is_active, joined_at)
-                 SELECT 'om_' || u.id || '_' || ?1, ?1, u.id,
-                        CASE WHEN u.role = 'admin' THEN 'admin' ELSE 'member' END,
-                        1, CAST(strftime('%s','now') AS INTEGER)
-                 FROM user u WHERE u.role IS NOT 'pending'",
-                [org_id],
-            )?
+        let members_added = if development {
+            link_all_users(tx, org_id)?
         } else {
             0
         };
