@@ -214,6 +214,10 @@ pub struct AccessSection {
     pub max_unlisted_body_bytes: usize,
     /// Largest model-list response buffered to filter it (bigger: 502).
     pub max_list_bytes: usize,
+    /// Model lists buffered and filtered at once; more wait their turn.
+    /// Filtering is CPU-bound, so more than a few per core only adds memory
+    /// (each OpenRouter-sized list holds about 1 MiB while filtered).
+    pub max_concurrent_list_filters: usize,
     /// Header carrying API keys. Env: `CUSTOM_API_KEY_HEADER` (Open WebUI's name).
     pub api_key_header: String,
     /// Allow the realtime audio WebSocket, whose model id modelgate cannot
@@ -238,6 +242,7 @@ impl Default for AccessSection {
             max_body_bytes: 10 * 1024 * 1024,
             max_unlisted_body_bytes: 64 * 1024 * 1024,
             max_list_bytes: 64 * 1024 * 1024,
+            max_concurrent_list_filters: 16,
             api_key_header: "x-api-key".into(),
             allow_realtime_audio: false,
             allow_openai_passthrough: false,
@@ -304,6 +309,7 @@ pub struct Access {
     pub max_body_bytes: usize,
     pub max_unlisted_body_bytes: usize,
     pub max_list_bytes: usize,
+    pub max_concurrent_list_filters: usize,
     pub api_key_header: http::HeaderName,
     pub arena_models: Arc<BTreeMap<String, Vec<String>>>,
     pub routes: Arc<RouteTable>,
@@ -464,6 +470,10 @@ impl Config {
             changed.push("timeouts.connect_ms");
             self.timeouts.connect = running.timeouts.connect;
         }
+        if self.access.max_concurrent_list_filters != running.access.max_concurrent_list_filters {
+            changed.push("access.max_concurrent_list_filters");
+            self.access.max_concurrent_list_filters = running.access.max_concurrent_list_filters;
+        }
         if self.store != running.store {
             changed.push("store");
             self.store = running.store.clone();
@@ -609,6 +619,13 @@ impl AccessSection {
                 "must be greater than zero",
             ));
         }
+        if self.max_concurrent_list_filters == 0 {
+            return Err(invalid(
+                "access.max_concurrent_list_filters",
+                "0",
+                "must be greater than zero",
+            ));
+        }
         if self.max_list_bytes == 0 {
             return Err(invalid(
                 "access.max_list_bytes",
@@ -631,6 +648,7 @@ impl AccessSection {
             max_body_bytes: self.max_body_bytes,
             max_unlisted_body_bytes: self.max_unlisted_body_bytes,
             max_list_bytes: self.max_list_bytes,
+            max_concurrent_list_filters: self.max_concurrent_list_filters,
             api_key_header,
             arena_models: Arc::new(self.arena_models),
             routes: Arc::new(routes),

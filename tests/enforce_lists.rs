@@ -357,3 +357,25 @@ async fn lists_with_two_readings_never_show_a_forbidden_model() {
         assert!(!text.contains("llama"), "{body} -> {text}");
     }
 }
+
+#[tokio::test]
+async fn lists_beyond_the_filter_limit_wait_their_turn() {
+    let env = Env::with(
+        |b| {
+            let (path, body, _) = lists().into_iter().next().unwrap();
+            b.route(path, json_reply(body.to_string().into_bytes(), &[]))
+        },
+        |f| f.access.max_concurrent_list_filters = 1,
+    )
+    .await;
+    let (path, _, _) = lists().into_iter().next().unwrap();
+    // Twenty at once through one filter slot: all answered, all filtered.
+    let answers = futures_util::future::join_all((0..20).map(|_| env.get_as("alice", path))).await;
+    let first = &answers[0];
+    assert_eq!(first.status, 200);
+    for a in &answers {
+        assert_eq!(a.status, 200);
+        assert_eq!(a.body, first.body);
+    }
+    assert!(!String::from_utf8_lossy(&first.body).contains("llama"));
+}

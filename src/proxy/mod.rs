@@ -62,6 +62,9 @@ pub struct Proxy {
     upstream: Upstream,
     /// Tunnels of upgraded connections, so shutdown can wait for them.
     tunnels: TaskTracker,
+    /// Bounds the model lists buffered at once (start-up value of
+    /// `access.max_concurrent_list_filters`).
+    list_filters: Arc<tokio::sync::Semaphore>,
 }
 
 impl Proxy {
@@ -78,7 +81,11 @@ impl Proxy {
                 observer.record_store_error(store_error_kind(e));
             }
         }));
+        let list_filters = Arc::new(tokio::sync::Semaphore::new(
+            config.load().access.max_concurrent_list_filters,
+        ));
         Arc::new(Self {
+            list_filters,
             config,
             store,
             metrics,
@@ -204,6 +211,11 @@ impl Proxy {
                 if is_head || !resp.status().is_success() {
                     return Ok(resp);
                 }
+                // The body waits in the connection's buffers until a slot frees.
+                let _slot =
+                    self.list_filters.acquire().await.map_err(|_| {
+                        ProxyError::UpstreamUnavailable("list filter closed".into())
+                    })?;
                 enforce::filter_response(config, &self.store, &self.metrics, &who, shape, resp)
                     .await
             }
