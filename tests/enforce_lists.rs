@@ -6,6 +6,7 @@ mod common;
 mod enforce_support;
 
 use std::io::Write;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -378,4 +379,41 @@ async fn lists_beyond_the_filter_limit_wait_their_turn() {
         assert_eq!(a.body, first.body);
     }
     assert!(!String::from_utf8_lossy(&first.body).contains("llama"));
+}
+
+fn ids(a: &Answer) -> Vec<String> {
+    a.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn filtered_lists_are_shared_only_by_the_same_organizations_and_generation() {
+    let env = list_env().await;
+    let get = |who: &'static str| env.get_as(who, "/api/models");
+    // Alternating users of different organizations on the same upstream
+    // list: each always gets exactly their own organizations' models.
+    let alice = ids(&get("alice").await);
+    let bob = ids(&get("bob").await);
+    let carol = ids(&get("carol").await);
+    assert!(alice.contains(&"gpt-4o".to_owned()) && !alice.contains(&"llama".to_owned()));
+    assert!(bob.contains(&"llama".to_owned()) && !bob.contains(&"gpt-4o".to_owned()));
+    assert!(carol.contains(&"llama".to_owned()) && carol.contains(&"gpt-4o".to_owned()));
+    for _ in 0..3 {
+        assert_eq!(ids(&get("alice").await), alice);
+        assert_eq!(ids(&get("bob").await), bob);
+        assert_eq!(ids(&get("carol").await), carol);
+    }
+    // A revocation reaches lists already filtered and reused.
+    modelgate::store::admin::disable_model(&env.writer(), "A", "gpt-4o", "test").unwrap();
+    let hidden = eventually(Duration::from_secs(1), || async {
+        !ids(&get("alice").await).contains(&"gpt-4o".to_owned())
+    })
+    .await;
+    assert!(hidden, "a reused list still shows a revoked model");
+    assert!(!ids(&get("carol").await).contains(&"gpt-4o".to_owned()));
+    assert_eq!(ids(&get("bob").await), bob);
 }

@@ -23,6 +23,7 @@ use crate::gate::routes::CallSpec;
 use crate::gate::shape::ListShape;
 use crate::metrics::{Decision as Outcome, Metrics};
 use crate::proxy::body::{collect_limited, full, Body, CollectError};
+use crate::proxy::list_cache::{CachedList, ListCache, ListKey};
 use crate::proxy::Ctx;
 use crate::store::{AccessStore, Decision, DenyReason, StoreError, UserAccess};
 
@@ -265,16 +266,30 @@ fn deny_text(reason: &DenyReason) -> String {
     }
 }
 
-/// The rewrite phase for model lists: decode, filter, re-frame. A 2xx body
-/// that cannot be filtered is never passed on (502).
+/// The rewrite phase for model lists: decode, filter (or reuse the same
+/// list filtered for the same organizations), re-frame. A 2xx body that
+/// cannot be filtered is never passed on (502). `generation` is the access
+/// data's generation read before the user was identified.
+pub struct ListFilter<'a> {
+    pub store: &'a AccessStore,
+    pub metrics: &'a Metrics,
+    pub cache: &'a ListCache,
+    pub generation: u64,
+}
+
 pub async fn filter_response(
     config: &Config,
-    store: &AccessStore,
-    metrics: &Metrics,
+    lf: ListFilter<'_>,
     who: &Identity,
     shape: ListShape,
     resp: Response<Body>,
 ) -> Result<Response<Body>, ProxyError> {
+    let ListFilter {
+        store,
+        metrics,
+        cache,
+        generation,
+    } = lf;
     let (mut parts, body) = resp.into_parts();
     let cap = config.access.max_list_bytes;
     let bytes = match collect_limited(body, cap).await {
@@ -302,23 +317,39 @@ pub async fn filter_response(
     }
     let decoded = decode_body(encodings.first().copied(), &bytes, cap)
         .map_err(|e| ProxyError::UpstreamBadResponse(e.to_string()))?;
-    let graph = store.model_graph().await.map_err(|e| unavailable(&e))?;
-    let mut permitted = |id: &str| who.access.decide(&graph, id).is_allowed();
-    let filtered = filter_list(&decoded, shape, &mut permitted)
-        .map_err(|e| ProxyError::UpstreamBadResponse(e.to_string()))?;
-    let body = match filtered {
-        Filtered::Forbidden => {
-            metrics.record_list_rewrite(shape, 1);
-            return Err(ProxyError::refused(
-                StatusCode::NOT_FOUND,
-                "model_not_found",
-                "Model not found.",
-            ));
+    let key = ListKey::new(&decoded, shape, generation, &who.access.organizations);
+    let filtered = match cache.get(&key).await {
+        Some(hit) => hit,
+        None => {
+            let graph = store.model_graph().await.map_err(|e| unavailable(&e))?;
+            let mut permitted = |id: &str| who.access.decide(&graph, id).is_allowed();
+            let computed = match filter_list(&decoded, shape, &mut permitted)
+                .map_err(|e| ProxyError::UpstreamBadResponse(e.to_string()))?
+            {
+                Filtered::Forbidden => CachedList {
+                    body: None,
+                    removed: 1,
+                },
+                Filtered::List { body, removed, .. } => CachedList {
+                    body: Some(Bytes::from(body)),
+                    removed,
+                },
+            };
+            // Only an answer computed entirely at `generation` may be
+            // shared under it.
+            if store.generation() == generation {
+                cache.insert(key, computed.clone()).await;
+            }
+            computed
         }
-        Filtered::List { body, removed, .. } => {
-            metrics.record_list_rewrite(shape, removed as u64);
-            body
-        }
+    };
+    metrics.record_list_rewrite(shape, filtered.removed as u64);
+    let Some(body) = filtered.body else {
+        return Err(ProxyError::refused(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            "Model not found.",
+        ));
     };
     let h = &mut parts.headers;
     h.remove(header::CONTENT_ENCODING);

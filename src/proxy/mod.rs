@@ -6,6 +6,7 @@
 pub mod body;
 pub mod enforce;
 pub mod headers;
+pub mod list_cache;
 pub mod upgrade;
 pub mod upstream;
 
@@ -54,6 +55,9 @@ pub struct Ctx {
     pub decision: Option<String>,
 }
 
+/// Memory the filtered-list cache may hold.
+const LIST_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// State shared by every request.
 pub struct Proxy {
     config: Arc<ArcSwap<Config>>,
@@ -65,6 +69,8 @@ pub struct Proxy {
     /// Bounds the model lists buffered at once (start-up value of
     /// `access.max_concurrent_list_filters`).
     list_filters: Arc<tokio::sync::Semaphore>,
+    /// Model lists already filtered for an organization set.
+    list_cache: list_cache::ListCache,
 }
 
 impl Proxy {
@@ -84,8 +90,11 @@ impl Proxy {
         let list_filters = Arc::new(tokio::sync::Semaphore::new(
             config.load().access.max_concurrent_list_filters,
         ));
+        let list_cache =
+            list_cache::ListCache::new(LIST_CACHE_BYTES, config.load().store.cache_ttl);
         Arc::new(Self {
             list_filters,
+            list_cache,
             config,
             store,
             metrics,
@@ -196,6 +205,8 @@ impl Proxy {
             }
             RouteClass::ModelList(shape) => {
                 ctx.route_class = "model_list";
+                // Read before identifying: see `enforce::filter_response`.
+                let generation = self.store.generation();
                 let who = self.identify(config, ctx, &req).await?;
                 if enforce::bypasses(config, &who) {
                     return self.bypass(ctx, config, req).await;
@@ -216,8 +227,15 @@ impl Proxy {
                     self.list_filters.acquire().await.map_err(|_| {
                         ProxyError::UpstreamUnavailable("list filter closed".into())
                     })?;
-                enforce::filter_response(config, &self.store, &self.metrics, &who, shape, resp)
-                    .await
+                {
+                    let lf = enforce::ListFilter {
+                        store: &self.store,
+                        metrics: &self.metrics,
+                        cache: &self.list_cache,
+                        generation,
+                    };
+                    enforce::filter_response(config, lf, &who, shape, resp).await
+                }
             }
         }
     }

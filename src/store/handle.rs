@@ -147,6 +147,13 @@ impl AccessStore {
             .map_err(|e| self.inner.failed(&e))
     }
 
+    /// The change counter: bumped whenever the access data changed. Answers
+    /// derived from access data read at one generation may be reused only
+    /// while it has not moved.
+    pub fn generation(&self) -> u64 {
+        self.inner.caches.generation()
+    }
+
     pub async fn model_graph(&self) -> Result<Arc<ModelGraph>, StoreError> {
         self.inner.model_graph_inner().await
     }
