@@ -84,19 +84,24 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), BodyError> {
     let text = value
         .to_str()
         .map_err(|_| BodyError::UnsupportedMediaType)?;
-    let essence = text
+    if is_json_media_type(text) {
+        Ok(())
+    } else {
+        Err(BodyError::UnsupportedMediaType)
+    }
+}
+
+/// `application/json` or `application/*+json`, any case, parameters allowed.
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
     match essence.split_once('/') {
-        Some(("application", sub))
-            if sub == "json" || (sub.ends_with("+json") && sub.len() > 5) =>
-        {
-            Ok(())
-        }
-        _ => Err(BodyError::UnsupportedMediaType),
+        Some(("application", sub)) => sub == "json" || (sub.ends_with("+json") && sub.len() > 5),
+        _ => false,
     }
 }
 

@@ -279,25 +279,17 @@ impl Proxy {
             enforce::read_json_body(config.access.max_unlisted_body_bytes, &parts.headers, body)
                 .await?;
         let models = enforce::unlisted_model(config, &bytes)?;
+        let req = Request::from_parts(parts, body::full(bytes));
         if models.is_empty() {
             ctx.route_class = "pass";
-        } else {
-            let req = Request::from_parts(parts, ());
-            let who = enforce::identify(config, &self.store, &self.metrics, req.headers()).await?;
-            ctx.user = Some(who.user_id.clone());
-            let (parts, ()) = req.into_parts();
-            if enforce::bypasses(config, &who) {
-                return self
-                    .bypass(ctx, config, Request::from_parts(parts, body::full(bytes)))
-                    .await;
-            }
-            enforce::authorize(&self.store, &self.metrics, ctx, &who, &models).await?;
-            return self
-                .forward(config, ctx, Request::from_parts(parts, body::full(bytes)))
-                .await;
+            return self.forward(config, ctx, req).await;
         }
-        self.forward(config, ctx, Request::from_parts(parts, body::full(bytes)))
-            .await
+        let who = self.identify(config, ctx, &req).await?;
+        if enforce::bypasses(config, &who) {
+            return self.bypass(ctx, config, req).await;
+        }
+        enforce::authorize(&self.store, &self.metrics, ctx, &who, &models).await?;
+        self.forward(config, ctx, req).await
     }
 
     /// The forward phase: rewrites the request for the upstream, sends it
