@@ -164,7 +164,7 @@ pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyErr
 }
 
 /// [`model_refs`] straight from the bytes, building only the members the
-/// spec's locations start in (see [`strict::parse_members`]).
+/// spec's locations start in (see `strict::parse_members`).
 pub fn model_refs_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Vec<String>, BodyError> {
     let mut relevant: Vec<String> = Vec::with_capacity(spec.locations.len());
     for location in &spec.locations {
