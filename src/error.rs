@@ -95,6 +95,27 @@ impl ProxyError {
     }
 }
 
+// The gate's errors know their status and code; this is where they become
+// refusals, so every layer's mapping to a response lives in this file.
+impl From<crate::gate::body::BodyError> for ProxyError {
+    fn from(e: crate::gate::body::BodyError) -> Self {
+        ProxyError::refused(e.status(), e.code(), e.to_string())
+    }
+}
+
+impl From<crate::gate::credential::CredentialError> for ProxyError {
+    fn from(e: crate::gate::credential::CredentialError) -> Self {
+        ProxyError::refused(e.status(), e.code(), e.to_string())
+    }
+}
+
+impl From<crate::gate::filter::FilterError> for ProxyError {
+    /// A model list that cannot be filtered is never passed on.
+    fn from(e: crate::gate::filter::FilterError) -> Self {
+        ProxyError::UpstreamBadResponse(e.to_string())
+    }
+}
+
 /// `{"detail": m, "error": {"message": m, "type": t, "code": c}}`.
 pub fn json_error(status: StatusCode, code: &str, kind: &str, message: &str) -> Response<Body> {
     let body = serde_json::json!({

@@ -14,9 +14,7 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::gate::body::{
-    check_content_type, model_refs_from_bytes, top_level_model_from_bytes, BodyError,
-};
+use crate::gate::body::{check_content_type, model_refs_from_bytes, top_level_model_from_bytes};
 use crate::gate::credential::{extract_credential, CredentialKind};
 use crate::gate::filter::{decode_body, filter_list, Filtered};
 use crate::gate::routes::CallSpec;
@@ -73,8 +71,7 @@ async fn identify_inner(
     store: &AccessStore,
     headers: &HeaderMap,
 ) -> Result<Identity, ProxyError> {
-    let credential = extract_credential(headers, &config.access.api_key_header)
-        .map_err(|e| ProxyError::refused(e.status(), e.code(), e.to_string()))?
+    let credential = extract_credential(headers, &config.access.api_key_header)?
         .ok_or_else(|| unauthenticated("Not authenticated."))?;
     let user_id = match credential.kind {
         CredentialKind::Jwt => {
@@ -143,8 +140,7 @@ pub async fn read_json_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Bytes, ProxyError> {
-    check_content_type(headers)
-        .map_err(|e| ProxyError::refused(e.status(), e.code(), e.to_string()))?;
+    check_content_type(headers)?;
     let too_large = || {
         ProxyError::refused(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -176,7 +172,7 @@ pub fn requested_models(
     bytes: &[u8],
     spec: &CallSpec,
 ) -> Result<Vec<String>, ProxyError> {
-    let mut models = model_refs_from_bytes(bytes, spec).map_err(body_refusal)?;
+    let mut models = model_refs_from_bytes(bytes, spec)?;
     expand_arena(config, &mut models);
     Ok(models)
 }
@@ -184,16 +180,9 @@ pub fn requested_models(
 /// The defence-in-depth read: the top-level `model` of a JSON body on a
 /// route that is not in the table.
 pub fn unlisted_model(config: &Config, bytes: &[u8]) -> Result<Vec<String>, ProxyError> {
-    let mut models: Vec<String> = top_level_model_from_bytes(bytes)
-        .map_err(body_refusal)?
-        .into_iter()
-        .collect();
+    let mut models: Vec<String> = top_level_model_from_bytes(bytes)?.into_iter().collect();
     expand_arena(config, &mut models);
     Ok(models)
-}
-
-fn body_refusal(e: BodyError) -> ProxyError {
-    ProxyError::refused(e.status(), e.code(), e.to_string())
 }
 
 /// An arena model calls one of its candidates at random: each must be
@@ -315,17 +304,14 @@ pub async fn filter_response(
             "several Content-Encoding headers".into(),
         ));
     }
-    let decoded = decode_body(encodings.first().copied(), &bytes, cap)
-        .map_err(|e| ProxyError::UpstreamBadResponse(e.to_string()))?;
+    let decoded = decode_body(encodings.first().copied(), &bytes, cap)?;
     let key = ListKey::new(&decoded, shape, generation, &who.access.organizations);
     let filtered = match cache.get(&key).await {
         Some(hit) => hit,
         None => {
             let graph = store.model_graph().await.map_err(|e| unavailable(&e))?;
             let mut permitted = |id: &str| who.access.decide(&graph, id).is_allowed();
-            let computed = match filter_list(&decoded, shape, &mut permitted)
-                .map_err(|e| ProxyError::UpstreamBadResponse(e.to_string()))?
-            {
+            let computed = match filter_list(&decoded, shape, &mut permitted)? {
                 Filtered::Forbidden => CachedList {
                     body: None,
                     removed: 1,

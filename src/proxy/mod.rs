@@ -191,14 +191,9 @@ impl Proxy {
                 let bytes =
                     enforce::read_json_body(config.access.max_body_bytes, &parts.headers, body)
                         .await?;
+                // A route that must name its model refuses an empty list here
+                // (`missing_model`): the server would pick one we cannot see.
                 let models = enforce::requested_models(config, &bytes, &spec)?;
-                if spec.required && models.is_empty() {
-                    return Err(ProxyError::refused(
-                        StatusCode::BAD_REQUEST,
-                        "model_required",
-                        "This request must name its model.",
-                    ));
-                }
                 enforce::authorize(&self.store, &self.metrics, ctx, &who, &models).await?;
                 self.forward(config, ctx, Request::from_parts(parts, body::full(bytes)))
                     .await
@@ -227,15 +222,13 @@ impl Proxy {
                     self.list_filters.acquire().await.map_err(|_| {
                         ProxyError::UpstreamUnavailable("list filter closed".into())
                     })?;
-                {
-                    let lf = enforce::ListFilter {
-                        store: &self.store,
-                        metrics: &self.metrics,
-                        cache: &self.list_cache,
-                        generation,
-                    };
-                    enforce::filter_response(config, lf, &who, shape, resp).await
-                }
+                let lf = enforce::ListFilter {
+                    store: &self.store,
+                    metrics: &self.metrics,
+                    cache: &self.list_cache,
+                    generation,
+                };
+                enforce::filter_response(config, lf, &who, shape, resp).await
             }
         }
     }

@@ -66,25 +66,16 @@ impl Upstream {
             }
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(err)) => {
-                self.metrics
-                    .record_upstream_error(UpstreamErrorKind::classify(&err));
-                Err(classify(&err))
+                let kind = UpstreamErrorKind::classify(&err);
+                self.metrics.record_upstream_error(kind);
+                Err(match kind {
+                    // The connect timeout surfaces as an io TimedOut in the chain.
+                    UpstreamErrorKind::Timeout => ProxyError::UpstreamTimeout,
+                    _ => ProxyError::UpstreamUnavailable(error_chain(&err)),
+                })
             }
         }
     }
-}
-
-fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
-    let mut source: Option<&(dyn StdError + 'static)> = err.source();
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return ProxyError::UpstreamTimeout;
-            }
-        }
-        source = e.source();
-    }
-    ProxyError::UpstreamUnavailable(error_chain(err))
 }
 
 fn error_chain(err: &dyn StdError) -> String {
