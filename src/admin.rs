@@ -1,7 +1,7 @@
 //! The admin listener: health, readiness, diagnostics and metrics, on its own
 //! port so no upstream path is ever shadowed.
 
-use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,15 +9,15 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::error::{json_error, ProxyError};
+use crate::error::Refusal;
+use crate::gate::credential::bearer_token;
 use crate::metrics::{self, Metrics, StoreSnapshot};
 use crate::proxy::body::{full, Body};
+use crate::proxy::guard;
 use crate::store::{AccessStore, StoreStats};
 
 /// What the admin endpoints can see.
@@ -28,54 +28,37 @@ pub struct AdminState {
     pub started: Instant,
 }
 
-/// Serves admin requests until `shutdown` resolves.
+/// Scrapes and health checks: a handful at once is plenty, and the limit
+/// keeps a flood on this port from taking memory the proxy needs.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+impl crate::server::Handler for AdminState {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        route(&self, req).await
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    fn max_connections(&self) -> usize {
+        ADMIN_MAX_CONNECTIONS
+    }
+}
+
+/// Serves admin requests until `shutdown` resolves, through the same accept
+/// loop as the proxy (connection limit, header deadline, drain).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => return,
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10));
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "admin connection error");
-            }
-        });
-    }
+    crate::server::serve(listener, state, shutdown).await
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "invalid_request_error",
-            "Only GET is served here.",
-        );
+        return Refusal::MethodNotAllowed.to_response();
     }
     let path = req.uri().path().to_owned();
     match path.as_str() {
@@ -84,7 +67,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
         "/metrics" => metrics_text(state),
         "/health/detailed" => match require_admin(state, &req).await {
             Ok(()) => detailed(state).await,
-            Err(e) => e.into_response(),
+            Err(e) => e.to_response(),
         },
         p if p.starts_with("/health/model-access/") => {
             let raw = &p["/health/model-access/".len()..];
@@ -92,53 +75,32 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
                 .decode_utf8_lossy()
                 .into_owned();
             if user_id.is_empty() || user_id.contains('/') {
-                return json_error(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "not_found_error",
-                    "No such admin endpoint.",
-                );
+                return Refusal::NotFound.to_response();
             }
             match require_admin(state, &req).await {
                 Ok(()) => model_access(state, &user_id).await,
-                Err(e) => e.into_response(),
+                Err(e) => e.to_response(),
             }
         }
-        _ => json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "not_found_error",
-            "No such admin endpoint.",
-        ),
+        _ => Refusal::NotFound.to_response(),
     }
 }
 
 /// Admins only: the configured admin token, or an Open WebUI session of a
 /// user whose role is `admin`.
-async fn require_admin(state: &AdminState, req: &Request<Incoming>) -> Result<(), ProxyError> {
+async fn require_admin(state: &AdminState, req: &Request<Incoming>) -> Result<(), Refusal> {
     let config = state.config.load_full();
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
-    if let (Some(token), Some(expected)) = (&bearer, &config.access.admin_token) {
+    let bearer = bearer_token(req.headers());
+    if let (Some(token), Some(expected)) = (bearer, &config.access.admin_token) {
         if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
             return Ok(());
         }
     }
-    let who = crate::proxy::enforce::identify(&config, &state.store, &state.metrics, req.headers())
-        .await?;
+    let who = guard::identify(&config, &state.store, &state.metrics, req.headers()).await?;
     if who.admin {
         Ok(())
     } else {
-        Err(ProxyError::refused(
-            StatusCode::FORBIDDEN,
-            "admin_required",
-            "Administrator access required.",
-        ))
+        Err(Refusal::AdminRequired)
     }
 }
 
@@ -265,14 +227,7 @@ async fn model_access(state: &AdminState, user_id: &str) -> Response<Body> {
     let (access, graph) =
         match tokio::join!(state.store.load_user(user_id), state.store.model_graph()) {
             (Ok(a), Ok(g)) => (a, g),
-            (Err(e), _) | (_, Err(e)) => {
-                return json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "access_data_unavailable",
-                    "service_unavailable",
-                    &e.to_string(),
-                )
-            }
+            (Err(e), _) | (_, Err(e)) => return guard::unavailable(e).to_response(),
         };
     let mut access_json = serde_json::to_value(&access).unwrap_or(serde_json::Value::Null);
     if let Some(obj) = access_json.as_object_mut() {

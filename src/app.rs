@@ -68,7 +68,10 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     server::serve(listener, proxy, shutdown).await;
-    admin_task.abort();
+    // The admin listener got the same signal and drains beside the proxy.
+    if let Err(e) = admin_task.await {
+        tracing::warn!(error = %e, "admin listener ended abnormally");
+    }
     Ok(())
 }
 

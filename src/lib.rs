@@ -5,24 +5,28 @@
 //! - [`cli`]: the `modelgate` command line (clap); `main.rs` only calls it.
 //! - [`config`]: TOML file + environment → validated [`config::Config`].
 //! - [`reload`]: the one path that swaps the live config (SIGHUP).
-//! - [`server`]: accept loop, connection limits, graceful drain.
-//! - [`proxy`]: the request path as phases over a per-request context;
-//!   [`proxy::headers`] (hop-by-hop, forwarding), [`proxy::upstream`]
-//!   (pooled client, 502/504), [`proxy::upgrade`] (WebSocket tunnels),
-//!   [`proxy::body`] (streaming body type, byte counting for the log),
-//!   [`proxy::enforce`] (the identify / authorize / list-rewrite phases),
-//!   [`proxy::list_cache`] (filtered lists shared by one organization set).
-//! - [`ops`]: the operator commands (`init`, `org`, `member`, `model`,
-//!   `access`, `report`, `audit`, `db-bench`, `migrate`) as library functions.
+//! - [`server`]: the one accept loop (connection limit, graceful drain),
+//!   generic over its [`server::Handler`]: the proxy and the admin listener.
+//! - [`proxy`]: the request path. `proxy/ingress.rs` reads top to bottom:
+//!   classify → guard (identify → bypass → authorize) → forward → rewrite →
+//!   log. Its leaves: [`proxy::guard`], [`proxy::inspect`] (guarded bodies),
+//!   [`proxy::rewrite`] (model-list filtering), [`proxy::headers`],
+//!   [`proxy::upstream`] (pooled client, failure classes), [`proxy::upgrade`]
+//!   (WebSocket tunnels), [`proxy::body`], [`proxy::list_cache`].
+//! - [`gate`]: the pure leaves: credentials, JWTs, paths, route table, body
+//!   model extraction, list filtering.
+//! - [`error`]: [`error::Refusal`], every refusal, and the one table that
+//!   maps each to status, `error.code`, message and decision outcome.
 //! - [`store`]: the access data: schema, read pool, lookups, moka caches,
 //!   change watcher, admin writes, start-up bootstrap.
-//! - [`gate`]: identity, route classification, model extraction, list filtering.
-//! - [`app`]: start-up wiring for `serve` (listeners, signals).
+//! - [`ops`]: the operator commands (`init`, `org`, `member`, `model`,
+//!   `access`, `report`, `audit`, `db-bench`, `migrate`) as library functions.
+//! - [`metrics`]: Prometheus families and typed record methods; label
+//!   enums, organization-label interning and the store collector beside it.
 //! - [`admin`]: the admin listener (`/health`, `/health/ready`,
 //!   `/health/detailed`, `/health/model-access/{user}`, `/metrics`).
+//! - [`app`]: start-up wiring for `serve` (listeners, signals).
 //! - [`demo`]: `modelgate demo`, the product in one command.
-//! - [`error`]: every refusal and its JSON response, mapped in one place.
-//! - [`metrics`]: Prometheus families, typed record methods, `/metrics` text.
 //! - [`logging`]: `tracing` subscriber set-up (text or JSON).
 
 pub mod admin;

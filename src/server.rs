@@ -1,25 +1,57 @@
-//! Accept loop: connection limit, HTTP/1.1 and h2c from clients, upgrades,
-//! and a graceful drain on shutdown.
+//! The one accept loop, generic over what serves the requests (the proxy,
+//! the admin listener): a connection limit, HTTP/1.1 and h2c from clients,
+//! upgrades, and a graceful drain on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
-use crate::proxy::Proxy;
+use crate::config::Config;
+use crate::proxy::body::Body;
 
-/// Serves the proxy on `listener` until `shutdown` resolves, then stops
+/// What a listener serves. Each request is answered, never failed: errors
+/// become responses inside the handler.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// The live config: connection settings and the drain time are read
+    /// from it, so a reload applies to new connections.
+    fn config(&self) -> Arc<Config>;
+
+    /// Connections served at once; further ones wait in the kernel backlog.
+    fn max_connections(&self) -> usize;
+
+    /// Upgraded connections that outlive their request, waited for on drain.
+    fn tunnels(&self) -> Option<&TaskTracker> {
+        None
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves, then stops
 /// accepting and lets in-flight requests, streams and tunnels finish within
 /// `timeouts.drain`.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
-    let limit = Arc::new(Semaphore::new(proxy.config().limits.max_connections));
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limit = Arc::new(Semaphore::new(handler.max_connections()));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -48,11 +80,11 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "set_nodelay failed");
         }
-        let builder = connection_builder(&proxy.config());
-        let handler = proxy.clone();
+        let builder = connection_builder(&handler.config());
+        let served = handler.clone();
         let service = service_fn(move |req| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(req, peer).await) }
+            let served = served.clone();
+            async move { Ok::<_, Infallible>(served.handle(req, peer).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let watched = graceful.watch(conn.into_owned());
@@ -64,11 +96,11 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
         });
     }
     drop(listener);
-    drain(&proxy, graceful).await;
+    drain(handler.as_ref(), graceful).await;
 }
 
 /// Built per connection so a reloaded config applies to new connections.
-fn connection_builder(config: &crate::config::Config) -> auto::Builder<TokioExecutor> {
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -83,15 +115,19 @@ fn connection_builder(config: &crate::config::Config) -> auto::Builder<TokioExec
     builder
 }
 
-async fn drain(proxy: &Proxy, graceful: GracefulShutdown) {
-    let drain = proxy.config().timeouts.drain;
+async fn drain<H: Handler>(handler: &H, graceful: GracefulShutdown) {
+    let drain = handler.config().timeouts.drain;
     tracing::info!(drain_secs = drain.as_secs(), "draining in-flight requests");
     let deadline = tokio::time::Instant::now() + drain;
-    let tunnels = proxy.tunnels();
-    tunnels.close();
+    let tunnels = handler.tunnels();
+    if let Some(t) = tunnels {
+        t.close();
+    }
     let all = async {
         graceful.shutdown().await;
-        tunnels.wait().await;
+        if let Some(t) = tunnels {
+            t.wait().await;
+        }
     };
     if tokio::time::timeout_at(deadline, all).await.is_err() {
         tracing::warn!("drain time over; closing the remaining connections");

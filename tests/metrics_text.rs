@@ -21,7 +21,7 @@ use std::time::Duration;
 use http::StatusCode;
 use modelgate::gate::shape::ListShape;
 use modelgate::metrics::{
-    Decision, EnforcementState, Metrics, RouteClass, StoreErrorKind, StoreSnapshot,
+    EnforcementState, Metrics, Outcome, RouteLabel, StoreErrorKind, StoreSnapshot,
     UpstreamErrorKind, CONTENT_TYPE, ORG_LABEL_CAP,
 };
 use openmetrics_parser::{
@@ -136,19 +136,19 @@ fn value(x: &Exposition, name: &str, want: &[(&str, &str)]) -> f64 {
 
 fn record_a_bit_of_everything(m: &Metrics) {
     let ms = Duration::from_millis(1);
-    m.record_request(RouteClass::Pass, StatusCode::OK, ms);
+    m.record_request(RouteLabel::Pass, StatusCode::OK, ms);
     m.record_request(
-        RouteClass::ModelCall,
+        RouteLabel::ModelCall,
         StatusCode::OK,
         Duration::from_secs(45),
     );
-    m.record_request(RouteClass::ModelCall, StatusCode::FORBIDDEN, ms);
-    m.record_request(RouteClass::Refused, StatusCode::UNAUTHORIZED, ms);
-    m.observe_upstream(RouteClass::ModelCall, Duration::from_millis(120));
+    m.record_request(RouteLabel::ModelCall, StatusCode::FORBIDDEN, ms);
+    m.record_request(RouteLabel::Refused, StatusCode::UNAUTHORIZED, ms);
+    m.observe_upstream(RouteLabel::ModelCall, Duration::from_millis(120));
     m.record_upstream_error(UpstreamErrorKind::Connect);
-    m.record_decision(Decision::Allowed, Some("acme"), Duration::from_micros(4));
-    m.record_decision(Decision::Denied, Some("acme"), Duration::from_micros(6));
-    m.record_decision(Decision::Unauthenticated, None, Duration::from_micros(1));
+    m.record_decision(Outcome::Allowed, Some("acme"), Duration::from_micros(4));
+    m.record_decision(Outcome::Denied, Some("acme"), Duration::from_micros(6));
+    m.record_decision(Outcome::Unauthenticated, None, Duration::from_micros(1));
     m.observe_store_query(Duration::from_micros(80));
     m.record_store_error(StoreErrorKind::Timeout);
     m.record_list_rewrite(ListShape::Data, 4);
@@ -336,7 +336,7 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
 fn a_long_stream_lands_only_in_the_inf_bucket() {
     let m = Metrics::new();
     m.record_request(
-        RouteClass::ModelCall,
+        RouteLabel::ModelCall,
         StatusCode::OK,
         Duration::from_secs(600),
     );
@@ -380,9 +380,9 @@ fn organization_label_values_are_capped() {
     let us = Duration::from_micros(2);
     // An id with characters that would need escaping still yields valid
     // text; it takes the first of the 1,000 slots.
-    m.record_decision(Decision::Denied, Some("evil\"} 1\n# EOF"), us);
+    m.record_decision(Outcome::Denied, Some("evil\"} 1\n# EOF"), us);
     for i in 0..1_100 {
-        m.record_decision(Decision::Allowed, Some(&format!("org-{i}")), us);
+        m.record_decision(Outcome::Allowed, Some(&format!("org-{i}")), us);
     }
     let x = parse(&m.encode());
     let orgs: BTreeSet<String> = samples(family(&x, "modelgate_decisions"))

@@ -5,7 +5,7 @@
 mod mentions;
 mod strict;
 
-use http::{header, HeaderMap, StatusCode};
+use http::{header, HeaderMap};
 use serde_json::Value;
 
 use crate::gate::routes::{CallSpec, ModelLocation};
@@ -35,30 +35,6 @@ pub enum BodyError {
     /// The route needs a model and none is named.
     #[error("the request must name a model")]
     MissingModel,
-}
-
-impl BodyError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            BodyError::UnsupportedMediaType | BodyError::Compressed => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    /// A short stable code for logs, metrics and error bodies.
-    pub fn code(&self) -> &'static str {
-        match self {
-            BodyError::UnsupportedMediaType => "unsupported_media_type",
-            BodyError::Compressed => "compressed_body",
-            BodyError::InvalidJson => "invalid_json",
-            BodyError::DuplicateKey(_) => "duplicate_key",
-            BodyError::NotAnObject => "body_not_object",
-            BodyError::BadModelField(_) => "bad_model_field",
-            BodyError::MissingModel => "missing_model",
-        }
-    }
 }
 
 /// Accepts exactly one `Content-Type` of `application/json` or
@@ -91,7 +67,10 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), BodyError> {
     }
 }
 
-/// `application/json` or `application/*+json`, any case, parameters allowed.
+/// `application/json` or `application/*+json`, any case, parameters
+/// allowed: FastAPI's rule (`routing.py`: main type `application`, subtype
+/// `json` or ending in `+json`, as `email.message` splits it — so
+/// `application/+json` is JSON too).
 pub fn is_json_media_type(content_type: &str) -> bool {
     let essence = content_type
         .split(';')
@@ -99,10 +78,21 @@ pub fn is_json_media_type(content_type: &str) -> bool {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    match essence.split_once('/') {
-        Some(("application", sub)) => sub == "json" || (sub.ends_with("+json") && sub.len() > 5),
+    let mut parts = essence.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("application"), Some(sub), None) => sub == "json" || sub.ends_with("+json"),
         _ => false,
     }
+}
+
+/// Whether any `Content-Type` of the request is JSON: the defence-in-depth
+/// path inspects a body whenever some reading of it could be JSON.
+pub fn has_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(is_json_media_type)
 }
 
 /// Every model id the request makes the server call, in body order, without

@@ -35,7 +35,7 @@
 //! be checked while another user's token is used upstream.
 
 use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Where the credential was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,27 +91,6 @@ pub enum CredentialError {
     /// Open WebUI would settle on an empty token and answer 401.
     #[error("empty credential")]
     Empty(CredentialSource),
-}
-
-impl CredentialError {
-    /// HTTP status the proxy answers with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            CredentialError::Ambiguous(_) | CredentialError::InvalidHeader(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            CredentialError::Empty(_) => StatusCode::UNAUTHORIZED,
-        }
-    }
-
-    /// Stable machine-readable code for the JSON error body and logs.
-    pub fn code(&self) -> &'static str {
-        match self {
-            CredentialError::Ambiguous(_) => "ambiguous_credentials",
-            CredentialError::InvalidHeader(_) => "invalid_credential_header",
-            CredentialError::Empty(_) => "empty_credential",
-        }
-    }
 }
 
 /// Finds the credential Open WebUI's `get_current_user` would use.
@@ -260,6 +239,16 @@ fn visible_ascii(v: &HeaderValue) -> Option<&str> {
     } else {
         None
     }
+}
+
+/// The `Authorization: Bearer` token as FastAPI's `HTTPBearer` reads it,
+/// for the admin listener's own token; `None` when absent, repeated or not
+/// a bearer credential.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    single_header(headers, &AUTHORIZATION, "Authorization")
+        .ok()
+        .flatten()
+        .and_then(http_bearer)
 }
 
 /// FastAPI `HTTPBearer.__call__` (auto_error=False).
@@ -667,16 +656,20 @@ mod tests {
 
     #[test]
     fn errors_map_to_statuses() {
+        use crate::error::Refusal;
+        use http::StatusCode;
         assert_eq!(
-            CredentialError::Ambiguous("x").status(),
+            Refusal::from(CredentialError::Ambiguous("x")).status(),
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            CredentialError::Empty(Cookie).status(),
+            Refusal::from(CredentialError::Empty(Cookie)).status(),
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            CredentialError::InvalidHeader("x").code(),
+            Refusal::from(CredentialError::InvalidHeader("x"))
+                .answer()
+                .code,
             "invalid_credential_header"
         );
     }

@@ -57,26 +57,6 @@ pub enum FilterError {
     TooLarge,
 }
 
-impl FilterError {
-    /// HTTP status the proxy answers with: the upstream's answer could not
-    /// be made safe, so it is a bad gateway.
-    pub fn status(&self) -> http::StatusCode {
-        http::StatusCode::BAD_GATEWAY
-    }
-
-    /// Stable machine-readable code for the JSON error body and logs.
-    pub fn code(&self) -> &'static str {
-        match self {
-            FilterError::NotJson(_) => "upstream_list_not_json",
-            FilterError::WrongShape(_) => "upstream_list_unexpected_shape",
-            FilterError::EntryWithoutId => "upstream_list_entry_without_id",
-            FilterError::UnsupportedEncoding(_) => "upstream_unsupported_encoding",
-            FilterError::Decode(_) => "upstream_decode_failed",
-            FilterError::TooLarge => "upstream_list_too_large",
-        }
-    }
-}
-
 fn not_json(e: serde_json::Error) -> FilterError {
     FilterError::NotJson(e.to_string())
 }
@@ -623,12 +603,14 @@ mod tests {
     #[test]
     fn errors_are_bad_gateway() {
         assert_eq!(
-            FilterError::TooLarge.status(),
+            crate::error::Refusal::from(FilterError::TooLarge).status(),
             http::StatusCode::BAD_GATEWAY
         );
         assert_eq!(
-            FilterError::EntryWithoutId.code(),
-            "upstream_list_entry_without_id"
+            crate::error::Refusal::from(FilterError::EntryWithoutId)
+                .answer()
+                .code,
+            "upstream_bad_response"
         );
     }
 

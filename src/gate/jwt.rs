@@ -48,31 +48,6 @@ pub enum JwtError {
     EmptyKeyFile(String),
 }
 
-impl JwtError {
-    /// HTTP status the proxy answers with: a bad token is 401; a key
-    /// configuration problem is a start-up error, reported as 500 if it
-    /// ever reaches a request.
-    pub fn status(&self) -> http::StatusCode {
-        match self {
-            JwtError::KeyFile { .. } | JwtError::EmptyKeyFile(_) => {
-                http::StatusCode::INTERNAL_SERVER_ERROR
-            }
-            _ => http::StatusCode::UNAUTHORIZED,
-        }
-    }
-
-    /// Stable machine-readable code for the JSON error body and logs.
-    pub fn code(&self) -> &'static str {
-        match self {
-            JwtError::Invalid => "invalid_token",
-            JwtError::Expired => "token_expired",
-            JwtError::Claim(_) => "invalid_token_claim",
-            JwtError::MissingId => "token_without_user",
-            JwtError::KeyFile { .. } | JwtError::EmptyKeyFile(_) => "secret_key_unavailable",
-        }
-    }
-}
-
 /// The claims modelgate needs from a verified session token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionClaims {

@@ -1,5 +1,5 @@
-//! The pooled HTTP/1.1 client to Open WebUI and the mapping of its failures
-//! to 502/504.
+//! The pooled HTTP/1.1 client to Open WebUI, and how its failures are
+//! classified (for metrics) and refused (502/504).
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::error::ProxyError;
+use crate::error::Refusal;
 use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::proxy::body::Body;
 
@@ -56,22 +56,22 @@ impl Upstream {
         &self,
         config: &Config,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<Incoming>, Refusal> {
         match tokio::time::timeout(config.timeouts.upstream_headers, self.client.request(req)).await
         {
             Err(_) => {
                 self.metrics
                     .record_upstream_error(UpstreamErrorKind::Timeout);
-                Err(ProxyError::UpstreamTimeout)
+                Err(Refusal::UpstreamTimeout)
             }
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(err)) => {
-                let kind = UpstreamErrorKind::classify(&err);
+                let kind = classify(&err);
                 self.metrics.record_upstream_error(kind);
                 Err(match kind {
                     // The connect timeout surfaces as an io TimedOut in the chain.
-                    UpstreamErrorKind::Timeout => ProxyError::UpstreamTimeout,
-                    _ => ProxyError::UpstreamUnavailable(error_chain(&err)),
+                    UpstreamErrorKind::Timeout => Refusal::UpstreamTimeout,
+                    _ => Refusal::UpstreamUnavailable(error_chain(&err)),
                 })
             }
         }
@@ -87,4 +87,54 @@ fn error_chain(err: &dyn StdError) -> String {
         source = e.source();
     }
     out
+}
+
+/// Classifies a failure of the pooled client. A timeout of the
+/// response-head deadline (`tokio::time::timeout`) is
+/// [`UpstreamErrorKind::Timeout`] and never reaches this function.
+pub fn classify(err: &hyper_util::client::legacy::Error) -> UpstreamErrorKind {
+    let mut source: Option<&(dyn StdError + 'static)> = StdError::source(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::TimedOut => return UpstreamErrorKind::Timeout,
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+                    return UpstreamErrorKind::Reset
+                }
+                _ => {}
+            }
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() {
+                return UpstreamErrorKind::Reset;
+            }
+        }
+        source = e.source();
+    }
+    if err.is_connect() {
+        UpstreamErrorKind::Connect
+    } else {
+        UpstreamErrorKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::TokioExecutor;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = Client::builder(TokioExecutor::new()).build_http::<String>();
+        let err = client
+            .get(format!("http://{addr}/").parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(classify(&err), UpstreamErrorKind::Connect);
+    }
 }

@@ -1,4 +1,6 @@
 use http::{header, HeaderMap, HeaderValue, StatusCode};
+
+use crate::error::Refusal;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -102,6 +104,8 @@ fn content_types() {
         "Application/JSON",
         "application/vnd.api+json",
         " application/json ;x=y",
+        // FastAPI's subtype test is `endswith("+json")`.
+        "application/+json",
     ] {
         assert_eq!(
             check_content_type(&headers(&[("content-type", ok)])),
@@ -112,7 +116,7 @@ fn content_types() {
     for bad in [
         "text/plain",
         "application/jsonx",
-        "application/+json",
+        "application/json/x",
         "multipart/form-data; boundary=x",
         "application/x-www-form-urlencoded",
         "json",
@@ -137,7 +141,7 @@ fn content_types() {
         Err(BodyError::UnsupportedMediaType)
     );
     assert_eq!(
-        BodyError::UnsupportedMediaType.status(),
+        Refusal::Body(BodyError::UnsupportedMediaType).status(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE
     );
 }
@@ -154,7 +158,7 @@ fn content_encodings() {
         Ok(())
     );
     assert_eq!(
-        BodyError::Compressed.status(),
+        Refusal::Body(BodyError::Compressed).status(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE
     );
 }
@@ -178,7 +182,7 @@ fn duplicate_keys_are_refused_everywhere() {
     ] {
         let err = parse_strict(body.as_bytes()).unwrap_err();
         assert_eq!(err, BodyError::DuplicateKey(key.into()), "{body}");
-        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(Refusal::Body(err).status(), StatusCode::BAD_REQUEST);
     }
     // Same key in sibling objects is fine.
     assert!(parse_strict(br#"{"a":{"k":1},"b":{"k":2}}"#).is_ok());
@@ -336,7 +340,12 @@ fn top_level_model_for_defence_in_depth() {
     assert_eq!(top_level_model(&json!({"model":"m"})), Ok(Some("m")));
     assert_eq!(top_level_model(&json!({"x":1})), Ok(None));
     assert_eq!(top_level_model(&json!(["model"])), Ok(None));
-    assert_eq!(BodyError::DuplicateKey("k".into()).code(), "duplicate_key");
+    assert_eq!(
+        Refusal::Body(BodyError::DuplicateKey("k".into()))
+            .answer()
+            .code,
+        "duplicate_key"
+    );
 }
 
 /// Objects with a `model`, written key by key so duplicates can be made.

@@ -1,0 +1,177 @@
+//! The closed label values modelgate exports and the label sets built
+//! from them. Every value comes from an enum here, a numeric HTTP status or
+//! an interned organization id ([`super::orgs`]): users, paths and model ids
+//! are never labels.
+
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+
+use super::orgs::OrgLabel;
+use crate::gate::shape::ListShape;
+
+/// A closed set of label values: the enum, its `as_str`, and its encoding.
+/// (The derive in prometheus-client writes the Rust variant name; the
+/// exported values are snake_case.)
+macro_rules! label_enum {
+    ($(#[$doc:meta])* $vis:vis enum $name:ident { $($(#[$vdoc:meta])* $variant:ident => $value:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        $vis enum $name { $($(#[$vdoc])* $variant,)+ }
+
+        impl $name {
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $value,)+ }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                encoder.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// The route class of a request, as the classify phase decides it
+    /// (`Ctx::route_class`).
+    pub enum RouteLabel {
+        Pass => "pass",
+        ModelCall => "model_call",
+        ModelList => "model_list",
+        Upgrade => "upgrade",
+        Refused => "refused",
+        /// A class this module does not know yet; keeps the label bounded if a
+        /// new class is added to the proxy before it is added here.
+        Other => "other",
+    }
+}
+
+label_enum! {
+    /// The outcome of an access decision.
+    pub enum Outcome {
+        Allowed => "allowed",
+        Denied => "denied",
+        Unauthenticated => "unauthenticated",
+        /// Enforcement is off (bypass configured): the request was let through
+        /// unchecked.
+        Bypassed => "bypassed",
+        /// The access data could not be read (the request fails closed).
+        Error => "error",
+    }
+}
+
+label_enum! {
+    /// Why a store operation failed.
+    pub enum StoreErrorKind {
+        /// The database could not be opened or a connection could not be had.
+        Connect => "connect",
+        /// A query failed (SQL error, missing table, corrupt row).
+        Query => "query",
+        /// The database stayed busy/locked past the deadline.
+        Timeout => "timeout",
+        /// The change watcher (`PRAGMA data_version`, LISTEN/NOTIFY) failed.
+        Watch => "watch",
+    }
+}
+
+label_enum! {
+    /// Why the upstream could not be reached or answered.
+    pub enum UpstreamErrorKind {
+        Connect => "connect",
+        Timeout => "timeout",
+        Reset => "reset",
+        Other => "other",
+    }
+}
+
+label_enum! {
+    /// The layout of a rewritten model list (a label twin of [`ListShape`]).
+    pub(super) enum ShapeLabel {
+        Data => "data",
+        OllamaModels => "ollama_models",
+        Items => "items",
+        BareList => "bare_list",
+        Single => "single",
+    }
+}
+
+impl From<ListShape> for ShapeLabel {
+    fn from(shape: ListShape) -> Self {
+        match shape {
+            ListShape::Data => ShapeLabel::Data,
+            ListShape::OllamaModels => ShapeLabel::OllamaModels,
+            ListShape::Items => ShapeLabel::Items,
+            ListShape::BareList => ShapeLabel::BareList,
+            ListShape::Single => ShapeLabel::Single,
+        }
+    }
+}
+
+label_enum! {
+    pub(super) enum ReloadResult {
+        Ok => "ok",
+        Failed => "failed",
+    }
+}
+
+label_enum! {
+    pub(super) enum BypassScope {
+        ModelAccess => "model_access",
+        AdminAccess => "admin_access",
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct RequestLabels {
+    pub(super) route: RouteLabel,
+    pub(super) status: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct RouteLabels {
+    pub(super) route: RouteLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct DecisionLabels {
+    pub(super) outcome: Outcome,
+    pub(super) organization: OrgLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct OutcomeLabels {
+    pub(super) outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct StoreErrorLabels {
+    pub(super) kind: StoreErrorKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct UpstreamErrorLabels {
+    pub(super) kind: UpstreamErrorKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct ShapeLabels {
+    pub(super) shape: ShapeLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct ReloadLabels {
+    pub(super) result: ReloadResult,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct BypassLabels {
+    pub(super) scope: BypassScope,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct BuildLabels {
+    pub(super) version: &'static str,
+}

@@ -1,0 +1,89 @@
+//! The store's figures, published by the admin listener before each scrape
+//! and emitted by a collector (so "no store yet" shows as absent families).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Unit;
+
+/// What the store reports about itself, published at scrape time. A plain
+/// struct so this module does not depend on the store's types.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StoreSnapshot {
+    /// Users currently cached.
+    pub entries: u64,
+    /// Cumulative cache hits since start.
+    pub hits: u64,
+    /// Cumulative cache misses (loads) since start.
+    pub misses: u64,
+    /// Cumulative entries dropped for size or TTL.
+    pub evictions: u64,
+    /// Cumulative whole-cache invalidations after the access data changed.
+    pub invalidations: u64,
+    /// The last change marker seen (`PRAGMA data_version` or a NOTIFY count).
+    pub data_version: u64,
+    /// Seconds since the access data last changed or was loaded.
+    pub policy_age_seconds: f64,
+    /// Cumulative failed access-data queries, as the store counts them.
+    pub query_errors: u64,
+}
+
+/// Emits the store's last published snapshot on each scrape.
+#[derive(Debug)]
+pub(super) struct StoreCollector(pub(super) Arc<Mutex<Option<StoreSnapshot>>>);
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(s) = *self.0.lock().unwrap_or_else(PoisonError::into_inner) else {
+            return Ok(());
+        };
+        let counters: [(&str, &str, u64); 5] = [
+            ("cache_hits", "Access cache hits.", s.hits),
+            ("cache_misses", "Access cache misses (loads).", s.misses),
+            (
+                "cache_evictions",
+                "Access cache entries evicted for size or age.",
+                s.evictions,
+            ),
+            (
+                "policy_invalidations",
+                "Access cache invalidations after the access data changed.",
+                s.invalidations,
+            ),
+            (
+                "store_query_errors",
+                "Failed access-data queries as counted by the store (all kinds).",
+                s.query_errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        let entries = ConstGauge::new(s.entries);
+        entries.encode(encoder.encode_descriptor(
+            "cache_entries",
+            "Users currently in the access cache.",
+            None,
+            entries.metric_type(),
+        )?)?;
+        let version = ConstGauge::new(s.data_version);
+        version.encode(encoder.encode_descriptor(
+            "policy_data_version",
+            "Change marker of the access data last seen.",
+            None,
+            version.metric_type(),
+        )?)?;
+        let age = ConstGauge::new(s.policy_age_seconds);
+        age.encode(encoder.encode_descriptor(
+            "policy_data_age",
+            "Seconds since the access data last changed or was loaded.",
+            Some(&Unit::Seconds),
+            age.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,233 @@
+//! The guard's leaves, shared by every gate: who is asking ([`identify`]),
+//! whether they skip the checks ([`bypasses`]), and whether every model a
+//! request names is permitted ([`authorize`]). Each records its access
+//! decision in the metrics once, from the refusal's own outcome.
+//!
+//! Every check reads the request the way Open WebUI will (see
+//! `docs/open-webui.md` and the `gate` modules); where the two could
+//! disagree the request is refused rather than guessed at.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+
+use crate::config::Config;
+use crate::error::Refusal;
+use crate::gate::credential::{extract_credential, CredentialKind};
+use crate::metrics::{Metrics, Outcome};
+use crate::store::{AccessStore, Decision, DenyReason, UserAccess};
+
+/// Who is asking, as far as the gate is concerned.
+pub struct Identity {
+    pub user_id: String,
+    pub access: Arc<UserAccess>,
+    pub admin: bool,
+}
+
+impl Identity {
+    /// The organization a decision is labelled with when none granted it.
+    fn first_org(&self) -> Option<&str> {
+        self.access.organizations.first().map(String::as_str)
+    }
+}
+
+/// What the guard decided, for the access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every named model is permitted.
+    Allowed,
+    /// The request names no model (and the route does not require one).
+    NoModelNamed,
+    /// An admin with `BYPASS_ADMIN_ACCESS_CONTROL`: not checked.
+    Bypassed,
+    /// A model is not permitted; the request was refused.
+    Denied { model: String, reason: String },
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Allowed => f.write_str("allowed"),
+            Verdict::NoModelNamed => f.write_str("no model named"),
+            Verdict::Bypassed => f.write_str("bypassed (admin)"),
+            Verdict::Denied { model, reason } => write!(f, "denied {model}: {reason}"),
+        }
+    }
+}
+
+/// The identify leaf: a credential from the same place Open WebUI takes it,
+/// verified, and the user's access data. A failure counts as a decision.
+pub async fn identify(
+    config: &Config,
+    store: &AccessStore,
+    metrics: &Metrics,
+    headers: &HeaderMap,
+) -> Result<Identity, Refusal> {
+    let started = Instant::now();
+    let result = identify_inner(config, store, headers).await;
+    if let Err(refusal) = &result {
+        record_refusal(metrics, refusal, None, started.elapsed());
+    }
+    result
+}
+
+async fn identify_inner(
+    config: &Config,
+    store: &AccessStore,
+    headers: &HeaderMap,
+) -> Result<Identity, Refusal> {
+    let credential = extract_credential(headers, &config.access.api_key_header)?
+        .ok_or(Refusal::NotAuthenticated)?;
+    let user_id = match credential.kind {
+        CredentialKind::Jwt => {
+            let Some(jwt) = &config.access.jwt else {
+                tracing::error!("a session token arrived but no WEBUI_SECRET_KEY is configured");
+                return Err(Refusal::NoSessionKey);
+            };
+            jwt.verify(&credential.token)
+                .map_err(Refusal::Session)?
+                .user_id
+        }
+        CredentialKind::ApiKey => {
+            let owner = store
+                .api_key_owner(&credential.token)
+                .await
+                .map_err(unavailable)?
+                .ok_or(Refusal::UnknownApiKey)?;
+            if owner.expires_at.is_some_and(|exp| exp <= unix_now()) {
+                return Err(Refusal::ApiKeyExpired);
+            }
+            owner.user_id
+        }
+    };
+    let access = store.user(&user_id).await.map_err(unavailable)?;
+    if access.role.as_deref() == Some("pending") {
+        // Open WebUI answers 401 to pending users on every model route.
+        return Err(Refusal::AccountPending);
+    }
+    let admin = access.role.as_deref() == Some("admin");
+    Ok(Identity {
+        user_id,
+        access,
+        admin,
+    })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(i64::MAX)
+}
+
+/// Whether this identity skips the model checks; a bypass counts as a
+/// decision.
+pub fn bypasses(config: &Config, metrics: &Metrics, who: &Identity) -> bool {
+    let bypass = who.admin && config.access.bypass_admin_access_control;
+    if bypass {
+        metrics.record_decision(Outcome::Bypassed, None, Duration::ZERO);
+    }
+    bypass
+}
+
+/// The authorize leaf: every model must be permitted. The refusal names the
+/// model asked for, never what the user may use instead.
+pub async fn authorize(
+    store: &AccessStore,
+    metrics: &Metrics,
+    who: &Identity,
+    models: &[String],
+) -> Result<Verdict, Refusal> {
+    let started = Instant::now();
+    let result = decide_all(store, who, models).await;
+    match &result {
+        Ok((_, granted_by)) => {
+            metrics.record_decision(Outcome::Allowed, granted_by.as_deref(), started.elapsed())
+        }
+        Err(refusal) => record_refusal(metrics, refusal, who.first_org(), started.elapsed()),
+    }
+    result.map(|(verdict, _)| verdict)
+}
+
+async fn decide_all(
+    store: &AccessStore,
+    who: &Identity,
+    models: &[String],
+) -> Result<(Verdict, Option<String>), Refusal> {
+    let graph = store.model_graph().await.map_err(unavailable)?;
+    let mut granted_by = None;
+    for model in models {
+        match who.access.decide(&graph, model) {
+            Decision::Allowed { organization, .. } => {
+                granted_by.get_or_insert(organization);
+            }
+            Decision::Denied(reason) => {
+                return Err(Refusal::ModelNotAllowed {
+                    model: model.clone(),
+                    reason: deny_text(&reason),
+                })
+            }
+        }
+    }
+    let verdict = if models.is_empty() {
+        Verdict::NoModelNamed
+    } else {
+        Verdict::Allowed
+    };
+    Ok((verdict, granted_by))
+}
+
+/// The log's reading of a refused check: denials name what was asked for.
+pub fn verdict_of(refusal: &Refusal) -> Option<Verdict> {
+    match refusal {
+        Refusal::ModelNotAllowed { model, reason } => Some(Verdict::Denied {
+            model: model.clone(),
+            reason: reason.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn record_refusal(metrics: &Metrics, refusal: &Refusal, org: Option<&str>, took: Duration) {
+    if let Some(outcome) = refusal.outcome() {
+        metrics.record_decision(outcome, org, took);
+    }
+}
+
+/// A store failure on the request path: fail closed, loudly.
+pub fn unavailable(e: crate::store::StoreError) -> Refusal {
+    tracing::warn!(error = %e, "access data unavailable; refusing (fail closed)");
+    Refusal::AccessData(e)
+}
+
+fn deny_text(reason: &DenyReason) -> String {
+    match reason {
+        DenyReason::NoOrganization => "user is in no organization".into(),
+        DenyReason::NotPermitted { root } => format!("root model {root} not permitted"),
+        DenyReason::Cycle => "preset chain loops".into(),
+        DenyReason::TooDeep => "preset chain too deep".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_read_as_the_access_log_always_wrote_them() {
+        assert_eq!(Verdict::Allowed.to_string(), "allowed");
+        assert_eq!(Verdict::NoModelNamed.to_string(), "no model named");
+        assert_eq!(Verdict::Bypassed.to_string(), "bypassed (admin)");
+        let denied = Refusal::ModelNotAllowed {
+            model: "m".into(),
+            reason: deny_text(&DenyReason::Cycle),
+        };
+        assert_eq!(
+            verdict_of(&denied).map(|v| v.to_string()).as_deref(),
+            Some("denied m: preset chain loops")
+        );
+        assert_eq!(verdict_of(&Refusal::NotAuthenticated), None);
+    }
+}

@@ -1,0 +1,255 @@
+//! The ingress gate, browser → Open WebUI, top to bottom:
+//!
+//! ```text
+//! handle ─► classify ─► guard ──────────────► forward ─► rewrite ─► log
+//!           route       identify → bypass →    pooled    model lists
+//!           table       authorize (the body's  client,   filtered for
+//!                       models)                streaming the user
+//! ```
+//!
+//! Pass routes go straight to forward; a refusal from any phase is answered
+//! through [`crate::error`] and still logged.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use super::body::{self, Body};
+use super::guard::{self, Identity, Verdict};
+use super::inspect::{read_json_body, requested_models, unlisted_model};
+use super::log::log_phase;
+use super::rewrite::{filter_response, ListFilter};
+use super::{headers, Ctx, Proxy};
+use crate::config::Config;
+use crate::error::Refusal;
+use crate::gate::body::has_json_content_type;
+use crate::gate::path::routing_path;
+use crate::gate::routes::{is_defence_in_depth_candidate, RouteClass};
+use crate::gate::shape::ListShape;
+use crate::metrics::RouteLabel;
+
+/// What the guard step hands on: the request (its body rebuilt when it was
+/// read) and who asked, unless an admin bypass skipped the checks.
+struct Guarded {
+    req: Request<Body>,
+    who: Option<Identity>,
+}
+
+impl Proxy {
+    /// Serves one request. Never fails: every refusal becomes a JSON response.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let config = self.config.load_full();
+        let in_flight = self.metrics.track_in_flight();
+        let request_id = headers::request_id(req.headers(), &config.request_id_header);
+        let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or("-"));
+        let mut ctx = Ctx {
+            request_id,
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            peer,
+            start: Instant::now(),
+            route: RouteLabel::Pass,
+            upstream_time: None,
+            status: StatusCode::OK,
+            refusal: None,
+            user: None,
+            verdict: None,
+        };
+        let (parts, incoming) = req.into_parts();
+        let req = Request::from_parts(parts, body::boxed(incoming));
+        let resp = match self.run(&config, &mut ctx, req).instrument(span).await {
+            Ok(resp) => resp,
+            Err(refusal) => {
+                if ctx.verdict.is_none() {
+                    ctx.verdict = guard::verdict_of(&refusal);
+                }
+                let resp = refusal.to_response();
+                ctx.refusal = Some(refusal);
+                resp
+            }
+        };
+        log_phase(ctx, resp, self.metrics.clone(), in_flight)
+    }
+
+    /// Classify, then the phases the route class needs.
+    async fn run(
+        &self,
+        config: &Config,
+        ctx: &mut Ctx,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, Refusal> {
+        if !config.access.enforcing() {
+            return self.forward(config, ctx, req).await;
+        }
+        // Classified on the path exactly as uvicorn hands it to Open WebUI's
+        // router (percent-decoded, nothing collapsed).
+        let routing = routing_path(req.uri().path());
+        match config.access.routes.classify(req.method(), &routing) {
+            RouteClass::Pass
+                if is_defence_in_depth_candidate(req.method(), &routing)
+                    && has_json_content_type(req.headers()) =>
+            {
+                ctx.route = RouteLabel::ModelCall;
+                self.unlisted_json(config, ctx, req).await
+            }
+            RouteClass::Pass => self.forward(config, ctx, req).await,
+            RouteClass::Refuse(reason) => {
+                ctx.route = RouteLabel::Refused;
+                Err(Refusal::Route(reason))
+            }
+            RouteClass::ModelCall(spec) => {
+                ctx.route = RouteLabel::ModelCall;
+                let cap = config.access.max_body_bytes;
+                let guarded = self
+                    .guard(config, ctx, req, |req| async move {
+                        let (parts, body) = req.into_parts();
+                        let bytes = read_json_body(cap, &parts.headers, body).await?;
+                        // A route that must name its model refuses an empty
+                        // list here (`missing_model`): the server would pick
+                        // one we cannot see.
+                        let models = requested_models(config, &bytes, &spec)?;
+                        Ok((Request::from_parts(parts, body::full(bytes)), Some(models)))
+                    })
+                    .await?;
+                self.forward(config, ctx, guarded.req).await
+            }
+            RouteClass::ModelList(shape) => {
+                ctx.route = RouteLabel::ModelList;
+                self.model_list(config, ctx, req, shape).await
+            }
+        }
+    }
+
+    /// The guard step, the same for every guarded route: identify → bypass →
+    /// authorize. `inspect` reads what the request names (after the user is
+    /// known, so no stranger's body is buffered); `None` means there is
+    /// nothing to authorize (lists are filtered instead).
+    async fn guard<F, Fut>(
+        &self,
+        config: &Config,
+        ctx: &mut Ctx,
+        req: Request<Body>,
+        inspect: F,
+    ) -> Result<Guarded, Refusal>
+    where
+        F: FnOnce(Request<Body>) -> Fut,
+        Fut: Future<Output = Result<(Request<Body>, Option<Vec<String>>), Refusal>>,
+    {
+        let who = guard::identify(config, &self.store, &self.metrics, req.headers()).await?;
+        ctx.user = Some(who.user_id.clone());
+        if guard::bypasses(config, &self.metrics, &who) {
+            ctx.verdict = Some(Verdict::Bypassed);
+            return Ok(Guarded { req, who: None });
+        }
+        let (req, models) = inspect(req).await?;
+        if let Some(models) = models {
+            ctx.verdict = Some(guard::authorize(&self.store, &self.metrics, &who, &models).await?);
+        }
+        Ok(Guarded {
+            req,
+            who: Some(who),
+        })
+    }
+
+    /// Defence in depth: a JSON body on a route the table does not know is
+    /// still checked when it names a top-level `model`.
+    async fn unlisted_json(
+        &self,
+        config: &Config,
+        ctx: &mut Ctx,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, Refusal> {
+        let (parts, body) = req.into_parts();
+        let bytes =
+            read_json_body(config.access.max_unlisted_body_bytes, &parts.headers, body).await?;
+        let models = unlisted_model(config, &bytes)?;
+        let req = Request::from_parts(parts, body::full(bytes));
+        if models.is_empty() {
+            ctx.route = RouteLabel::Pass;
+            return self.forward(config, ctx, req).await;
+        }
+        let guarded = self
+            .guard(
+                config,
+                ctx,
+                req,
+                |req| async move { Ok((req, Some(models))) },
+            )
+            .await?;
+        self.forward(config, ctx, guarded.req).await
+    }
+
+    /// A route whose response lists models: forward, then filter the list
+    /// for the user (an admin bypass sees it whole).
+    async fn model_list(
+        &self,
+        config: &Config,
+        ctx: &mut Ctx,
+        req: Request<Body>,
+        shape: ListShape,
+    ) -> Result<Response<Body>, Refusal> {
+        // Read before identifying: see `ListFilter::generation`.
+        let generation = self.store.generation();
+        let Guarded { mut req, who } = self
+            .guard(config, ctx, req, |req| async move { Ok((req, None)) })
+            .await?;
+        let Some(who) = who else {
+            return self.forward(config, ctx, req).await;
+        };
+        // Ask for a body we can read; decoding stays as a fallback.
+        req.headers_mut().insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        let is_head = req.method() == Method::HEAD;
+        let resp = self.forward(config, ctx, req).await?;
+        if is_head || !resp.status().is_success() {
+            return Ok(resp);
+        }
+        // The body waits in the connection's buffers until a slot frees.
+        let _slot = self
+            .list_filters
+            .acquire()
+            .await
+            .map_err(|_| Refusal::UpstreamUnavailable("list filter closed".into()))?;
+        let lf = ListFilter {
+            store: &self.store,
+            metrics: &self.metrics,
+            cache: &self.list_cache,
+            generation,
+            cap: config.access.max_list_bytes,
+        };
+        filter_response(lf, &who, shape, resp).await
+    }
+}
+
+impl crate::server::Handler for Proxy {
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send {
+        Proxy::handle(self, req, peer)
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    fn max_connections(&self) -> usize {
+        self.config.load().limits.max_connections
+    }
+
+    fn tunnels(&self) -> Option<&tokio_util::task::TaskTracker> {
+        Some(&self.tunnels)
+    }
+}

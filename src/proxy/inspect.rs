@@ -1,0 +1,62 @@
+//! Reading a guarded request body: JSON only, uncompressed, within its cap,
+//! and the model ids it makes the server call (arena candidates included).
+
+use bytes::Bytes;
+use http::{header, HeaderMap};
+
+use crate::config::Config;
+use crate::error::Refusal;
+use crate::gate::body::{check_content_type, model_refs_from_bytes, top_level_model_from_bytes};
+use crate::gate::routes::CallSpec;
+use crate::proxy::body::{collect_limited, Body, CollectError};
+
+/// Reads a guarded request body, refused before reading when
+/// `Content-Length` already says too much.
+pub async fn read_json_body(cap: usize, headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> {
+    check_content_type(headers)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(Refusal::BodyTooLarge { cap });
+    }
+    match collect_limited(body, cap).await {
+        Ok(bytes) => Ok(bytes),
+        Err(CollectError::TooLarge) => Err(Refusal::BodyTooLarge { cap }),
+        Err(CollectError::Body(e)) => Err(Refusal::BodyUnreadable(e.to_string())),
+    }
+}
+
+/// Model ids the request makes the upstream call, arena candidates included.
+pub fn requested_models(
+    config: &Config,
+    bytes: &[u8],
+    spec: &CallSpec,
+) -> Result<Vec<String>, Refusal> {
+    let mut models = model_refs_from_bytes(bytes, spec)?;
+    expand_arena(config, &mut models);
+    Ok(models)
+}
+
+/// The defence-in-depth read: the top-level `model` of a JSON body on a
+/// route that is not in the table.
+pub fn unlisted_model(config: &Config, bytes: &[u8]) -> Result<Vec<String>, Refusal> {
+    let mut models: Vec<String> = top_level_model_from_bytes(bytes)?.into_iter().collect();
+    expand_arena(config, &mut models);
+    Ok(models)
+}
+
+/// An arena model calls one of its candidates at random: each must be
+/// permitted, besides the arena id itself.
+fn expand_arena(config: &Config, models: &mut Vec<String>) {
+    let arena = &config.access.arena_models;
+    let extra: Vec<String> = models
+        .iter()
+        .filter_map(|m| arena.get(m))
+        .flatten()
+        .filter(|c| !models.contains(c))
+        .cloned()
+        .collect();
+    models.extend(extra);
+}

@@ -1,0 +1,61 @@
+//! The log phase: records the outcome now, and the byte count and total
+//! duration when the body has been streamed to the end (or abandoned): one
+//! structured line per request, and the request metrics at the same moment.
+
+use std::sync::Arc;
+
+use http::Response;
+
+use super::body::{self, Body, Finish, Metered};
+use super::Ctx;
+use crate::metrics::{GaugeGuard, Metrics};
+
+pub(super) fn log_phase(
+    mut ctx: Ctx,
+    resp: Response<Body>,
+    metrics: Arc<Metrics>,
+    in_flight: GaugeGuard,
+) -> Response<Body> {
+    ctx.status = resp.status();
+    let (parts, body) = resp.into_parts();
+    let log = AccessLog {
+        ctx,
+        metrics,
+        _in_flight: in_flight,
+    };
+    Response::from_parts(parts, body::boxed(Metered::new(body, log)))
+}
+
+struct AccessLog {
+    ctx: Ctx,
+    metrics: Arc<Metrics>,
+    /// Counts the request as in flight until its body is done.
+    _in_flight: GaugeGuard,
+}
+
+impl Finish for AccessLog {
+    fn finish(&mut self, bytes: u64, complete: bool) {
+        let c = &self.ctx;
+        self.metrics
+            .record_request(c.route, c.status, c.start.elapsed());
+        let duration_ms = c.start.elapsed().as_secs_f64() * 1000.0;
+        let upstream_ms = c.upstream_time.map(|d| d.as_secs_f64() * 1000.0);
+        tracing::info!(
+            target: "modelgate::access",
+            request_id = c.request_id.to_str().unwrap_or("-"),
+            method = %c.method,
+            path = %c.path,
+            status = c.status.as_u16(),
+            route = c.route.as_str(),
+            duration_ms,
+            upstream_ms,
+            bytes,
+            complete,
+            peer = %c.peer.ip(),
+            user = c.user.as_deref(),
+            decision = c.verdict.as_ref().map(tracing::field::display),
+            error = c.refusal.as_ref().map(tracing::field::display),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! The rewrite leaf for model lists: decode, filter (or reuse the same list
+//! filtered for the same organizations), re-frame. A 2xx body that cannot be
+//! filtered is never passed on (502).
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response};
+
+use crate::error::Refusal;
+use crate::gate::filter::{decode_body, filter_list, FilterError, Filtered};
+use crate::gate::shape::ListShape;
+use crate::metrics::Metrics;
+use crate::proxy::body::{collect_limited, full, Body, CollectError};
+use crate::proxy::guard::{unavailable, Identity};
+use crate::proxy::list_cache::{CachedList, ListCache, ListKey};
+use crate::store::AccessStore;
+
+/// What filtering a list needs besides the response. `generation` is the
+/// access data's generation read before the user was identified, so a list
+/// computed from older data is never cached under a newer key.
+pub struct ListFilter<'a> {
+    pub store: &'a AccessStore,
+    pub metrics: &'a Metrics,
+    pub cache: &'a ListCache,
+    pub generation: u64,
+    pub cap: usize,
+}
+
+pub async fn filter_response(
+    lf: ListFilter<'_>,
+    who: &Identity,
+    shape: ListShape,
+    resp: Response<Body>,
+) -> Result<Response<Body>, Refusal> {
+    let ListFilter {
+        store,
+        metrics,
+        cache,
+        generation,
+        cap,
+    } = lf;
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match collect_limited(body, cap).await {
+        Ok(b) => b,
+        Err(CollectError::TooLarge) => {
+            return Err(Refusal::UnfilterableList(FilterError::TooLarge))
+        }
+        Err(CollectError::Body(e)) => return Err(Refusal::ListUnreadable(e.to_string())),
+    };
+    let encodings: Vec<&HeaderValue> = parts
+        .headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .collect();
+    if encodings.len() > 1 {
+        return Err(Refusal::UnfilterableList(FilterError::UnsupportedEncoding(
+            "several Content-Encoding headers".into(),
+        )));
+    }
+    let decoded = decode_body(encodings.first().copied(), &bytes, cap)?;
+    let key = ListKey::new(&decoded, shape, generation, &who.access.organizations);
+    let filtered = match cache.get(&key).await {
+        Some(hit) => hit,
+        None => {
+            let graph = store.model_graph().await.map_err(unavailable)?;
+            let mut permitted = |id: &str| who.access.decide(&graph, id).is_allowed();
+            let computed = match filter_list(&decoded, shape, &mut permitted)? {
+                Filtered::Forbidden => CachedList {
+                    body: None,
+                    removed: 1,
+                },
+                Filtered::List { body, removed, .. } => CachedList {
+                    body: Some(Bytes::from(body)),
+                    removed,
+                },
+            };
+            // Only an answer computed entirely at `generation` may be
+            // shared under it.
+            if store.generation() == generation {
+                cache.insert(key, computed.clone()).await;
+            }
+            computed
+        }
+    };
+    metrics.record_list_rewrite(shape, filtered.removed as u64);
+    let Some(body) = filtered.body else {
+        return Err(Refusal::ModelHidden);
+    };
+    let h = &mut parts.headers;
+    h.remove(header::CONTENT_ENCODING);
+    h.remove(header::ETAG);
+    h.remove(header::LAST_MODIFIED);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    // The list depends on who asked: no shared cache may keep it.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    Ok(Response::from_parts(parts, full(body)))
+}
