@@ -20,7 +20,7 @@ impl Overrides {
     pub fn load(&self, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         let mut config = Config::load(self.config_path.as_deref(), env)?;
         if let Some(db) = &self.database {
-            config.database = db.clone();
+            config.startup.database = db.clone();
         }
         Ok(config)
     }
@@ -64,13 +64,13 @@ mod tests {
             database: Some("/x.db".into()),
         };
         let live = ArcSwap::from_pointee(o.load(&no_env).unwrap());
-        assert_eq!(live.load().database, PathBuf::from("/x.db"));
+        assert_eq!(live.load().startup.database, PathBuf::from("/x.db"));
 
         std::fs::write(&path, "[proxy]\npreserve_host = false\n").unwrap();
         reload(&live, &o, &no_env).unwrap();
         assert!(!live.load().proxy.preserve_host);
         assert_eq!(
-            live.load().database,
+            live.load().startup.database,
             PathBuf::from("/x.db"),
             "the flag keeps winning"
         );

@@ -19,7 +19,7 @@ use crate::proxy::Proxy;
 /// accepting and lets in-flight requests, streams and tunnels finish within
 /// `timeouts.drain`.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
-    let limit = Arc::new(Semaphore::new(proxy.config().limits.max_connections));
+    let limit = Arc::new(Semaphore::new(proxy.config().startup.max_connections.get()));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -75,7 +75,7 @@ fn connection_builder(config: &crate::config::Config) -> auto::Builder<TokioExec
         .timer(TokioTimer::new())
         .header_read_timeout(config.timeouts.header_read)
         .max_buf_size(config.limits.max_header_bytes)
-        .max_headers(config.limits.max_headers);
+        .max_headers(config.limits.max_headers.get());
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -1,9 +1,11 @@
 //! Environment overrides, applied to the parsed file before validation.
 //! Names follow Open WebUI's where both read the same setting.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{invalid, ConfigError, EnvLookup, FileConfig};
+use crate::gate::jwt::JwtVerifier;
 
 /// Overwrites file keys with the environment variables that name them.
 pub(super) fn apply(file: &mut FileConfig, env: EnvLookup<'_>) -> Result<(), ConfigError> {
@@ -38,6 +40,37 @@ pub(super) fn apply(file: &mut FileConfig, env: EnvLookup<'_>) -> Result<(), Con
         file.admin.organization_name = Some(v);
     }
     Ok(())
+}
+
+/// The session-key verifier, from `WEBUI_SECRET_KEY` or `_FILE` as Open
+/// WebUI reads them; `None` when neither is set.
+pub(super) fn session_key(env: EnvLookup<'_>) -> Result<Option<Arc<JwtVerifier>>, ConfigError> {
+    Ok(JwtVerifier::from_lookup(env)
+        .map_err(|e| invalid("WEBUI_SECRET_KEY_FILE", "", e.to_string()))?
+        .map(Arc::new))
+}
+
+/// The admin bearer token: `MODELGATE_ADMIN_TOKEN` wins over the text of
+/// `admin.token_file`, so a secret never has to be written into the file.
+pub(super) fn admin_token(
+    env: EnvLookup<'_>,
+    token_file: Option<&Path>,
+) -> Result<Option<Arc<str>>, ConfigError> {
+    let token = match env("MODELGATE_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+        Some(t) => Some(t),
+        None => match token_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| {
+                        invalid("admin.token_file", p.display().to_string(), e.to_string())
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        },
+    };
+    Ok(token.filter(|t| !t.is_empty()).map(Arc::from))
 }
 
 /// Booleans as Open WebUI's environment spells them.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,10 @@ use std::time::Duration;
 use http::Uri;
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, Access, Config, ConfigError, Timeouts};
+use super::{
+    env, invalid, Access, Config, ConfigError, EnvLookup, Limits, Pool, Proxy, Startup, Timeouts,
+};
+use crate::gate::jwt::JwtVerifier;
 use crate::gate::routes::{RouteEntry, RouteTable, Switches};
 use crate::store::StoreConfig;
 
@@ -272,15 +276,25 @@ fn parse_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError>
         .map_err(|e: std::net::AddrParseError| invalid(key, value, e.to_string()))
 }
 
-fn positive(key: &'static str, value: u64) -> Result<u64, ConfigError> {
-    if value == 0 {
-        return Err(invalid(key, "0", "must be greater than zero"));
-    }
-    Ok(value)
+/// The one check for counts, sizes and intervals where zero would disable
+/// the thing (or stall it); the error names the key as the file spells it.
+fn non_zero<T, N: TryFrom<T>>(key: &'static str, value: T) -> Result<N, ConfigError> {
+    N::try_from(value).map_err(|_| invalid(key, "0", "must be greater than zero"))
+}
+
+fn non_zero_secs(key: &'static str, secs: u64) -> Result<Duration, ConfigError> {
+    non_zero::<_, NonZeroU64>(key, secs).map(|s| Duration::from_secs(s.get()))
+}
+
+fn non_zero_millis(key: &'static str, millis: u64) -> Result<Duration, ConfigError> {
+    non_zero::<_, NonZeroU64>(key, millis).map(|ms| Duration::from_millis(ms.get()))
 }
 
 impl FileConfig {
-    pub fn validate(self) -> Result<Config, ConfigError> {
+    /// Checks every key and builds the runtime config. `env` supplies the
+    /// secrets the file never holds (the session key, the admin token), so
+    /// the result is complete: nothing is patched in afterwards.
+    pub fn validate(self, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         let listen = parse_addr("listen", &self.listen)?;
         let admin_listen = parse_addr("admin_listen", &self.admin_listen)?;
         if listen.port() != 0 && listen == admin_listen {
@@ -294,106 +308,114 @@ impl FileConfig {
         if self.database.as_os_str().is_empty() {
             return Err(invalid("database", "", "must not be empty"));
         }
-        let request_id_header = http::HeaderName::from_bytes(
-            self.proxy.request_id_header.trim().as_bytes(),
-        )
-        .map_err(|e| {
-            invalid(
-                "proxy.request_id_header",
-                &self.proxy.request_id_header,
-                e.to_string(),
-            )
-        })?;
-        let timeouts = Timeouts {
-            connect: Duration::from_millis(positive(
-                "timeouts.connect_ms",
-                self.timeouts.connect_ms,
-            )?),
-            upstream_headers: Duration::from_secs(positive(
-                "timeouts.upstream_headers_secs",
-                self.timeouts.upstream_headers_secs,
-            )?),
-            header_read: Duration::from_secs(positive(
-                "timeouts.header_read_secs",
-                self.timeouts.header_read_secs,
-            )?),
-            drain: Duration::from_secs(self.timeouts.drain_secs),
-        };
-        if self.limits.max_connections == 0 {
-            return Err(invalid(
-                "limits.max_connections",
-                "0",
-                "must be greater than zero",
-            ));
-        }
-        // hyper refuses read buffers smaller than 8 KiB.
-        if self.limits.max_header_bytes < 8192 {
-            return Err(invalid(
-                "limits.max_header_bytes",
-                self.limits.max_header_bytes.to_string(),
-                "must be at least 8192",
-            ));
-        }
-        if self.limits.max_headers == 0 {
-            return Err(invalid(
-                "limits.max_headers",
-                "0",
-                "must be greater than zero",
-            ));
-        }
+        let proxy = self.proxy.compile()?;
+        let connect_timeout = non_zero_millis("timeouts.connect_ms", self.timeouts.connect_ms)?;
+        let timeouts = self.timeouts.compile()?;
+        let max_connections = non_zero("limits.max_connections", self.limits.max_connections)?;
+        let limits = self.limits.compile()?;
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "", "must not be empty"));
         }
-        let access = self.access.compile()?;
+        let max_concurrent_list_filters = non_zero(
+            "access.max_concurrent_list_filters",
+            self.access.max_concurrent_list_filters,
+        )?;
+        let jwt = env::session_key(env)?;
+        let admin_token = env::admin_token(env, self.admin.token_file.as_deref())?;
+        let access = self.access.compile(jwt, admin_token)?;
         let store = self.store.compile(&self.database)?;
         Ok(Config {
-            listen,
-            admin_listen,
+            startup: Startup {
+                listen,
+                admin_listen,
+                database: self.database,
+                log: self.log,
+                max_connections,
+                connect_timeout,
+                max_concurrent_list_filters,
+                store,
+                pool: Pool {
+                    max_idle_per_host: self.proxy.pool_max_idle_per_host,
+                    idle_timeout: Duration::from_secs(self.proxy.pool_idle_timeout_secs),
+                },
+            },
             upstream,
-            database: self.database,
-            proxy: self.proxy,
-            request_id_header,
+            proxy,
             timeouts,
-            limits: self.limits,
-            log: self.log,
+            limits,
             access,
-            store,
             admin: self.admin,
             source: None,
         })
     }
 }
 
+impl ProxySection {
+    fn compile(&self) -> Result<Proxy, ConfigError> {
+        let request_id_header = http::HeaderName::from_bytes(
+            self.request_id_header.trim().as_bytes(),
+        )
+        .map_err(|e| {
+            invalid(
+                "proxy.request_id_header",
+                &self.request_id_header,
+                e.to_string(),
+            )
+        })?;
+        Ok(Proxy {
+            preserve_host: self.preserve_host,
+            trust_forwarded_headers: self.trust_forwarded_headers,
+            request_id_header,
+        })
+    }
+}
+
+impl TimeoutSection {
+    /// All but `connect_ms`, which is a [`Startup`] key.
+    fn compile(&self) -> Result<Timeouts, ConfigError> {
+        Ok(Timeouts {
+            upstream_headers: non_zero_secs(
+                "timeouts.upstream_headers_secs",
+                self.upstream_headers_secs,
+            )?,
+            header_read: non_zero_secs("timeouts.header_read_secs", self.header_read_secs)?,
+            // Zero is meaningful: stop without waiting for in-flight requests.
+            drain: Duration::from_secs(self.drain_secs),
+        })
+    }
+}
+
+impl LimitSection {
+    /// All but `max_connections`, which is a [`Startup`] key.
+    fn compile(&self) -> Result<Limits, ConfigError> {
+        // hyper refuses read buffers smaller than 8 KiB.
+        if self.max_header_bytes < 8192 {
+            return Err(invalid(
+                "limits.max_header_bytes",
+                self.max_header_bytes.to_string(),
+                "must be at least 8192",
+            ));
+        }
+        Ok(Limits {
+            max_header_bytes: self.max_header_bytes,
+            max_headers: non_zero("limits.max_headers", self.max_headers)?,
+        })
+    }
+}
+
 impl AccessSection {
-    fn compile(self) -> Result<Access, ConfigError> {
-        if self.max_body_bytes == 0 {
-            return Err(invalid(
-                "access.max_body_bytes",
-                "0",
-                "must be greater than zero",
-            ));
-        }
-        if self.max_unlisted_body_bytes == 0 {
-            return Err(invalid(
-                "access.max_unlisted_body_bytes",
-                "0",
-                "must be greater than zero",
-            ));
-        }
-        if self.max_concurrent_list_filters == 0 {
-            return Err(invalid(
-                "access.max_concurrent_list_filters",
-                "0",
-                "must be greater than zero",
-            ));
-        }
-        if self.max_list_bytes == 0 {
-            return Err(invalid(
-                "access.max_list_bytes",
-                "0",
-                "must be greater than zero",
-            ));
-        }
+    /// All but `max_concurrent_list_filters`, which is a [`Startup`] key.
+    fn compile(
+        self,
+        jwt: Option<Arc<JwtVerifier>>,
+        admin_token: Option<Arc<str>>,
+    ) -> Result<Access, ConfigError> {
+        let max_body_bytes = non_zero("access.max_body_bytes", self.max_body_bytes)?;
+        let max_unlisted_body_bytes = non_zero(
+            "access.max_unlisted_body_bytes",
+            self.max_unlisted_body_bytes,
+        )?;
+        let max_list_bytes = non_zero("access.max_list_bytes", self.max_list_bytes)?;
         let api_key_header = http::HeaderName::from_bytes(self.api_key_header.trim().as_bytes())
             .map_err(|e| invalid("access.api_key_header", &self.api_key_header, e.to_string()))?;
         let switches = Switches {
@@ -406,53 +428,39 @@ impl AccessSection {
             enabled: self.enabled,
             bypass_model_access_control: self.bypass_model_access_control,
             bypass_admin_access_control: self.bypass_admin_access_control,
-            max_body_bytes: self.max_body_bytes,
-            max_unlisted_body_bytes: self.max_unlisted_body_bytes,
-            max_list_bytes: self.max_list_bytes,
-            max_concurrent_list_filters: self.max_concurrent_list_filters,
+            max_body_bytes,
+            max_unlisted_body_bytes,
+            max_list_bytes,
             api_key_header,
             arena_models: Arc::new(self.arena_models),
             routes: Arc::new(routes),
-            jwt: None,
-            admin_token: None,
+            jwt,
+            admin_token,
         })
     }
 }
 
 impl StoreSection {
+    /// The store keeps plain integers in [`StoreConfig`] (its own type, used
+    /// without a config file by the ops commands); zero is refused here.
     fn compile(&self, database: &Path) -> Result<StoreConfig, ConfigError> {
-        if self.read_connections == 0 {
-            return Err(invalid(
-                "store.read_connections",
-                "0",
-                "must be greater than zero",
-            ));
-        }
-        if self.cache_capacity == 0 {
-            return Err(invalid(
-                "store.cache_capacity",
-                "0",
-                "must be greater than zero",
-            ));
-        }
-        if self.max_base_depth == 0 {
-            return Err(invalid(
-                "store.max_base_depth",
-                "0",
-                "must be greater than zero",
-            ));
-        }
         Ok(StoreConfig {
             path: database.to_path_buf(),
-            read_connections: self.read_connections,
+            read_connections: non_zero::<_, NonZeroUsize>(
+                "store.read_connections",
+                self.read_connections,
+            )?
+            .get(),
             busy_timeout: Duration::from_millis(self.busy_timeout_ms),
-            cache_capacity: self.cache_capacity,
-            cache_ttl: Duration::from_secs(positive("store.cache_ttl_secs", self.cache_ttl_secs)?),
-            watch_interval: Duration::from_millis(positive(
-                "store.watch_interval_ms",
-                self.watch_interval_ms,
-            )?),
-            max_base_depth: self.max_base_depth,
+            cache_capacity: non_zero::<_, NonZeroU64>("store.cache_capacity", self.cache_capacity)?
+                .get(),
+            cache_ttl: non_zero_secs("store.cache_ttl_secs", self.cache_ttl_secs)?,
+            watch_interval: non_zero_millis("store.watch_interval_ms", self.watch_interval_ms)?,
+            max_base_depth: non_zero::<_, NonZeroUsize>(
+                "store.max_base_depth",
+                self.max_base_depth,
+            )?
+            .get(),
             org_cache_capacity: StoreConfig::default().org_cache_capacity,
         })
     }

@@ -11,6 +11,7 @@ mod file;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,6 @@ use crate::gate::jwt::JwtVerifier;
 use crate::gate::routes::RouteTable;
 use crate::store::StoreConfig;
 
-use file::parse_file;
 pub use file::{
     AccessSection, AdminSection, FileConfig, LimitSection, LogFormat, LogSection, ProxySection,
     StoreSection, TimeoutSection,
@@ -63,16 +63,131 @@ fn invalid(key: &'static str, value: impl Into<String>, reason: impl Into<String
     }
 }
 
+/// The validated runtime configuration.
+///
+/// Its sections are runtime types, not the file's: the file spells
+/// durations as `*_secs`/`*_ms` integers and cannot say "non-zero", while
+/// readers here get `Duration`s and `NonZero*`s, so a unit is converted and
+/// a zero refused once, in validation, instead of at every use.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Keys read once at start-up; a reload keeps the running ones whole.
+    pub startup: Startup,
+    /// `scheme://authority` of Open WebUI; request paths are appended as received.
+    pub upstream: Uri,
+    pub proxy: Proxy,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    pub access: Access,
+    /// Only strings and paths, nothing to type: the file's section as is.
+    pub admin: AdminSection,
+    /// The file this came from, if any (SIGHUP re-reads it).
+    pub source: Option<PathBuf>,
+}
+
+/// What sockets, the store, logging and the upstream pool are built from
+/// when the process starts. Nothing rebuilds them on reload, so a new value
+/// could only lie about what is running: reload keeps this struct whole
+/// and warns about each key that differed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Startup {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub database: PathBuf,
+    /// Format and level strings, nothing to type: the file's section as is.
+    pub log: LogSection,
+    /// `limits.max_connections`.
+    pub max_connections: NonZeroUsize,
+    /// `timeouts.connect_ms`.
+    pub connect_timeout: Duration,
+    /// `access.max_concurrent_list_filters`.
+    pub max_concurrent_list_filters: NonZeroUsize,
+    /// Built from `database` and `[store]`; its `path` is always `database`.
+    pub store: StoreConfig,
+    /// `proxy.pool_*`.
+    pub pool: Pool,
+}
+
+impl Startup {
+    /// The config keys, as the file names them, whose values differ between
+    /// `self` and `other`.
+    pub fn changed_keys(&self, other: &Startup) -> Vec<&'static str> {
+        // Destructured so a field added to `Startup` cannot be forgotten here.
+        let Startup {
+            listen,
+            admin_listen,
+            database,
+            log,
+            max_connections,
+            connect_timeout,
+            max_concurrent_list_filters,
+            store,
+            pool,
+        } = self;
+        [
+            ("listen", *listen != other.listen),
+            ("admin_listen", *admin_listen != other.admin_listen),
+            ("database", *database != other.database),
+            ("log", *log != other.log),
+            (
+                "limits.max_connections",
+                *max_connections != other.max_connections,
+            ),
+            (
+                "timeouts.connect_ms",
+                *connect_timeout != other.connect_timeout,
+            ),
+            (
+                "access.max_concurrent_list_filters",
+                *max_concurrent_list_filters != other.max_concurrent_list_filters,
+            ),
+            ("store", *store != other.store),
+            ("proxy.pool_*", *pool != other.pool),
+        ]
+        .into_iter()
+        .filter_map(|(key, differs)| differs.then_some(key))
+        .collect()
+    }
+}
+
+/// Idle upstream connections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub max_idle_per_host: usize,
+    pub idle_timeout: Duration,
+}
+
+/// How requests are forwarded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proxy {
+    pub preserve_host: bool,
+    pub trust_forwarded_headers: bool,
+    pub request_id_header: http::HeaderName,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeouts {
+    pub upstream_headers: Duration,
+    pub header_read: Duration,
+    pub drain: Duration,
+}
+
+/// Bounds on a client's request head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_headers: NonZeroUsize,
+}
+
 /// The enforcement part of the runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Access {
     pub enabled: bool,
     pub bypass_model_access_control: bool,
     pub bypass_admin_access_control: bool,
-    pub max_body_bytes: usize,
-    pub max_unlisted_body_bytes: usize,
-    pub max_list_bytes: usize,
-    pub max_concurrent_list_filters: usize,
+    pub max_body_bytes: NonZeroUsize,
+    pub max_unlisted_body_bytes: NonZeroUsize,
+    pub max_list_bytes: NonZeroUsize,
     pub api_key_header: http::HeaderName,
     pub arena_models: Arc<BTreeMap<String, Vec<String>>>,
     pub routes: Arc<RouteTable>,
@@ -89,34 +204,6 @@ impl Access {
     }
 }
 
-/// The validated runtime configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    /// `scheme://authority` of Open WebUI; request paths are appended as received.
-    pub upstream: Uri,
-    pub database: PathBuf,
-    pub proxy: ProxySection,
-    pub request_id_header: http::HeaderName,
-    pub timeouts: Timeouts,
-    pub limits: LimitSection,
-    pub log: LogSection,
-    pub access: Access,
-    pub store: StoreConfig,
-    pub admin: AdminSection,
-    /// The file this came from, if any (SIGHUP re-reads it).
-    pub source: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub upstream_headers: Duration,
-    pub header_read: Duration,
-    pub drain: Duration,
-}
-
 impl Config {
     /// Reads `path` (or `MODELGATE_CONFIG`, or [`DEFAULT_CONFIG_PATH`] when it
     /// exists), applies the environment, validates.
@@ -128,95 +215,38 @@ impl Config {
                 _ => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
             },
         };
-        let file = match &path {
+        let mut file = match &path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                     path: p.clone(),
                     source,
                 })?;
-                parse_file(&text, p)?
+                file::parse_file(&text, p)?
             }
             None => FileConfig::default(),
         };
-        let mut config = Config::from_file(file, env)?;
+        env::apply(&mut file, env)?;
+        let mut config = file.validate(env)?;
         config.source = path;
         Ok(config)
     }
 
     /// Builds a config from TOML text, for tests and `--config -` style use.
     pub fn from_toml(text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-        Config::from_file(parse_file(text, Path::new("<inline>"))?, env)
+        Config::from_file(file::parse_file(text, Path::new("<inline>"))?, env)
     }
 
     /// Applies environment overrides to a parsed file and validates it.
     pub fn from_file(mut file: FileConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         env::apply(&mut file, env)?;
-        let jwt = JwtVerifier::from_lookup(env)
-            .map_err(|e| invalid("WEBUI_SECRET_KEY_FILE", "", e.to_string()))?
-            .map(Arc::new);
-        let admin_token = match env("MODELGATE_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
-            Some(t) => Some(t),
-            None => match &file.admin.token_file {
-                Some(p) => Some(
-                    std::fs::read_to_string(p)
-                        .map_err(|e| {
-                            invalid("admin.token_file", p.display().to_string(), e.to_string())
-                        })?
-                        .trim()
-                        .to_owned(),
-                ),
-                None => None,
-            },
-        };
-        let mut config = file.validate()?;
-        config.access.jwt = jwt;
-        config.access.admin_token = admin_token.filter(|t| !t.is_empty()).map(Arc::from);
-        Ok(config)
+        file.validate(env)
     }
 
-    /// Keys that only take effect at start-up (sockets, database, logging).
-    /// A reload keeps the running values and names the ones that differ.
+    /// Keeps the running [`Startup`] keys and names the ones the new config
+    /// wanted to change.
     pub fn keep_static_from(&mut self, running: &Config) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        if self.listen != running.listen {
-            changed.push("listen");
-            self.listen = running.listen;
-        }
-        if self.admin_listen != running.admin_listen {
-            changed.push("admin_listen");
-            self.admin_listen = running.admin_listen;
-        }
-        if self.database != running.database {
-            changed.push("database");
-            self.database = running.database.clone();
-        }
-        if self.log != running.log {
-            changed.push("log");
-            self.log = running.log.clone();
-        }
-        if self.limits.max_connections != running.limits.max_connections {
-            changed.push("limits.max_connections");
-            self.limits.max_connections = running.limits.max_connections;
-        }
-        if self.timeouts.connect != running.timeouts.connect {
-            changed.push("timeouts.connect_ms");
-            self.timeouts.connect = running.timeouts.connect;
-        }
-        if self.access.max_concurrent_list_filters != running.access.max_concurrent_list_filters {
-            changed.push("access.max_concurrent_list_filters");
-            self.access.max_concurrent_list_filters = running.access.max_concurrent_list_filters;
-        }
-        if self.store != running.store {
-            changed.push("store");
-            self.store = running.store.clone();
-        }
-        if self.proxy.pool_max_idle_per_host != running.proxy.pool_max_idle_per_host
-            || self.proxy.pool_idle_timeout_secs != running.proxy.pool_idle_timeout_secs
-        {
-            changed.push("proxy.pool_*");
-            self.proxy.pool_max_idle_per_host = running.proxy.pool_max_idle_per_host;
-            self.proxy.pool_idle_timeout_secs = running.proxy.pool_idle_timeout_secs;
-        }
+        let changed = self.startup.changed_keys(&running.startup);
+        self.startup = running.startup.clone();
         changed
     }
 }
@@ -237,10 +267,10 @@ mod tests {
     #[test]
     fn defaults_match_design() {
         let c = Config::from_toml("", &env_of(&[])).unwrap();
-        assert_eq!(c.listen.to_string(), "0.0.0.0:8081");
-        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.startup.listen.to_string(), "0.0.0.0:8081");
+        assert_eq!(c.startup.admin_listen.to_string(), "127.0.0.1:9464");
         assert_eq!(c.upstream.to_string(), "http://127.0.0.1:8080/");
-        assert_eq!(c.database, PathBuf::from("./data/webui.db"));
+        assert_eq!(c.startup.database, PathBuf::from("./data/webui.db"));
         assert!(c.proxy.preserve_host);
     }
 
@@ -254,10 +284,10 @@ mod tests {
             ("MODELGATE_DATABASE", "/tmp/x.db"),
         ]);
         let c = Config::from_toml(text, &env).unwrap();
-        assert_eq!(c.listen.port(), 2000);
+        assert_eq!(c.startup.listen.port(), 2000);
         assert_eq!(c.upstream.authority().unwrap().as_str(), "b:2");
-        assert_eq!(c.admin_listen.port(), 3000);
-        assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.startup.admin_listen.port(), 3000);
+        assert_eq!(c.startup.database, PathBuf::from("/tmp/x.db"));
     }
 
     #[test]
@@ -305,7 +335,7 @@ mod tests {
         .unwrap();
         let changed = next.keep_static_from(&running);
         assert_eq!(changed, vec!["listen"]);
-        assert_eq!(next.listen, running.listen);
+        assert_eq!(next.startup.listen, running.startup.listen);
         assert!(!next.proxy.preserve_host, "runtime keys take the new value");
     }
 
@@ -341,8 +371,8 @@ mod tests {
             &env_of(&[]),
         )
         .unwrap();
-        assert_eq!(c.store.path, PathBuf::from("/d/w.db"));
-        assert_eq!(c.store.watch_interval, Duration::from_millis(100));
+        assert_eq!(c.startup.store.path, PathBuf::from("/d/w.db"));
+        assert_eq!(c.startup.store.watch_interval, Duration::from_millis(100));
     }
 
     #[test]

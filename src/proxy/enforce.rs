@@ -280,7 +280,7 @@ pub async fn filter_response(
         generation,
     } = lf;
     let (mut parts, body) = resp.into_parts();
-    let cap = config.access.max_list_bytes;
+    let cap = config.access.max_list_bytes.get();
     let bytes = match collect_limited(body, cap).await {
         Ok(b) => b,
         Err(CollectError::TooLarge) => {

@@ -88,10 +88,10 @@ impl Proxy {
             }
         }));
         let list_filters = Arc::new(tokio::sync::Semaphore::new(
-            config.load().access.max_concurrent_list_filters,
+            config.load().startup.max_concurrent_list_filters.get(),
         ));
         let list_cache =
-            list_cache::ListCache::new(LIST_CACHE_BYTES, config.load().store.cache_ttl);
+            list_cache::ListCache::new(LIST_CACHE_BYTES, config.load().startup.store.cache_ttl);
         Arc::new(Self {
             list_filters,
             list_cache,
@@ -128,7 +128,7 @@ impl Proxy {
         let config = self.config.load_full();
         let in_flight = self.metrics.track_in_flight();
         let mut ctx = Ctx {
-            request_id: headers::request_id(req.headers(), &config.request_id_header),
+            request_id: headers::request_id(req.headers(), &config.proxy.request_id_header),
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
             peer,
@@ -188,9 +188,12 @@ impl Proxy {
                     return self.bypass(ctx, config, req).await;
                 }
                 let (parts, body) = req.into_parts();
-                let bytes =
-                    enforce::read_json_body(config.access.max_body_bytes, &parts.headers, body)
-                        .await?;
+                let bytes = enforce::read_json_body(
+                    config.access.max_body_bytes.get(),
+                    &parts.headers,
+                    body,
+                )
+                .await?;
                 // A route that must name its model refuses an empty list here
                 // (`missing_model`): the server would pick one we cannot see.
                 let models = enforce::requested_models(config, &bytes, &spec)?;
@@ -268,9 +271,12 @@ impl Proxy {
         req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
         let (parts, body) = req.into_parts();
-        let bytes =
-            enforce::read_json_body(config.access.max_unlisted_body_bytes, &parts.headers, body)
-                .await?;
+        let bytes = enforce::read_json_body(
+            config.access.max_unlisted_body_bytes.get(),
+            &parts.headers,
+            body,
+        )
+        .await?;
         let models = enforce::unlisted_model(config, &bytes)?;
         let req = Request::from_parts(parts, body::full(bytes));
         if models.is_empty() {
@@ -318,18 +324,20 @@ impl Proxy {
                 );
                 let (mut parts, _) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers, true);
-                parts
-                    .headers
-                    .insert(config.request_id_header.clone(), ctx.request_id.clone());
+                parts.headers.insert(
+                    config.proxy.request_id_header.clone(),
+                    ctx.request_id.clone(),
+                );
                 return Ok(Response::from_parts(parts, body::empty()));
             }
         }
 
         let (mut parts, incoming) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, false);
-        parts
-            .headers
-            .insert(config.request_id_header.clone(), ctx.request_id.clone());
+        parts.headers.insert(
+            config.proxy.request_id_header.clone(),
+            ctx.request_id.clone(),
+        );
         Ok(Response::from_parts(parts, body::boxed(incoming)))
     }
 }
@@ -388,7 +396,10 @@ fn prepare_request(
         host.as_ref(),
         config.proxy.trust_forwarded_headers,
     );
-    h.insert(config.request_id_header.clone(), ctx.request_id.clone());
+    h.insert(
+        config.proxy.request_id_header.clone(),
+        ctx.request_id.clone(),
+    );
     match (config.proxy.preserve_host, host) {
         (true, Some(host)) => {
             h.insert(header::HOST, host);
