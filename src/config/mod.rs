@@ -1,10 +1,12 @@
-//! Configuration: TOML file → environment overrides → `validate()` → the
-//! runtime [`Config`].
+//! Configuration: TOML file → environment overrides → command-line flags →
+//! `validate()` → the runtime [`Config`].
 //!
 //! The environment is read through an injectable lookup function so tests
 //! never mutate the process environment (linkerd `app/src/env.rs`).
 //! Precedence, lowest first: built-in defaults, the file, the environment,
-//! command-line flags (applied by the CLI after loading).
+//! command-line flags ([`Config::load_with`]). All of them are applied to the
+//! file before validation, so every runtime value derived from a key sees
+//! the same winner.
 
 mod env;
 mod file;
@@ -208,6 +210,18 @@ impl Config {
     /// Reads `path` (or `MODELGATE_CONFIG`, or [`DEFAULT_CONFIG_PATH`] when it
     /// exists), applies the environment, validates.
     pub fn load(path: Option<&Path>, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        Config::load_with(path, env, |_| {})
+    }
+
+    /// [`Config::load`] with `flags` applied to the file after the
+    /// environment and before validation: flags win, and values derived
+    /// from a key during validation (the store's path from `database`)
+    /// see the flag too.
+    pub fn load_with(
+        path: Option<&Path>,
+        env: EnvLookup<'_>,
+        flags: impl FnOnce(&mut FileConfig),
+    ) -> Result<Config, ConfigError> {
         let path = match path {
             Some(p) => Some(p.to_path_buf()),
             None => match env("MODELGATE_CONFIG") {
@@ -226,6 +240,7 @@ impl Config {
             None => FileConfig::default(),
         };
         env::apply(&mut file, env)?;
+        flags(&mut file);
         let mut config = file.validate(env)?;
         config.source = path;
         Ok(config)
