@@ -138,7 +138,7 @@ async fn upstream_reachable(config: &Config) -> Result<(), String> {
         .ok_or_else(|| "no upstream host".to_string())?;
     let port = config.upstream.port_u16().unwrap_or(80);
     match tokio::time::timeout(
-        config.timeouts.connect,
+        config.startup.connect_timeout,
         tokio::net::TcpStream::connect((host, port)),
     )
     .await
@@ -192,10 +192,10 @@ async fn detailed(state: &AdminState) -> Response<Body> {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "config": {
-            "listen": config.listen.to_string(),
-            "admin_listen": config.admin_listen.to_string(),
+            "listen": config.startup.listen.to_string(),
+            "admin_listen": config.startup.admin_listen.to_string(),
             "upstream": config.upstream.to_string(),
-            "database": config.database.display().to_string(),
+            "database": config.startup.database.display().to_string(),
             "config_file": config.source.as_ref().map(|p| p.display().to_string()),
             "enforcing": config.access.enforcing(),
             "model_filter_enabled": config.access.enabled,

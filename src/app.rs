@@ -20,12 +20,12 @@ use crate::store::AccessStore;
 
 /// Runs the proxy and the admin listener until SIGTERM or SIGINT.
 pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.startup.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let admin_listener = TcpListener::bind(config.admin_listen)
+        .with_context(|| format!("cannot listen on {}", config.startup.listen))?;
+    let admin_listener = TcpListener::bind(config.startup.admin_listen)
         .await
-        .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+        .with_context(|| format!("cannot listen on {} (admin)", config.startup.admin_listen))?;
     tracing::info!(addr = %listener.local_addr()?, upstream = %config.upstream, "proxy listening");
     tracing::info!(addr = %admin_listener.local_addr()?, "admin listening");
 
@@ -34,7 +34,7 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     let live = Arc::new(ArcSwap::from_pointee(config));
     let metrics = Arc::new(Metrics::new());
     metrics.set_enforcement(enforcement_state(&live.load()));
-    let store = AccessStore::open(live.load().store.clone());
+    let store = AccessStore::open(live.load().startup.store.clone());
     let proxy = Proxy::new(live.clone(), store.clone(), metrics.clone());
 
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
@@ -80,7 +80,7 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
 /// missing database is not fatal: guarded requests get 503 until it is
 /// readable (fail closed).
 fn prepare_database(config: &Config) {
-    let path = &config.database;
+    let path = &config.startup.database;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::warn!(path = %dir.display(), error = %e, "cannot create the database directory");

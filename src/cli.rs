@@ -247,7 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 database: cli.db,
             };
             let config = overrides.load(&process_env)?;
-            crate::logging::init(&config.log, process_env("RUST_LOG"));
+            crate::logging::init(&config.startup.log, process_env("RUST_LOG"));
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -276,7 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = overrides.load(&process_env)?;
             let rt = runtime()?;
             match rt.block_on(crate::admin::probe(
-                config.admin_listen,
+                config.startup.admin_listen,
                 std::time::Duration::from_secs(timeout),
             )) {
                 Ok(()) => Ok(ExitCode::SUCCESS),

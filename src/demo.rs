@@ -61,7 +61,7 @@ pub async fn start() -> anyhow::Result<Demo> {
     let config = Config::from_file(file, &|k| (k == "WEBUI_SECRET_KEY").then(|| secret.clone()))?;
     let live = Arc::new(ArcSwap::from_pointee(config));
     let metrics = Arc::new(Metrics::new());
-    let store = AccessStore::open(live.load().store.clone());
+    let store = AccessStore::open(live.load().startup.store.clone());
     let proxy = Proxy::new(live.clone(), store.clone(), metrics.clone());
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -9,7 +9,8 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, ConfigError, EnvLookup};
 
 /// What the command line fixed at start-up; re-applied on every reload so a
-/// flag keeps winning over the file.
+/// flag keeps winning over the file. Applied before validation, like the
+/// environment, so every value derived from a flag agrees with it.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub config_path: Option<PathBuf>,
@@ -18,11 +19,11 @@ pub struct Overrides {
 
 impl Overrides {
     pub fn load(&self, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-        let mut config = Config::load(self.config_path.as_deref(), env)?;
-        if let Some(db) = &self.database {
-            config.database = db.clone();
-        }
-        Ok(config)
+        Config::load_with(self.config_path.as_deref(), env, |file| {
+            if let Some(db) = &self.database {
+                file.database = db.clone();
+            }
+        })
     }
 }
 
@@ -64,13 +65,13 @@ mod tests {
             database: Some("/x.db".into()),
         };
         let live = ArcSwap::from_pointee(o.load(&no_env).unwrap());
-        assert_eq!(live.load().database, PathBuf::from("/x.db"));
+        assert_eq!(live.load().startup.database, PathBuf::from("/x.db"));
 
         std::fs::write(&path, "[proxy]\npreserve_host = false\n").unwrap();
         reload(&live, &o, &no_env).unwrap();
         assert!(!live.load().proxy.preserve_host);
         assert_eq!(
-            live.load().database,
+            live.load().startup.database,
             PathBuf::from("/x.db"),
             "the flag keeps winning"
         );
@@ -79,5 +80,23 @@ mod tests {
         f.write_all(b"[proxy\npreserve_host = true\n").unwrap();
         assert!(reload(&live, &o, &no_env).is_err());
         assert!(!live.load().proxy.preserve_host, "old config still serves");
+    }
+
+    #[test]
+    fn database_flag_reaches_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "database = \"/from/file.db\"\n").unwrap();
+        let o = Overrides {
+            config_path: Some(path),
+            database: Some("/from/flag.db".into()),
+        };
+        let config = o.load(&no_env).unwrap();
+        assert_eq!(config.startup.database, PathBuf::from("/from/flag.db"));
+        assert_eq!(
+            config.startup.store.path,
+            PathBuf::from("/from/flag.db"),
+            "the store enforces from the database the flag names"
+        );
     }
 }

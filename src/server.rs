@@ -107,7 +107,7 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(config.timeouts.header_read)
         .max_buf_size(config.limits.max_header_bytes)
-        .max_headers(config.limits.max_headers);
+        .max_headers(config.limits.max_headers.get());
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -104,7 +104,7 @@ async fn liveness_and_readiness() {
 async fn readiness_fails_when_the_store_is_unreadable() {
     let up = FakeUpstream::builder().start().await;
     let a = start(up.addr, |_| {}).await;
-    let db = a.proxy.live.load().database.clone();
+    let db = a.proxy.live.load().startup.database.clone();
     std::fs::remove_file(&db).unwrap();
     let r = admin_get(&a, "/health/ready", None).await;
     assert_eq!(r.status, 503);
@@ -157,7 +157,11 @@ async fn metrics_reflect_traffic() {
 async fn store_errors_are_counted() {
     let up = FakeUpstream::builder().start().await;
     let a = start(up.addr, |_| {}).await;
-    std::fs::write(&a.proxy.live.load().database, b"this is not a database").unwrap();
+    std::fs::write(
+        &a.proxy.live.load().startup.database,
+        b"this is not a database",
+    )
+    .unwrap();
     let req = Request::post(a.proxy.url("/api/chat/completions"))
         .header("authorization", format!("Bearer {}", token("joe")))
         .header("content-type", "application/json")

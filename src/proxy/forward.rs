@@ -43,7 +43,7 @@ impl Proxy {
                 headers::strip_hop_by_hop(&mut parts.headers, true);
                 parts
                     .headers
-                    .insert(config.request_id_header.clone(), ctx.request_id.clone());
+                    .insert(config.proxy.request_id_header.clone(), ctx.request_id.clone());
                 return Ok(Response::from_parts(parts, body::empty()));
             }
         }
@@ -52,7 +52,7 @@ impl Proxy {
         headers::strip_hop_by_hop(&mut parts.headers, false);
         parts
             .headers
-            .insert(config.request_id_header.clone(), ctx.request_id.clone());
+            .insert(config.proxy.request_id_header.clone(), ctx.request_id.clone());
         Ok(Response::from_parts(parts, body::boxed(incoming)))
     }
 }
@@ -88,7 +88,7 @@ fn prepare_request(
         host.as_ref(),
         config.proxy.trust_forwarded_headers,
     );
-    h.insert(config.request_id_header.clone(), ctx.request_id.clone());
+    h.insert(config.proxy.request_id_header.clone(), ctx.request_id.clone());
     match (config.proxy.preserve_host, host) {
         (true, Some(host)) => {
             h.insert(header::HOST, host);

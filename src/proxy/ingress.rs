@@ -49,7 +49,7 @@ impl Proxy {
     ) -> Response<Body> {
         let config = self.config.load_full();
         let in_flight = self.metrics.track_in_flight();
-        let request_id = headers::request_id(req.headers(), &config.request_id_header);
+        let request_id = headers::request_id(req.headers(), &config.proxy.request_id_header);
         let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or("-"));
         let mut ctx = Ctx {
             request_id,
@@ -108,7 +108,7 @@ impl Proxy {
             }
             RouteClass::ModelCall(spec) => {
                 ctx.route = RouteLabel::ModelCall;
-                let cap = config.access.max_body_bytes;
+                let cap = config.access.max_body_bytes.get();
                 let guarded = self
                     .guard(config, ctx, req, |req| async move {
                         let (parts, body) = req.into_parts();
@@ -170,7 +170,7 @@ impl Proxy {
     ) -> Result<Response<Body>, Refusal> {
         let (parts, body) = req.into_parts();
         let bytes =
-            read_json_body(config.access.max_unlisted_body_bytes, &parts.headers, body).await?;
+            read_json_body(config.access.max_unlisted_body_bytes.get(), &parts.headers, body).await?;
         let models = unlisted_model(config, &bytes)?;
         let req = Request::from_parts(parts, body::full(bytes));
         if models.is_empty() {
@@ -226,7 +226,7 @@ impl Proxy {
             metrics: &self.metrics,
             cache: &self.list_cache,
             generation,
-            cap: config.access.max_list_bytes,
+            cap: config.access.max_list_bytes.get(),
         };
         filter_response(lf, &who, shape, resp).await
     }
@@ -246,7 +246,7 @@ impl crate::server::Handler for Proxy {
     }
 
     fn max_connections(&self) -> usize {
-        self.config.load().limits.max_connections
+        self.config.load().startup.max_connections.get()
     }
 
     fn tunnels(&self) -> Option<&tokio_util::task::TaskTracker> {

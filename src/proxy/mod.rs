@@ -93,10 +93,10 @@ impl Proxy {
             }
         }));
         let list_filters = Arc::new(tokio::sync::Semaphore::new(
-            config.load().access.max_concurrent_list_filters,
+            config.load().startup.max_concurrent_list_filters.get(),
         ));
         let list_cache =
-            list_cache::ListCache::new(LIST_CACHE_BYTES, config.load().store.cache_ttl);
+            list_cache::ListCache::new(LIST_CACHE_BYTES, config.load().startup.store.cache_ttl);
         Arc::new(Self {
             list_filters,
             list_cache,

@@ -2,7 +2,6 @@
 //! classified (for metrics) and refused (502/504).
 
 use std::error::Error as StdError;
-use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -28,12 +27,12 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
         let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.timeouts.connect));
+        connector.set_connect_timeout(Some(config.startup.connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(config.proxy.pool_idle_timeout_secs))
-            .pool_max_idle_per_host(config.proxy.pool_max_idle_per_host)
+            .pool_idle_timeout(config.startup.pool.idle_timeout)
+            .pool_max_idle_per_host(config.startup.pool.max_idle_per_host)
             // hyper's adaptive read buffer grows to ~400 KiB per connection
             // on large bodies (model lists); with hundreds of pooled
             // connections that is the proxy's whole memory budget. 64 KiB

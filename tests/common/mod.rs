@@ -369,7 +369,7 @@ pub async fn start_proxy(upstream: SocketAddr, tweak: impl FnOnce(&mut FileConfi
 pub async fn start_proxy_with(config: Config) -> TestProxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let store = AccessStore::open(config.store.clone());
+    let store = AccessStore::open(config.startup.store.clone());
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(ArcSwap::from_pointee(config));
     let proxy = Proxy::new(live.clone(), store.clone(), metrics.clone());
