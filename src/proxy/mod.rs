@@ -338,9 +338,8 @@ fn store_error_kind(e: &crate::store::StoreError) -> crate::metrics::StoreErrorK
     use crate::metrics::StoreErrorKind as K;
     use crate::store::StoreError as E;
     match e {
-        E::Missing { .. } => K::Connect,
-        E::Unavailable(m) if m.contains("locked") || m.contains("busy") => K::Timeout,
-        E::Unavailable(_) => K::Connect,
+        E::Busy(_) => K::Timeout,
+        E::Missing { .. } | E::Unavailable(_) => K::Connect,
         _ => K::Query,
     }
 }

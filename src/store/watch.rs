@@ -125,7 +125,7 @@ fn poll(
                     Ok(Poll::Changed(v))
                 }
                 // Busy: keep the connection, report, try again next tick.
-                Err(e @ StoreError::Unavailable(_)) if is_busy(&e) => Err(e),
+                Err(e @ StoreError::Busy(_)) => Err(e),
                 Err(e) => {
                     *watched = None;
                     Err(e)
@@ -146,9 +146,4 @@ fn poll(
 
 fn data_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
-}
-
-fn is_busy(e: &StoreError) -> bool {
-    let text = e.to_string();
-    text.contains("locked") || text.contains("busy")
 }
