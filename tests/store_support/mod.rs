@@ -11,18 +11,7 @@ use modelgate::store::{ensure_schema, AccessStore, StoreConfig};
 use rusqlite::{params, Connection};
 use tempfile::TempDir;
 
-/// Open WebUI 0.12's own tables (the columns that matter plus a few more).
-pub const OPEN_WEBUI_TABLES: &str = r#"
-CREATE TABLE user (id VARCHAR(255) PRIMARY KEY, name VARCHAR(255), email VARCHAR(255),
-    role VARCHAR(255), profile_image_url TEXT, last_active_at BIGINT, updated_at BIGINT,
-    created_at BIGINT, settings JSON, info JSON, oauth_sub TEXT UNIQUE);
-CREATE TABLE auth (id VARCHAR(255) PRIMARY KEY, email VARCHAR(255), password TEXT, active BOOLEAN);
-CREATE TABLE api_key (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, key TEXT NOT NULL UNIQUE,
-    data JSON, expires_at BIGINT, last_used_at BIGINT, created_at BIGINT, updated_at BIGINT);
-CREATE TABLE model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
-    params JSON, meta JSON, access_control JSON, is_active BOOLEAN DEFAULT 1,
-    updated_at BIGINT, created_at BIGINT);
-"#;
+pub use modelgate::store::webui_fixture::OPEN_WEBUI_TABLES;
 
 pub struct Db {
     pub dir: TempDir,
