@@ -82,7 +82,7 @@ mod tests {
         assert_eq!(insert.old_values, None);
         assert_eq!(update.old_values.as_ref().unwrap()["is_active"], 1);
         assert_eq!(update.new_values.as_ref().unwrap()["is_active"], 0);
-        assert_eq!(audit(&conn, 1).unwrap(), [update.clone()]);
+        assert_eq!(audit(&conn, 1).unwrap(), std::slice::from_ref(update));
     }
 
     /// A change made by another writer (no actor set) is logged with none.

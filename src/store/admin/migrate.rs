@@ -173,13 +173,19 @@ mod tests {
     #[test]
     fn a_dry_run_counts_then_rolls_everything_back() {
         let conn = db();
-        let before = (count(&conn, "organizations"), count(&conn, "permission_audit_log"));
+        let before = (
+            count(&conn, "organizations"),
+            count(&conn, "permission_audit_log"),
+        );
         let r = migrate(&conn, "mai", "MAI", "ops", true).unwrap();
         assert!(r.dry_run);
         assert_eq!((r.users_linked, r.models_linked), (2, 3));
         assert_eq!((r.members_total, r.models_total), (2, 3));
         assert_eq!(
-            (count(&conn, "organizations"), count(&conn, "permission_audit_log")),
+            (
+                count(&conn, "organizations"),
+                count(&conn, "permission_audit_log")
+            ),
             before
         );
         assert_eq!(count(&conn, "organization_members"), 0);

@@ -82,8 +82,14 @@ mod tests {
     fn create_then_unchanged_then_renamed() {
         let conn = db();
         assert_eq!(create_org(&conn, "o", "O", "t"), Ok(WriteOutcome::Created));
-        assert_eq!(create_org(&conn, "o", "O", "t"), Ok(WriteOutcome::Unchanged));
-        assert_eq!(create_org(&conn, "o", "New", "t"), Ok(WriteOutcome::Updated));
+        assert_eq!(
+            create_org(&conn, "o", "O", "t"),
+            Ok(WriteOutcome::Unchanged)
+        );
+        assert_eq!(
+            create_org(&conn, "o", "New", "t"),
+            Ok(WriteOutcome::Updated)
+        );
         let orgs = list_orgs(&conn).unwrap();
         assert_eq!(orgs.len(), 1);
         assert_eq!(orgs[0].name, "New");

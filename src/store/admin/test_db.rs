@@ -36,12 +36,10 @@ pub(super) fn db() -> Connection {
 
 /// `(table, action, subject, actor)` of every audit row, oldest first.
 pub(super) fn audit_actors(conn: &Connection) -> Vec<(String, String, String, Option<String>)> {
-    conn.prepare(
-        "SELECT table_name, action, subject, actor FROM permission_audit_log ORDER BY id",
-    )
-    .unwrap()
-    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+    conn.prepare("SELECT table_name, action, subject, actor FROM permission_audit_log ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }

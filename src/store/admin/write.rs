@@ -106,10 +106,7 @@ mod tests {
     fn a_failed_body_rolls_back_and_leaves_no_actor() {
         let conn = db();
         let err = with_actor(&conn, "alice", |tx| {
-            tx.execute(
-                "INSERT INTO organizations (id, name) VALUES ('o', 'O')",
-                [],
-            )?;
+            tx.execute("INSERT INTO organizations (id, name) VALUES ('o', 'O')", [])?;
             Err::<(), _>(StoreError::EmptyId("x"))
         })
         .unwrap_err();
@@ -141,7 +138,10 @@ mod tests {
 
     #[test]
     fn blank_ids_are_refused() {
-        assert_eq!(non_empty(" \t", "user id"), Err(StoreError::EmptyId("user id")));
+        assert_eq!(
+            non_empty(" \t", "user id"),
+            Err(StoreError::EmptyId("user id"))
+        );
         assert_eq!(non_empty("u", "user id"), Ok("u"));
     }
 
