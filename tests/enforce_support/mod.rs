@@ -16,10 +16,8 @@
 //! the loop `c1` → `c2` → `c1`. Alice owns the API key [`ALICE_KEY`].
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request};
@@ -197,24 +195,5 @@ pub fn assert_model_refused(a: &Answer, model: &str, permitted: &[&str]) {
         if *p != model {
             assert!(!detail.contains(p), "refusal lists {p}: {detail}");
         }
-    }
-}
-
-/// Polls `check` until it holds or `deadline` passes (no fixed sleeps).
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

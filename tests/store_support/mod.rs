@@ -2,14 +2,18 @@
 //! a temp dir, and polling with a deadline instead of sleeping.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use modelgate::store::admin::{self, MemberRole};
 use modelgate::store::{ensure_schema, AccessStore, StoreConfig};
 use rusqlite::{params, Connection};
 use tempfile::TempDir;
+
+// The one shared helper, without the proxy harness around it in `common`.
+#[path = "../common/eventually.rs"]
+mod eventually;
+pub use eventually::eventually;
 
 pub use modelgate::store::webui_fixture::OPEN_WEBUI_TABLES;
 
@@ -79,24 +83,6 @@ pub fn config(path: &Path) -> StoreConfig {
         busy_timeout: Duration::from_millis(50),
         watch_interval: Duration::from_millis(50),
         ..StoreConfig::new(path)
-    }
-}
-
-/// Polls `check` until it returns true or `limit` passes; returns the time it
-/// took. Panics at the deadline.
-pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
