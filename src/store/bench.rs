@@ -430,7 +430,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nocover.db");
         let conn = Connection::open(&path).unwrap();
-        crate::store::ensure_schema(&conn).unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
         conn.execute_batch("DROP INDEX idx_org_models_org_active_model")
             .unwrap();
         let report = db_bench(&path, 5).unwrap();
@@ -449,7 +449,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("noidx.db");
         let conn = Connection::open(&path).unwrap();
-        crate::store::ensure_schema(&conn).unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
         conn.execute_batch("DROP INDEX idx_org_members_user_active")
             .unwrap();
         let report = db_bench(&path, 5).unwrap();

@@ -102,7 +102,7 @@ pub fn bootstrap(
 mod tests {
     use super::*;
     use crate::store::admin::{disable_model, list_members, list_models, open_writer};
-    use crate::store::ensure_schema;
+    use crate::store::schema::ensure_schema;
     use crate::store::webui_fixture::create_open_webui_tables;
 
     fn owui() -> (tempfile::TempDir, Connection) {

@@ -392,7 +392,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gen.db");
         let conn = crate::store::admin::open_writer(&path).unwrap();
-        crate::store::ensure_schema(&conn).unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
         crate::store::admin::create_org(&conn, "o", "O", "t").unwrap();
         crate::store::admin::add_member(
             &conn,

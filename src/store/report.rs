@@ -221,7 +221,7 @@ pub fn base_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ModelGraph, RootError};
+    use crate::store::access::{ModelGraph, RootError};
 
     /// `base_chain` must agree with `ModelGraph::root`, which decides.
     #[test]

@@ -55,8 +55,9 @@ fn json_text(text: Option<String>) -> Option<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::admin::members::{add_member, remove_member, MemberRole};
+    use crate::store::admin::orgs::create_org;
     use crate::store::admin::test_db::db;
-    use crate::store::admin::{add_member, create_org, remove_member, MemberRole};
 
     #[test]
     fn newest_first_with_actor_and_row_snapshots() {

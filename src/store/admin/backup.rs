@@ -22,8 +22,8 @@ pub fn backup(src: &Connection, dest: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::admin::orgs::{create_org, list_orgs};
     use crate::store::admin::test_db::db;
-    use crate::store::admin::{create_org, list_orgs};
 
     #[test]
     fn copies_the_database() {

@@ -161,14 +161,7 @@ pub fn list_members(conn: &Connection, org: &str) -> Result<Vec<Member>, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::admin::create_org;
-    use crate::store::admin::test_db::{audit_actors, db};
-
-    fn with_org() -> Connection {
-        let conn = db();
-        create_org(&conn, "o", "O", "t").unwrap();
-        conn
-    }
+    use crate::store::admin::test_db::{audit_actors, db_with_org as with_org};
 
     #[test]
     fn roles_parse_strictly() {
@@ -255,8 +248,9 @@ mod tests {
     #[test]
     fn without_a_user_table_any_user_is_accepted() {
         let conn = Connection::open_in_memory().unwrap();
-        crate::store::ensure_schema(&conn).unwrap();
-        create_org(&conn, "o", "O", "t").unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
+        conn.execute("INSERT INTO organizations (id, name) VALUES ('o', 'O')", [])
+            .unwrap();
         assert_eq!(
             add_member(&conn, "o", "anyone", MemberRole::Member, "t"),
             Ok(WriteOutcome::Created)

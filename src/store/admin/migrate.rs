@@ -115,8 +115,10 @@ pub(crate) fn link_base_models(tx: &Transaction<'_>, org: &str) -> Result<usize,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::admin::members::list_members;
+    use crate::store::admin::models::{disable_model, list_models};
+    use crate::store::admin::orgs::list_orgs;
     use crate::store::admin::test_db::{audit_actors, db};
-    use crate::store::admin::{disable_model, list_members, list_models, list_orgs};
 
     fn count(conn: &Connection, table: &str) -> i64 {
         conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))

@@ -106,14 +106,7 @@ pub fn list_models(conn: &Connection, org: &str) -> Result<Vec<OrgModel>, StoreE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::admin::create_org;
-    use crate::store::admin::test_db::{audit_actors, db};
-
-    fn with_org() -> Connection {
-        let conn = db();
-        create_org(&conn, "o", "O", "t").unwrap();
-        conn
-    }
+    use crate::store::admin::test_db::{audit_actors, db_with_org as with_org};
 
     #[test]
     fn enable_is_created_then_unchanged() {

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection};
 
-use crate::store::ensure_schema;
+use crate::store::schema::ensure_schema;
 use crate::store::webui_fixture::create_open_webui_tables;
 
 /// Users `u1` (user), `u2` (pending), `u3` (admin); base models `gpt-4o`,
@@ -31,6 +31,15 @@ pub(super) fn db() -> Connection {
         .unwrap();
     }
     ensure_schema(&conn).unwrap();
+    conn
+}
+
+/// [`db`] with the organization `o`, inserted directly so the tests of
+/// one write do not depend on another.
+pub(super) fn db_with_org() -> Connection {
+    let conn = db();
+    conn.execute("INSERT INTO organizations (id, name) VALUES ('o', 'O')", [])
+        .unwrap();
     conn
 }
 
