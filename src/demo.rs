@@ -23,6 +23,7 @@ use crate::config::{Config, FileConfig};
 use crate::metrics::Metrics;
 use crate::proxy::body::{boxed, full, Body, BoxError};
 use crate::proxy::Proxy;
+use crate::store::webui_fixture::create_open_webui_tables;
 use crate::store::{admin as store_admin, ensure_schema, AccessStore};
 
 /// The demo's models: who may use which is set up in [`seed`].
@@ -104,13 +105,12 @@ pub async fn start() -> anyhow::Result<Demo> {
 /// `model` tables as a real deployment has them (with one preset).
 fn seed(db: &Path) -> anyhow::Result<()> {
     let conn = store_admin::open_writer(db)?;
+    create_open_webui_tables(&conn)?;
     conn.execute_batch(
-        "CREATE TABLE user (id TEXT PRIMARY KEY, email TEXT, role TEXT, name TEXT);
-         CREATE TABLE model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
-                             params TEXT, meta TEXT, is_active INTEGER);
-         INSERT INTO user VALUES ('alice', 'alice@acme.test', 'user', 'Alice'),
-                                 ('bob', 'bob@globex.test', 'user', 'Bob');
-         INSERT INTO model VALUES ('acme-writer', 'alice', 'openai/gpt-4o', 'Acme Writer', '{}', '{}', 1);",
+        "INSERT INTO user (id, email, role, name) VALUES ('alice', 'alice@acme.test', 'user', 'Alice'),
+                                                          ('bob', 'bob@globex.test', 'user', 'Bob');
+         INSERT INTO model (id, user_id, base_model_id, name, params, meta, is_active)
+             VALUES ('acme-writer', 'alice', 'openai/gpt-4o', 'Acme Writer', '{}', '{}', 1);",
     )?;
     ensure_schema(&conn)?;
     let actor = "demo";

@@ -13,6 +13,7 @@ use common::*;
 use modelgate::admin::{self, AdminState};
 use modelgate::proxy::body::full;
 use modelgate::store::admin as store_admin;
+use modelgate::store::webui_fixture::create_open_webui_tables;
 
 fn token(user: &str) -> String {
     jsonwebtoken::encode(
@@ -34,9 +35,9 @@ async fn start(
 ) -> Admin {
     let (dir, path) = temp_db();
     let conn = store_admin::open_writer(&path).unwrap();
+    create_open_webui_tables(&conn).unwrap();
     conn.execute_batch(
-        "CREATE TABLE user (id TEXT PRIMARY KEY, email TEXT, role TEXT, name TEXT);
-         INSERT INTO user VALUES ('boss', 'b@x', 'admin', 'Boss'), ('joe', 'j@x', 'user', 'Joe');",
+        "INSERT INTO user (id, email, role, name) VALUES ('boss', 'b@x', 'admin', 'Boss'), ('joe', 'j@x', 'user', 'Joe');",
     )
     .unwrap();
     store_admin::create_org(&conn, "acme", "Acme", "test").unwrap();

@@ -5,7 +5,7 @@
 mod common;
 mod enforce_support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -232,16 +232,12 @@ async fn revoked_membership_applies_within_a_second() {
     assert_eq!(env.post_as("alice", CHAT, A_MODEL).await.status, 200);
     let conn = env.writer();
     modelgate::store::admin::remove_member(&conn, "A", "alice", "test").unwrap();
-    let revoked = Instant::now();
-    let refused = eventually(Duration::from_secs(1), || async {
-        env.post_as("alice", CHAT, A_MODEL).await.status == 403
-    })
+    eventually(
+        Duration::from_secs(1),
+        "the revoked membership to refuse",
+        || async { env.post_as("alice", CHAT, A_MODEL).await.status == 403 },
+    )
     .await;
-    assert!(
-        refused,
-        "still allowed {:?} after revocation",
-        revoked.elapsed()
-    );
     // Once refused, it stays refused.
     let a = env.post_as("alice", CHAT, A_MODEL).await;
     assert_model_refused(&a, "gpt-4o", &[]);
@@ -263,11 +259,12 @@ async fn unavailable_store_fails_closed_but_pass_routes_work() {
                 std::fs::write(&env.db, vec![0xA5u8; 8192]).unwrap();
             }
         }
-        let closed = eventually(Duration::from_secs(5), || async {
-            env.post_as("alice", CHAT, A_MODEL).await.status == 503
-        })
+        eventually(
+            Duration::from_secs(5),
+            &format!("{damage}: guarded route refused"),
+            || async { env.post_as("alice", CHAT, A_MODEL).await.status == 503 },
+        )
         .await;
-        assert!(closed, "{damage}: guarded route not refused");
         let a = env.post_as("alice", CHAT, A_MODEL).await;
         assert_eq!(assert_error_shape(&a, 503), "access_data_unavailable");
         assert_eq!(env.get_as("alice", "/api/models").await.status, 503);

@@ -51,9 +51,15 @@ fn ensure_schema_is_idempotent_and_leaves_open_webui_alone() {
             |r| r.get(0),
         )
         .unwrap();
+    // SQLite keeps the statement as written, minus `IF NOT EXISTS`.
     assert_eq!(
         user_sql,
-        OPEN_WEBUI_TABLES.split(';').next().unwrap().trim()
+        OPEN_WEBUI_TABLES
+            .split(';')
+            .next()
+            .unwrap()
+            .trim()
+            .replacen("IF NOT EXISTS ", "", 1)
     );
 }
 

@@ -179,7 +179,8 @@ async fn locked_database_is_unavailable_then_recovers() {
     conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
     for _ in 0..2 {
         let err = store.user("u").await.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
+        assert!(err.is_unavailable());
     }
     conn.execute_batch("COMMIT").unwrap();
     eventually(Duration::from_secs(2), "lock released", || async {

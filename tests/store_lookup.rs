@@ -280,6 +280,9 @@ async fn cache_hits_are_counted() {
     let db = owui_db();
     db.user("u", "user");
     let store = db.store();
+    // The first poll invalidates; landing between the two lookups it would
+    // turn the hit into a second miss.
+    wait_for_first_poll(&store).await;
     store.user("u").await.unwrap();
     store.user("u").await.unwrap();
     let stats = store.stats();

@@ -159,13 +159,7 @@ fn write_openwebui_tables(
     ids: &[String],
 ) -> anyhow::Result<()> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS user (id TEXT PRIMARY KEY, name TEXT, email TEXT, role TEXT,
-             profile_image_url TEXT, last_active_at INTEGER, updated_at INTEGER, created_at INTEGER);
-         CREATE TABLE IF NOT EXISTS model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT,
-             name TEXT, params TEXT, meta TEXT, is_active INTEGER DEFAULT 1,
-             updated_at INTEGER, created_at INTEGER);",
-    )?;
+    store::webui_fixture::create_open_webui_tables(&tx)?;
     {
         let mut user = tx.prepare(
             "INSERT INTO user (id, name, email, role, created_at) VALUES (?1, ?2, ?3, 'user', 0)",

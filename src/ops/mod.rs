@@ -76,12 +76,7 @@ impl From<StoreError> for OpsError {
             StoreError::UnknownUser(user) => OpsError::UnknownUser(user),
             StoreError::InvalidRole(role) => OpsError::InvalidRole(role),
             StoreError::EmptyId(what) => OpsError::Empty(what),
-            StoreError::Schema(text) if text.contains("modelgate init") => {
-                OpsError::SchemaMissing(text)
-            }
-            StoreError::Schema(text) => OpsError::SchemaMissing(format!(
-                "{text}: run `modelgate init` to create the organization tables"
-            )),
+            schema @ StoreError::Schema(_) => OpsError::SchemaMissing(schema.to_string()),
             other => OpsError::Store(other),
         }
     }

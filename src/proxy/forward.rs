@@ -41,18 +41,20 @@ impl Proxy {
                 );
                 let (mut parts, _) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers, true);
-                parts
-                    .headers
-                    .insert(config.proxy.request_id_header.clone(), ctx.request_id.clone());
+                parts.headers.insert(
+                    config.proxy.request_id_header.clone(),
+                    ctx.request_id.clone(),
+                );
                 return Ok(Response::from_parts(parts, body::empty()));
             }
         }
 
         let (mut parts, incoming) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, false);
-        parts
-            .headers
-            .insert(config.proxy.request_id_header.clone(), ctx.request_id.clone());
+        parts.headers.insert(
+            config.proxy.request_id_header.clone(),
+            ctx.request_id.clone(),
+        );
         Ok(Response::from_parts(parts, body::boxed(incoming)))
     }
 }
@@ -88,7 +90,10 @@ fn prepare_request(
         host.as_ref(),
         config.proxy.trust_forwarded_headers,
     );
-    h.insert(config.proxy.request_id_header.clone(), ctx.request_id.clone());
+    h.insert(
+        config.proxy.request_id_header.clone(),
+        ctx.request_id.clone(),
+    );
     match (config.proxy.preserve_host, host) {
         (true, Some(host)) => {
             h.insert(header::HOST, host);

@@ -169,8 +169,12 @@ impl Proxy {
         req: Request<Body>,
     ) -> Result<Response<Body>, Refusal> {
         let (parts, body) = req.into_parts();
-        let bytes =
-            read_json_body(config.access.max_unlisted_body_bytes.get(), &parts.headers, body).await?;
+        let bytes = read_json_body(
+            config.access.max_unlisted_body_bytes.get(),
+            &parts.headers,
+            body,
+        )
+        .await?;
         let models = unlisted_model(config, &bytes)?;
         let req = Request::from_parts(parts, body::full(bytes));
         if models.is_empty() {

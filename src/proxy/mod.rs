@@ -128,9 +128,8 @@ impl Proxy {
 fn store_error_kind(e: &StoreError) -> StoreErrorKind {
     use StoreError as E;
     match e {
-        E::Missing { .. } => StoreErrorKind::Connect,
-        E::Unavailable(m) if m.contains("locked") || m.contains("busy") => StoreErrorKind::Timeout,
-        E::Unavailable(_) => StoreErrorKind::Connect,
+        E::Busy(_) => StoreErrorKind::Timeout,
+        E::Missing { .. } | E::Unavailable(_) => StoreErrorKind::Connect,
         _ => StoreErrorKind::Query,
     }
 }

@@ -13,6 +13,7 @@ use super::error::StoreError;
 use super::lookup::{MEMBERSHIPS_SQL, ORG_MODELS_SQL};
 use super::pool::open_read_only;
 use super::schema::{create_indexes_view_triggers, create_tables, COVERING_MODELS_INDEX};
+use super::webui_fixture::create_open_webui_tables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Sizes {
@@ -62,11 +63,7 @@ pub fn generate(conn: &Connection, sizes: Sizes) -> Result<Sizes, StoreError> {
             "generate needs a database without memberships".into(),
         ));
     }
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS user (id TEXT PRIMARY KEY, name TEXT, email TEXT, role TEXT);
-         CREATE TABLE IF NOT EXISTS model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT,
-             name TEXT, params TEXT, meta TEXT, is_active INTEGER DEFAULT 1);",
-    )?;
+    create_open_webui_tables(&tx)?;
     let mut rng = SplitMix(0x5eed);
     {
         let mut user =
@@ -433,7 +430,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nocover.db");
         let conn = Connection::open(&path).unwrap();
-        crate::store::ensure_schema(&conn).unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
         conn.execute_batch("DROP INDEX idx_org_models_org_active_model")
             .unwrap();
         let report = db_bench(&path, 5).unwrap();
@@ -452,7 +449,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("noidx.db");
         let conn = Connection::open(&path).unwrap();
-        crate::store::ensure_schema(&conn).unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
         conn.execute_batch("DROP INDEX idx_org_members_user_active")
             .unwrap();
         let report = db_bench(&path, 5).unwrap();

@@ -102,19 +102,20 @@ pub fn bootstrap(
 mod tests {
     use super::*;
     use crate::store::admin::{disable_model, list_members, list_models, open_writer};
-    use crate::store::ensure_schema;
+    use crate::store::schema::ensure_schema;
+    use crate::store::webui_fixture::create_open_webui_tables;
 
     fn owui() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_writer(&dir.path().join("webui.db")).unwrap();
+        create_open_webui_tables(&conn).unwrap();
         conn.execute_batch(
-            "CREATE TABLE user (id TEXT PRIMARY KEY, email TEXT, role TEXT, name TEXT);
-             CREATE TABLE model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
-                                 params TEXT, meta TEXT, is_active INTEGER);
-             INSERT INTO user VALUES ('u1','a@x','user','A'), ('u2','b@x','pending','B'), ('u3','c@x','admin','C');
-             INSERT INTO model VALUES ('gpt-4o', 'u3', NULL, 'GPT', '{}', '{}', 1),
-                                      ('claude', 'u3', NULL, 'Claude', '{}', '{}', 1),
-                                      ('helper', 'u3', 'gpt-4o', 'Helper', '{}', '{}', 1);",
+            "INSERT INTO user (id, email, role, name)
+                 VALUES ('u1','a@x','user','A'), ('u2','b@x','pending','B'), ('u3','c@x','admin','C');
+             INSERT INTO model (id, user_id, base_model_id, name, params, meta, is_active)
+                 VALUES ('gpt-4o', 'u3', NULL, 'GPT', '{}', '{}', 1),
+                        ('claude', 'u3', NULL, 'Claude', '{}', '{}', 1),
+                        ('helper', 'u3', 'gpt-4o', 'Helper', '{}', '{}', 1);",
         )
         .unwrap();
         ensure_schema(&conn).unwrap();

@@ -12,13 +12,20 @@ pub enum StoreError {
     /// The database file does not exist (yet, or any more).
     #[error("access database {path} is missing")]
     Missing { path: String },
-    /// The file exists but cannot be read now: locked/busy beyond the busy
-    /// timeout, I/O error, corrupt or not a database, permission denied.
+    /// Another connection holds a lock past the busy timeout
+    /// (SQLITE_BUSY, SQLITE_LOCKED). Nothing is wrong with the file: the
+    /// same read is expected to succeed once the writer commits.
+    #[error("access database busy: {0}")]
+    Busy(String),
+    /// The file exists but cannot be read: cannot open, I/O error, corrupt
+    /// or not a database, permission denied, disk full, out of memory, or
+    /// the read pool is closed.
     #[error("access database unavailable: {0}")]
     Unavailable(String),
     /// The database opens but the organization tables are absent
-    /// (`modelgate init` has not run against it).
-    #[error("access schema missing: {0}")]
+    /// (`modelgate init` has not run against it). The hint is part of the
+    /// message so every caller shows it without matching on the text.
+    #[error("access schema missing: {0}; run `modelgate init` to create the organization tables")]
     Schema(String),
     /// Any other SQLite failure (constraint, type mismatch, bad data).
     #[error("access database error: {0}")]
@@ -48,6 +55,7 @@ impl StoreError {
         matches!(
             self,
             StoreError::Missing { .. }
+                | StoreError::Busy(_)
                 | StoreError::Unavailable(_)
                 | StoreError::Schema(_)
                 | StoreError::Sqlite(_)
@@ -56,11 +64,15 @@ impl StoreError {
 
     /// True when the connection that produced this error should not be
     /// reused: reopening is how the store recovers from a replaced,
-    /// restored or repaired file.
+    /// restored or repaired file. A busy connection is dropped too: after a
+    /// long lock the file may well have been swapped underneath it.
     pub(crate) fn poisons_connection(&self) -> bool {
         matches!(
             self,
-            StoreError::Missing { .. } | StoreError::Unavailable(_) | StoreError::Schema(_)
+            StoreError::Missing { .. }
+                | StoreError::Busy(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Schema(_)
         )
     }
 }
@@ -70,9 +82,10 @@ impl From<rusqlite::Error> for StoreError {
         let text = err.to_string();
         if let rusqlite::Error::SqliteFailure(ffi, _) = &err {
             match ffi.code {
-                ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::CannotOpen
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                    return StoreError::Busy(text)
+                }
+                ErrorCode::CannotOpen
                 | ErrorCode::NotADatabase
                 | ErrorCode::DatabaseCorrupt
                 | ErrorCode::SystemIoFailure
@@ -103,14 +116,33 @@ mod tests {
 
     #[test]
     fn busy_is_unavailable_and_poisons() {
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
+            let err = rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some("database is locked".into()),
+            );
+            let mapped = StoreError::from(err);
+            assert!(matches!(mapped, StoreError::Busy(_)), "{mapped:?}");
+            assert!(mapped.is_unavailable());
+            assert!(mapped.poisons_connection());
+        }
+    }
+
+    /// The variant follows the code, never the wording: a corrupt file whose
+    /// message happens to say "locked" is still unavailable, not busy.
+    #[test]
+    fn classification_ignores_the_message() {
         let err = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-            Some("database is locked".into()),
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some("page locked busy".into()),
         );
-        let mapped = StoreError::from(err);
-        assert!(matches!(mapped, StoreError::Unavailable(_)));
-        assert!(mapped.is_unavailable());
-        assert!(mapped.poisons_connection());
+        assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
+    }
+
+    #[test]
+    fn schema_message_names_the_fix() {
+        let text = StoreError::Schema("organization tables absent".into()).to_string();
+        assert!(text.contains("modelgate init"), "{text}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::lookup::{
     load_api_key, load_graph, load_memberships, load_org_models, load_user, ApiKeyOwner,
 };
 use super::pool::ReadPool;
-use super::watch;
+use super::watch::{self, WatchTarget};
 
 /// Read-side settings. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,13 +65,13 @@ pub struct AccessStore {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     cfg: StoreConfig,
-    pub(crate) pool: Arc<ReadPool>,
-    pub(crate) caches: Caches,
+    pool: Arc<ReadPool>,
+    caches: Caches,
     shutdown: CancellationToken,
     /// Completed watcher polls; lets tests wait for the watcher, not a clock.
-    pub(crate) watcher_ticks: AtomicU64,
+    watcher_ticks: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -285,7 +285,7 @@ impl Inner {
             .map_err(|e| StoreError::clone(&e))
     }
 
-    pub(crate) async fn model_graph_inner(&self) -> Result<Arc<ModelGraph>, StoreError> {
+    async fn model_graph_inner(&self) -> Result<Arc<ModelGraph>, StoreError> {
         if let Some(graph) = self.current_graph() {
             return Ok(graph);
         }
@@ -317,6 +317,24 @@ impl Inner {
         slot.as_ref()
             .filter(|s| s.generation == self.caches.generation())
             .map(|s| Arc::clone(&s.graph))
+    }
+}
+
+impl WatchTarget for Inner {
+    fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    fn reset_connections(&self) {
+        self.pool.reset();
+    }
+
+    async fn warm(&self) -> Result<(), StoreError> {
+        self.model_graph_inner().await.map(drop)
+    }
+
+    fn polled(&self) {
+        self.watcher_ticks.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -374,7 +392,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gen.db");
         let conn = crate::store::admin::open_writer(&path).unwrap();
-        crate::store::ensure_schema(&conn).unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
         crate::store::admin::create_org(&conn, "o", "O", "t").unwrap();
         crate::store::admin::add_member(
             &conn,

@@ -74,7 +74,7 @@ impl Tables {
             Ok(())
         } else {
             Err(StoreError::Schema(
-                "organization_members/organization_models absent; run `modelgate init`".into(),
+                "organization_members/organization_models absent".into(),
             ))
         }
     }

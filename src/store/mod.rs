@@ -15,6 +15,8 @@
 //! - `handle` — `AccessStore`, the cloneable handle the proxy uses
 //! - `bench`  — synthetic data generator and the `db-bench` report
 //! - `report` — operator reports: access report, model names, base chains
+//! - `bootstrap` — `--bootstrap-org`: one organization for everyone at start-up
+//! - `webui_fixture` — Open WebUI's own tables, for tests, the demo, benches
 pub mod access;
 pub mod admin;
 pub mod bench;
@@ -27,6 +29,7 @@ mod pool;
 pub mod report;
 pub mod schema;
 mod watch;
+pub mod webui_fixture;
 
 pub use access::{Decision, DenyReason, ModelGraph, OrgModels, RootError, UserAccess};
 pub use cache::StoreStats;

@@ -221,22 +221,22 @@ pub fn base_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ModelGraph, RootError};
+    use crate::store::access::{ModelGraph, RootError};
 
     /// `base_chain` must agree with `ModelGraph::root`, which decides.
     #[test]
     fn chain_agrees_with_the_graph() {
         let conn = Connection::open_in_memory().unwrap();
+        crate::store::webui_fixture::create_open_webui_tables(&conn).unwrap();
         conn.execute_batch(
-            "CREATE TABLE model (id TEXT PRIMARY KEY, base_model_id TEXT, name TEXT);
-             INSERT INTO model VALUES ('gpt', NULL, 'GPT'), ('p1', 'gpt', 'P1'),
+            "INSERT INTO model (id, base_model_id, name) VALUES ('gpt', NULL, 'GPT'), ('p1', 'gpt', 'P1'),
                  ('p2', 'p1', NULL), ('dangling', 'nowhere', NULL), ('empty', '', NULL),
                  ('a', 'b', NULL), ('b', 'a', NULL), ('self', 'self', NULL), ('tail', 'a', NULL);",
         )
         .unwrap();
         for hop in 0..9 {
             conn.execute(
-                "INSERT INTO model VALUES (?1, ?2, NULL)",
+                "INSERT INTO model (id, base_model_id, name) VALUES (?1, ?2, NULL)",
                 [format!("c{hop}"), format!("c{}", hop + 1)],
             )
             .unwrap();

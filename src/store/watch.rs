@@ -6,6 +6,7 @@
 //! Polling rather than `update_hook`: hooks only see writes made through
 //! the same connection, and the writers here are other processes.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Weak;
 use std::time::Duration;
@@ -14,9 +15,23 @@ use rusqlite::Connection;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use super::cache::Caches;
 use super::error::StoreError;
-use super::handle::Inner;
 use super::pool::{file_id, open_read_only};
+
+/// What the watcher acts on. The store implements it, so the watcher knows
+/// nothing of the handle and the handle alone decides when to spawn it.
+pub(crate) trait WatchTarget: Send + Sync + 'static {
+    /// Invalidated on every change; also where the last error is reported.
+    fn caches(&self) -> &Caches;
+    /// Retires every read connection: the file they have open is gone.
+    fn reset_connections(&self);
+    /// Loads, after a change, what the next request would otherwise wait
+    /// for (the model graph).
+    fn warm(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Called once per completed poll.
+    fn polled(&self);
+}
 
 struct Watched {
     conn: Connection,
@@ -33,8 +48,8 @@ enum Poll {
 
 /// Runs until the store is dropped or `shutdown` is cancelled. Holds only a
 /// `Weak` so it never keeps the store alive.
-pub(crate) async fn run(
-    inner: Weak<Inner>,
+pub(crate) async fn run<T: WatchTarget>(
+    target: Weak<T>,
     shutdown: CancellationToken,
     path: PathBuf,
     interval: Duration,
@@ -49,7 +64,8 @@ pub(crate) async fn run(
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let Some(store) = inner.upgrade() else { break };
+        let Some(store) = target.upgrade() else { break };
+        let caches = store.caches();
         let path = path.clone();
         let polled = tokio::task::spawn_blocking(move || {
             let result = poll(&mut watched, &path, busy_timeout);
@@ -68,19 +84,18 @@ pub(crate) async fn run(
         };
         match result {
             Ok(Poll::Unchanged) => {
-                if !healthy || store.caches.has_error() {
-                    store.caches.set_error(None);
+                if !healthy || caches.has_error() {
+                    caches.set_error(None);
                 }
                 healthy = true;
             }
             Ok(Poll::Changed(v)) | Ok(Poll::Opened(v)) => {
                 tracing::debug!(data_version = v, "access data changed; caches invalidated");
-                store.caches.changed(Some(v));
-                store.caches.set_error(None);
+                caches.changed(Some(v));
+                caches.set_error(None);
                 healthy = true;
-                // Warm the graph now so the next request does not pay for it.
-                if let Err(e) = store.model_graph_inner().await {
-                    store.caches.set_error(Some(e.to_string()));
+                if let Err(e) = store.warm().await {
+                    caches.set_error(Some(e.to_string()));
                 }
             }
             Err(e) => {
@@ -90,16 +105,14 @@ pub(crate) async fn run(
                 let gone = matches!(e, StoreError::Missing { .. }) || watched.is_none();
                 if healthy && gone {
                     tracing::warn!(error = %e, "access database lost; caches invalidated");
-                    store.pool.reset();
-                    store.caches.changed(None);
+                    store.reset_connections();
+                    caches.changed(None);
                 }
                 healthy = false;
-                store.caches.set_error(Some(e.to_string()));
+                caches.set_error(Some(e.to_string()));
             }
         }
-        store
-            .watcher_ticks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        store.polled();
     }
     tracing::debug!("access store watcher stopped");
 }
@@ -125,7 +138,7 @@ fn poll(
                     Ok(Poll::Changed(v))
                 }
                 // Busy: keep the connection, report, try again next tick.
-                Err(e @ StoreError::Unavailable(_)) if is_busy(&e) => Err(e),
+                Err(e @ StoreError::Busy(_)) => Err(e),
                 Err(e) => {
                     *watched = None;
                     Err(e)
@@ -146,9 +159,4 @@ fn poll(
 
 fn data_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
-}
-
-fn is_busy(e: &StoreError) -> bool {
-    let text = e.to_string();
-    text.contains("locked") || text.contains("busy")
 }

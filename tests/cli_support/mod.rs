@@ -6,24 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use modelgate::store::webui_fixture::create_open_webui_tables;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
-/// Open WebUI's tables, the columns the brief names.
-pub const OPEN_WEBUI: &str = r#"
-CREATE TABLE user (id TEXT PRIMARY KEY, email TEXT, role TEXT, name TEXT);
-CREATE TABLE auth (id TEXT PRIMARY KEY, email TEXT, password TEXT, active INTEGER);
-CREATE TABLE api_key (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, key TEXT NOT NULL UNIQUE, expires_at INTEGER);
-CREATE TABLE model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
-    params TEXT, meta TEXT, is_active INTEGER DEFAULT 1);
-INSERT INTO user VALUES
+/// A few rows in Open WebUI's tables (`OPEN_WEBUI_TABLES`).
+pub const OPEN_WEBUI_ROWS: &str = r#"
+INSERT INTO user (id, email, role, name) VALUES
     ('admin1', 'admin@example.com', 'admin', 'Ada Admin'),
     ('u1', 'u1@example.com', 'user', 'Uma One'),
     ('u2', 'u2@example.com', 'user', 'Udo Two'),
     ('pending1', 'p@example.com', 'pending', 'Pat Pending');
-INSERT INTO auth VALUES ('admin1', 'admin@example.com', 'x', 1), ('u1', 'u1@example.com', 'x', 1);
-INSERT INTO api_key VALUES ('k1', 'u1', 'sk-u1', NULL);
-INSERT INTO model VALUES
+INSERT INTO auth (id, email, password, active)
+    VALUES ('admin1', 'admin@example.com', 'x', 1), ('u1', 'u1@example.com', 'x', 1);
+INSERT INTO api_key (id, user_id, key, expires_at) VALUES ('k1', 'u1', 'sk-u1', NULL);
+INSERT INTO model (id, user_id, base_model_id, name, params, meta, is_active) VALUES
     ('gpt-4o', NULL, NULL, 'GPT-4o', '{}', '{}', 1),
     ('claude-3', NULL, NULL, 'Claude 3', '{}', '{}', 1),
     ('old-model', NULL, NULL, 'Old', '{}', '{}', 0),
@@ -52,7 +49,8 @@ pub fn owui_only() -> Db {
     let path = dir.path().join("webui.db");
     let conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.execute_batch(OPEN_WEBUI).unwrap();
+    create_open_webui_tables(&conn).unwrap();
+    conn.execute_batch(OPEN_WEBUI_ROWS).unwrap();
     Db { dir, path }
 }
 

@@ -4,7 +4,13 @@
 //! ready the moment `bind` returns.
 #![allow(dead_code)]
 
+pub mod eventually;
 pub mod serve;
+
+// Only the tests that wait for the store use it; the rest include `common`
+// for the harness alone.
+#[allow(unused_imports)]
+pub use eventually::eventually;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -16,10 +16,8 @@
 //! the loop `c1` → `c2` → `c1`. Alice owns the API key [`ALICE_KEY`].
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request};
@@ -27,20 +25,11 @@ use jsonwebtoken::{EncodingKey, Header};
 use modelgate::config::FileConfig;
 use modelgate::proxy::body::full;
 use modelgate::store::admin::{self, MemberRole};
+use modelgate::store::webui_fixture::create_open_webui_tables;
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
 use crate::common::*;
-
-/// Open WebUI 0.12's own tables (the columns that matter plus a few more).
-const OPEN_WEBUI_TABLES: &str = r#"
-CREATE TABLE user (id VARCHAR(255) PRIMARY KEY, name VARCHAR(255), email VARCHAR(255),
-    role VARCHAR(255), created_at BIGINT);
-CREATE TABLE api_key (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, key TEXT NOT NULL UNIQUE,
-    data JSON, expires_at BIGINT, last_used_at BIGINT, created_at BIGINT, updated_at BIGINT);
-CREATE TABLE model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
-    params JSON, meta JSON, is_active BOOLEAN DEFAULT 1, updated_at BIGINT, created_at BIGINT);
-"#;
 
 /// Alice's Open WebUI API key: `sk-` and 32 hex digits.
 pub const ALICE_KEY: &str = "sk-0123456789abcdef0123456789abcdef";
@@ -50,7 +39,7 @@ pub fn fixture_db() -> (Arc<tempfile::TempDir>, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webui.db");
     let conn = admin::open_writer(&path).unwrap();
-    conn.execute_batch(OPEN_WEBUI_TABLES).unwrap();
+    create_open_webui_tables(&conn).unwrap();
     modelgate::store::ensure_schema(&conn).unwrap();
     for (id, role) in [
         ("alice", "user"),
@@ -206,24 +195,5 @@ pub fn assert_model_refused(a: &Answer, model: &str, permitted: &[&str]) {
         if *p != model {
             assert!(!detail.contains(p), "refusal lists {p}: {detail}");
         }
-    }
-}
-
-/// Polls `check` until it holds or `deadline` passes (no fixed sleeps).
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

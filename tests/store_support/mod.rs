@@ -2,27 +2,20 @@
 //! a temp dir, and polling with a deadline instead of sleeping.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use modelgate::store::admin::{self, MemberRole};
 use modelgate::store::{ensure_schema, AccessStore, StoreConfig};
 use rusqlite::{params, Connection};
 use tempfile::TempDir;
 
-/// Open WebUI 0.12's own tables (the columns that matter plus a few more).
-pub const OPEN_WEBUI_TABLES: &str = r#"
-CREATE TABLE user (id VARCHAR(255) PRIMARY KEY, name VARCHAR(255), email VARCHAR(255),
-    role VARCHAR(255), profile_image_url TEXT, last_active_at BIGINT, updated_at BIGINT,
-    created_at BIGINT, settings JSON, info JSON, oauth_sub TEXT UNIQUE);
-CREATE TABLE auth (id VARCHAR(255) PRIMARY KEY, email VARCHAR(255), password TEXT, active BOOLEAN);
-CREATE TABLE api_key (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, key TEXT NOT NULL UNIQUE,
-    data JSON, expires_at BIGINT, last_used_at BIGINT, created_at BIGINT, updated_at BIGINT);
-CREATE TABLE model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
-    params JSON, meta JSON, access_control JSON, is_active BOOLEAN DEFAULT 1,
-    updated_at BIGINT, created_at BIGINT);
-"#;
+// The one shared helper, without the proxy harness around it in `common`.
+#[path = "../common/eventually.rs"]
+mod eventually;
+pub use eventually::eventually;
+
+pub use modelgate::store::webui_fixture::OPEN_WEBUI_TABLES;
 
 pub struct Db {
     pub dir: TempDir,
@@ -90,24 +83,6 @@ pub fn config(path: &Path) -> StoreConfig {
         busy_timeout: Duration::from_millis(50),
         watch_interval: Duration::from_millis(50),
         ..StoreConfig::new(path)
-    }
-}
-
-/// Polls `check` until it returns true or `limit` passes; returns the time it
-/// took. Panics at the deadline.
-pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

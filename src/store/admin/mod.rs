@@ -1,0 +1,39 @@
+//! Administrative writes and listings the CLI calls: organizations,
+//! memberships, model links, the audit log, the seed's migration and online
+//! backup.
+//!
+//! Every write is one IMMEDIATE transaction (takes the write lock up front,
+//! so it never fails half-way on a lock upgrade) that first names its actor
+//! in `permission_audit_context` and clears it before committing: the audit
+//! triggers read the actor, and no other writer ever sees it.
+//! Revocation is deactivation (`is_active = 0`), never deletion, so the row
+//! and its history stay.
+//!
+//! # Layout
+//! - `write`   — `open_writer`, the actor-stamped transaction, `WriteOutcome`
+//! - `orgs`    — organizations
+//! - `members` — memberships and their roles
+//! - `models`  — an organization's permitted models
+//! - `audit`   — reading `permission_audit_log`
+//! - `migrate` — the seed's one-shot migration (and its linking steps)
+//! - `backup`  — SQLite online backup
+
+mod audit;
+mod backup;
+mod members;
+mod migrate;
+mod models;
+mod orgs;
+#[cfg(test)]
+mod test_db;
+mod write;
+
+pub use audit::{audit, AuditEntry};
+pub use backup::backup;
+pub use members::{add_member, list_members, remove_member, Member, MemberRole};
+pub(crate) use migrate::{link_all_users, link_base_models};
+pub use migrate::{migrate, MigrateReport};
+pub use models::{disable_model, enable_model, list_models, OrgModel};
+pub use orgs::{create_org, list_orgs, Organization};
+pub(crate) use write::with_actor;
+pub use write::{open_writer, WriteOutcome};

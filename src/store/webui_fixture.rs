@@ -1,0 +1,45 @@
+//! The subset of Open WebUI 0.12.4's own tables modelgate reads (`user`,
+//! `auth`, `api_key`, `model`, with the columns the fixtures fill), for
+//! tests, the demo and the benchmarks. Open WebUI creates the real ones;
+//! modelgate never does in a deployment.
+//!
+//! One definition so that every fixture reads the same shape: a column the
+//! lookups start to depend on is added here once, and no copy drifts.
+
+use rusqlite::Connection;
+
+use super::error::StoreError;
+
+/// `IF NOT EXISTS` so generators can run against a database that already
+/// has Open WebUI's tables (SQLite stores the statement without it).
+pub const OPEN_WEBUI_TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS user (id VARCHAR(255) PRIMARY KEY, name VARCHAR(255), email VARCHAR(255),
+    role VARCHAR(255), profile_image_url TEXT, last_active_at BIGINT, updated_at BIGINT,
+    created_at BIGINT, settings JSON, info JSON, oauth_sub TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS auth (id VARCHAR(255) PRIMARY KEY, email VARCHAR(255), password TEXT, active BOOLEAN);
+CREATE TABLE IF NOT EXISTS api_key (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, key TEXT NOT NULL UNIQUE,
+    data JSON, expires_at BIGINT, last_used_at BIGINT, created_at BIGINT, updated_at BIGINT);
+CREATE TABLE IF NOT EXISTS model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
+    params JSON, meta JSON, access_control JSON, is_active BOOLEAN DEFAULT 1,
+    updated_at BIGINT, created_at BIGINT);
+"#;
+
+/// Creates [`OPEN_WEBUI_TABLES`] (those not there yet).
+pub fn create_open_webui_tables(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(OPEN_WEBUI_TABLES)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_the_tables_the_lookups_read_and_is_repeatable() {
+        let conn = Connection::open_in_memory().unwrap();
+        create_open_webui_tables(&conn).unwrap();
+        create_open_webui_tables(&conn).unwrap();
+        let tables = crate::store::lookup::Tables::read(&conn).unwrap();
+        assert!(tables.user && tables.api_key && tables.model);
+    }
+}
