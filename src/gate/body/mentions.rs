@@ -11,14 +11,55 @@
 
 /// The model ids mentioned in `text`, in order (repeats included).
 pub(super) fn model_mentions(text: &str) -> impl Iterator<Item = &str> {
-    Mentions { text, at: 0 }.filter_map(|(kind, id)| (kind == 'M').then_some(id))
+    Mentions {
+        text,
+        at: 0,
+        id_end: NextOf::new(&['|', '>']),
+        label_end: NextOf::new(&['>']),
+    }
+    .filter_map(|(kind, id)| (kind == 'M').then_some(id))
 }
 
 /// `re.findall` over the pattern: try at each position, and after a match
 /// continue where it ended.
+///
+/// Linear in the text: every attempt needs the next `|`/`>` (and the next
+/// `>`) after its start, and attempts only move forward, so each of those
+/// searches resumes from the last answer instead of rescanning the rest of
+/// the text. (A regex engine that rescans, like Python's, is quadratic on
+/// `<@M:` repeated without a `>`.)
 struct Mentions<'a> {
     text: &'a str,
     at: usize,
+    id_end: NextOf,
+    label_end: NextOf,
+}
+
+/// The position of the next of some delimiters at or after a position,
+/// remembered for the next question about a later position.
+struct NextOf {
+    delims: &'static [char],
+    /// `(from, found)`: the first delimiter at or after `from` is at
+    /// `found` (`None`: there is none after `from`).
+    last: Option<(usize, Option<usize>)>,
+}
+
+impl NextOf {
+    fn new(delims: &'static [char]) -> Self {
+        NextOf { delims, last: None }
+    }
+
+    fn at_or_after(&mut self, text: &str, from: usize) -> Option<usize> {
+        if let Some((seen_from, found)) = self.last {
+            // Still valid: nothing between `from` and `found` is a delimiter.
+            if seen_from <= from && found.map_or(true, |f| f >= from) {
+                return found;
+            }
+        }
+        let found = text.get(from..)?.find(self.delims).map(|i| from + i);
+        self.last = Some((from, found));
+        found
+    }
 }
 
 impl<'a> Iterator for Mentions<'a> {
@@ -27,9 +68,9 @@ impl<'a> Iterator for Mentions<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         while let Some(offset) = self.text.get(self.at..)?.find("<@") {
             let start = self.at + offset;
-            match match_at(&self.text[start..]) {
-                Some((kind, id, len)) => {
-                    self.at = start + len;
+            match self.match_at(start) {
+                Some((kind, id, end)) => {
+                    self.at = end;
                     return Some((kind, id));
                 }
                 None => self.at = start + 1,
@@ -40,32 +81,35 @@ impl<'a> Iterator for Mentions<'a> {
     }
 }
 
-/// Matches the pattern at the start of `s`: returns (type letter, id,
-/// length of the match).
-fn match_at(s: &str) -> Option<(char, &str, usize)> {
-    let rest = s.strip_prefix("<@")?;
-    let kind = rest.chars().next().filter(char::is_ascii_uppercase)?;
-    let rest = rest[1..].strip_prefix(':')?;
-    // `([^|>]+)` is greedy and stops at the first '|' or '>'; backtracking
-    // into it can never help, since what follows must be '|' or '>'.
-    let id_len = rest.find(['|', '>']).unwrap_or(rest.len());
-    if id_len == 0 {
-        return None;
-    }
-    let id = &rest[..id_len];
-    let after = &rest[id_len..];
-    let consumed = s.len() - after.len();
-    if let Some(label_and_more) = after.strip_prefix('|') {
-        // `(?:\|[^>]+)?>`: a non-empty label then '>'; if that fails the
-        // optional group is skipped and '>' must follow the id, which it
-        // cannot (the id stopped at '|'), so there is no match here.
-        let label_len = label_and_more.find('>')?;
-        if label_len == 0 {
+impl<'a> Mentions<'a> {
+    /// Matches the pattern at byte `start` (where `<@` is): returns (type
+    /// letter, id, end of the match).
+    fn match_at(&mut self, start: usize) -> Option<(char, &'a str, usize)> {
+        let text = self.text;
+        let rest = &text[start + 2..];
+        let kind = rest.chars().next().filter(char::is_ascii_uppercase)?;
+        rest[1..].strip_prefix(':')?;
+        let id_start = start + 4;
+        // `([^|>]+)` is greedy and stops at the first '|' or '>'; backtracking
+        // into it can never help, since what follows must be '|' or '>'.
+        let id_end = self.id_end.at_or_after(text, id_start)?;
+        if id_end == id_start {
             return None;
         }
-        return Some((kind, id, consumed + 1 + label_len + 1));
+        let id = &text[id_start..id_end];
+        if text[id_end..].starts_with('|') {
+            // `(?:\|[^>]+)?>`: a non-empty label then '>'; if that fails the
+            // optional group is skipped and '>' must follow the id, which it
+            // cannot (the id stopped at '|'), so there is no match here.
+            let label_end = self.label_end.at_or_after(text, id_end + 1)?;
+            if label_end == id_end + 1 {
+                return None;
+            }
+            return Some((kind, id, label_end + 1));
+        }
+        // The id stopped at '>'.
+        Some((kind, id, id_end + 1))
     }
-    after.starts_with('>').then_some((kind, id, consumed + 1))
 }
 
 #[cfg(test)]
@@ -100,5 +144,18 @@ mod tests {
         assert_eq!(ids("<@m:x> <@Mx> <@M:> <@M:x"), Vec::<&str>::new());
         // Multi-byte text around mentions.
         assert_eq!(ids("é<@M:modèle|é>é"), ["modèle"]);
+    }
+
+    #[test]
+    fn unclosed_mentions_cost_linear_time() {
+        // Quadratic scanning would take minutes here; linear is milliseconds.
+        let text = "<@M:".repeat(2_000_000);
+        assert_eq!(ids(&text), Vec::<&str>::new());
+        let text = "<@M:a|".repeat(2_000_000);
+        assert_eq!(ids(&text), Vec::<&str>::new());
+        let mut text = "<@M:x|".repeat(1_000_000);
+        text.push('>');
+        // Only the first attempt finds its '>' (the label runs to the end).
+        assert_eq!(ids(&text), ["x"]);
     }
 }

@@ -7,6 +7,7 @@
 //! serde_json hands the visitor decoded strings.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -93,7 +94,9 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        let mut seen: Vec<String> = Vec::new();
+        // A set, not a list: a body of millions of distinct keys must cost
+        // linear time, or one small request stalls a worker thread.
+        let mut seen: HashSet<String> = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             if seen.contains(&key) {
                 let message = format!("duplicate key {key:?}");
@@ -106,7 +109,7 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
             } else {
                 map.next_value::<de::IgnoredAny>()?;
             }
-            seen.push(key);
+            seen.insert(key);
         }
         Ok(Value::Object(out))
     }
