@@ -147,6 +147,10 @@ class Stack:
     admin: User
     user_a: User
     user_b: User
+    # Open WebUI's OPENAI_API_BASE_URL: modelgate's egress listener, which
+    # the `gate` fixture starts (Open WebUI needs no model until then).
+    egress_addr: str
+    forward_secret: str
     timings: dict = field(default_factory=dict)
     procs: list = field(default_factory=list)
 
@@ -230,6 +234,8 @@ def stack():
         data_dir = tmp / "data"
         data_dir.mkdir()
         secret = secrets.token_hex(32)
+        forward_secret = secrets.token_hex(32)
+        egress_addr = f"127.0.0.1:{free_port()}"
         port = free_port()
         webui_url = f"http://127.0.0.1:{port}"
         env = dict(os.environ)
@@ -245,7 +251,12 @@ def stack():
             "RAG_EMBEDDING_ENGINE": "openai",
             "BYPASS_MODEL_ACCESS_CONTROL": "true",
             "DEFAULT_USER_ROLE": "user",
-            "OPENAI_API_BASE_URL": f"{fake_url}/v1",
+            # Every outbound model call goes through modelgate's egress,
+            # signed with the user it is made for.
+            "OPENAI_API_BASE_URL": f"http://{egress_addr}",
+            "ENABLE_FORWARD_USER_INFO_HEADERS": "true",
+            "FORWARD_USER_INFO_HEADER_JWT_SECRET": forward_secret,
+            "USER_PERMISSIONS_FEATURES_AUTOMATIONS": "true",
             "OPENAI_API_KEY": "x",
             "ENABLE_VERSION_UPDATE_CHECK": "false",
             "ENABLE_OPENAI_API_PASSTHROUGH": "false",
@@ -267,7 +278,8 @@ def stack():
         user_b = _add_user(webui_url, admin, "User B", "user.b@e2e.test")
         db = data_dir / "webui.db"
         assert db.exists(), f"Open WebUI did not create {db}"
-        st = Stack(fake_url, webui_url, data_dir, db, secret, admin, user_a, user_b, timings, procs)
+        st = Stack(fake_url, webui_url, data_dir, db, secret, admin, user_a, user_b,
+                   egress_addr, forward_secret, timings, procs)
         yield st
     finally:
         for p in reversed(procs):
@@ -319,6 +331,9 @@ def gate(stack, org_attempt):
         "MODELGATE_LISTEN": f"127.0.0.1:{port}",
         "MODELGATE_ADMIN_LISTEN": admin_addr,
         "MODELGATE_UPSTREAM": stack.webui_url,
+        "MODELGATE_EGRESS_LISTEN": stack.egress_addr,
+        "MODELGATE_EGRESS_UPSTREAM": f"{stack.fake_url}/v1",
+        "FORWARD_USER_INFO_HEADER_JWT_SECRET": stack.forward_secret,
         "MODELGATE_DATABASE": str(stack.db),
         "MODELGATE_CONFIG": str(ROOT / "config" / "modelgate.toml"),
         "WEBUI_SECRET_KEY": stack.secret,

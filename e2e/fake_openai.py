@@ -8,9 +8,10 @@ Open WebUI is pointed at it with OPENAI_API_BASE_URL=http://127.0.0.1:PORT/v1.
                                (STREAM_CHUNKS chunks, CHUNK_DELAY s apart, so
                                a client can tell a stream from a buffered reply)
 - GET  /_calls                 every call received so far, oldest first:
-                               [{"path", "model", "stream", "text", "at"}]
-                               (text = all message contents joined), so the
-                               test can prove a refused call never got here
+                               [{"path", "model", "models", "stream", "text", "at"}]
+                               (models = OpenRouter's fallback list, text = all
+                               message contents joined), so the test can prove
+                               a refused call never got here
 - POST /_reset                 forget the recorded calls
 
 It binds 127.0.0.1 on a port the OS picks, prints "PORT <n>" on stdout (one
@@ -100,7 +101,8 @@ class Handler(BaseHTTPRequestHandler):
         stream = bool(body.get("stream"))
         text = message_text(body)
         with CALLS_LOCK:
-            CALLS.append({"path": path, "model": model, "stream": stream, "text": text, "at": time.time()})
+            CALLS.append({"path": path, "model": model, "models": body.get("models"), "stream": stream,
+                          "text": text, "at": time.time()})
         if model not in MODELS:
             self._json(404, {"error": {"message": "model not found: %s" % model, "code": "model_not_found"}})
             return

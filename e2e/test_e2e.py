@@ -80,10 +80,11 @@ def calls_with(stack, marker):
 # --- preconditions: the upstream itself ---------------------------------------
 
 
-def test_open_webui_alone_shows_every_model_to_users(stack):
-    """BYPASS_MODEL_ACCESS_CONTROL=true on Open WebUI: without modelgate every
-    user sees (and may call) all three models, so any filtering seen through
-    modelgate below is modelgate's doing."""
+def test_open_webui_alone_shows_every_model_to_users(stack, gate):
+    """BYPASS_MODEL_ACCESS_CONTROL=true on Open WebUI: without modelgate's
+    ingress every user sees all three models (the egress passes listings
+    unfiltered), so any filtering seen through modelgate below is modelgate's
+    doing."""
     r = requests.get(f"{stack.webui_url}/api/models", headers=stack.user_a.auth(), timeout=30)
     assert model_ids(r) >= ALL_MODELS
 

@@ -113,7 +113,7 @@ else
 fi
 
 log "starting modelgate on 127.0.0.1:$MG_PORT (admin $MG_ADMIN_PORT)"
-MODELGATE_LISTEN=127.0.0.1:$MG_PORT MODELGATE_ADMIN_LISTEN=127.0.0.1:$MG_ADMIN_PORT \
+MODELGATE_LISTEN=127.0.0.1:$MG_PORT MODELGATE_ADMIN_LISTEN=127.0.0.1:$MG_ADMIN_PORT MODELGATE_EGRESS_LISTEN=127.0.0.1:0 \
     MODELGATE_UPSTREAM=http://127.0.0.1:$MOCK_PORT MODELGATE_DATABASE=$TMP/webui.db \
     RUST_LOG=warn "$BIN/modelgate" serve --config "$ROOT/config/modelgate.toml" \
     >"$TMP/modelgate.out" 2>"$TMP/modelgate.err" &

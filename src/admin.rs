@@ -108,16 +108,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Ready when the access data is readable and the upstream accepts a TCP
-/// connection; otherwise 503 naming the part that failed.
+/// Ready when the access data is readable and both upstreams (Open WebUI,
+/// and the model API the egress forwards to) accept a TCP connection;
+/// otherwise 503 naming the part that failed.
 async fn ready(state: &AdminState) -> Response<Body> {
     let config = state.config.load_full();
-    let (upstream, store) = tokio::join!(upstream_reachable(&config), state.store.ping());
-    let ok = upstream.is_ok() && store.is_ok();
+    let egress_origin = &config.egress.upstream.origin;
+    let (upstream, egress, store) = tokio::join!(
+        reachable(&config, &config.upstream),
+        reachable(&config, egress_origin),
+        state.store.ping()
+    );
+    let ok = upstream.is_ok() && egress.is_ok() && store.is_ok();
     let body = serde_json::json!({
         "status": if ok { "ready" } else { "not_ready" },
         "checks": {
             "upstream": upstream.err().unwrap_or_else(|| "ok".into()),
+            "egress_upstream": egress.err().unwrap_or_else(|| "ok".into()),
             "store": store.err().map(|e| e.to_string()).unwrap_or_else(|| "ok".into()),
         },
     });
@@ -131,12 +138,14 @@ async fn ready(state: &AdminState) -> Response<Body> {
     )
 }
 
-async fn upstream_reachable(config: &Config) -> Result<(), String> {
-    let host = config
-        .upstream
-        .host()
-        .ok_or_else(|| "no upstream host".to_string())?;
-    let port = config.upstream.port_u16().unwrap_or(80);
+async fn reachable(config: &Config, uri: &http::Uri) -> Result<(), String> {
+    let host = uri.host().ok_or_else(|| "no upstream host".to_string())?;
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let port = uri.port_u16().unwrap_or(default_port);
     match tokio::time::timeout(
         config.startup.connect_timeout,
         tokio::net::TcpStream::connect((host, port)),
@@ -144,8 +153,8 @@ async fn upstream_reachable(config: &Config) -> Result<(), String> {
     .await
     {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("unreachable: {e}")),
-        Err(_) => Err("connect timed out".into()),
+        Ok(Err(e)) => Err(format!("{host}:{port} unreachable: {e}")),
+        Err(_) => Err(format!("{host}:{port}: connect timed out")),
     }
 }
 
@@ -195,6 +204,11 @@ async fn detailed(state: &AdminState) -> Response<Body> {
             "listen": config.startup.listen.to_string(),
             "admin_listen": config.startup.admin_listen.to_string(),
             "upstream": config.upstream.to_string(),
+            "egress_listen": config.startup.egress_listen.to_string(),
+            "egress_upstream": format!("{}{}", config.egress.upstream.origin, config.egress.upstream.base_path.trim_start_matches('/')),
+            "egress_user_key_configured": config.egress.jwt.is_some(),
+            "egress_trusts_plain_user_headers": config.egress.trust_plain_user_headers,
+            "egress_system_models": config.egress.system_models.iter().collect::<Vec<_>>(),
             "database": config.startup.database.display().to_string(),
             "config_file": config.source.as_ref().map(|p| p.display().to_string()),
             "enforcing": config.access.enforcing(),

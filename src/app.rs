@@ -12,6 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::admin::{self, AdminState};
 use crate::config::{process_env, Config};
 use crate::metrics::{EnforcementState, Metrics};
+use crate::proxy::egress::Egress;
 use crate::proxy::Proxy;
 use crate::reload::{self, Overrides};
 use crate::server;
@@ -26,7 +27,16 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     let admin_listener = TcpListener::bind(config.startup.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin)", config.startup.admin_listen))?;
+    let egress_listener = TcpListener::bind(config.startup.egress_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (egress)", config.startup.egress_listen))?;
     tracing::info!(addr = %listener.local_addr()?, upstream = %config.upstream, "proxy listening");
+    tracing::info!(
+        addr = %egress_listener.local_addr()?,
+        upstream = %config.egress.upstream.origin,
+        base_path = %config.egress.upstream.base_path,
+        "egress listening"
+    );
     tracing::info!(addr = %admin_listener.local_addr()?, "admin listening");
 
     prepare_database(&config);
@@ -36,6 +46,8 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     metrics.set_enforcement(enforcement_state(&live.load()));
     let store = AccessStore::open(live.load().startup.store.clone());
     let proxy = Proxy::new(live.clone(), store.clone(), metrics.clone());
+    let egress = Egress::new(live.clone(), store.clone(), metrics.clone())
+        .context("cannot build the egress client")?;
 
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let reload_live = live.clone();
@@ -61,6 +73,10 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, async move {
         let _ = admin_stop.wait_for(|s| *s).await;
     }));
+    let mut egress_stop = stop_rx.clone();
+    let egress_task = tokio::spawn(server::serve(egress_listener, egress, async move {
+        let _ = egress_stop.wait_for(|s| *s).await;
+    }));
 
     let shutdown = async move {
         let _ = shutdown_signal().await;
@@ -68,9 +84,11 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     server::serve(listener, proxy, shutdown).await;
-    // The admin listener got the same signal and drains beside the proxy.
-    if let Err(e) = admin_task.await {
-        tracing::warn!(error = %e, "admin listener ended abnormally");
+    // The other listeners got the same signal and drain beside the proxy.
+    for (name, task) in [("egress", egress_task), ("admin", admin_task)] {
+        if let Err(e) = task.await {
+            tracing::warn!(listener = name, error = %e, "listener ended abnormally");
+        }
     }
     Ok(())
 }
@@ -159,6 +177,16 @@ fn announce_enforcement(config: &Config) {
     } else {
         if a.bypass_admin_access_control {
             tracing::warn!("admins bypass model access control (BYPASS_ADMIN_ACCESS_CONTROL=true)");
+        }
+        let e = &config.egress;
+        if e.jwt.is_none() && !e.trust_plain_user_headers {
+            tracing::warn!("egress: no FORWARD_USER_INFO_HEADER_JWT_SECRET: outbound calls carry no verifiable user, so only egress.system_models pass");
+        }
+        if e.trust_plain_user_headers {
+            tracing::warn!("EGRESS TRUSTS UNSIGNED USER HEADERS (egress.trust_plain_user_headers = true): anyone who can reach the egress listener can call as any user");
+        }
+        if !e.upstream.is_https() {
+            tracing::warn!(upstream = %e.upstream.origin, "egress upstream is plain http: outbound calls and their API keys travel unencrypted");
         }
         if a.jwt.is_none() {
             tracing::warn!("no WEBUI_SECRET_KEY or WEBUI_SECRET_KEY_FILE: session tokens cannot be verified; such requests get 503");

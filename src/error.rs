@@ -72,6 +72,10 @@ pub enum Refusal {
     /// A model the user's organizations do not permit.
     #[error("model {model:?} not allowed: {reason}")]
     ModelNotAllowed { model: String, reason: String },
+    /// An outbound call that carries no verifiable user, to a model that is
+    /// not an operator-listed system model.
+    #[error("no verified user for a call to {model:?}")]
+    NoVerifiedUser { model: String },
     /// A single-model lookup of a model the user may not see: answered as
     /// Open WebUI answers an unknown model, so its existence does not leak.
     #[error("model hidden from this user")]
@@ -184,6 +188,11 @@ impl Refusal {
                 "model_not_allowed",
                 format!("Model '{model}' is not available for your organization.").into(),
             ),
+            R::NoVerifiedUser { model } => (
+                403,
+                "no_verified_user",
+                format!("Model '{model}' may only be called for a signed-in user.").into(),
+            ),
             R::ModelHidden => (404, "model_not_found", "Model not found.".into()),
             R::AccessData(_) => (
                 503,
@@ -225,7 +234,8 @@ impl Refusal {
             | R::Session(_)
             | R::UnknownApiKey
             | R::ApiKeyExpired
-            | R::AccountPending => Some(Outcome::Unauthenticated),
+            | R::AccountPending
+            | R::NoVerifiedUser { .. } => Some(Outcome::Unauthenticated),
             R::NoSessionKey | R::AccessData(_) => Some(Outcome::Error),
             R::ModelNotAllowed { .. } => Some(Outcome::Denied),
             _ => None,

@@ -99,6 +99,20 @@ async fn liveness_and_readiness() {
         "ok",
         "names only the part that failed"
     );
+
+    // Open WebUI answers, but the model API the egress forwards to does not.
+    let dead = closed_port().await;
+    let egress_down = start(up.addr, |f| {
+        f.egress.upstream = format!("http://{dead}/api/v1")
+    })
+    .await;
+    let r = admin_get(&egress_down, "/health/ready", None).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["checks"]["upstream"], "ok");
+    assert!(r.json()["checks"]["egress_upstream"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable"));
 }
 
 #[tokio::test]
@@ -134,9 +148,9 @@ async fn metrics_reflect_traffic() {
         .starts_with("application/openmetrics-text"));
     let text = String::from_utf8(m.body.to_vec()).unwrap();
     for needle in [
-        "modelgate_decisions_total{outcome=\"allowed\",organization=\"acme\"} 1",
-        "modelgate_decisions_total{outcome=\"denied\",organization=\"acme\"} 1",
-        "modelgate_requests_total{route=\"model_call\",status=\"403\"} 1",
+        "modelgate_decisions_total{gate=\"ingress\",outcome=\"allowed\",organization=\"acme\"} 1",
+        "modelgate_decisions_total{gate=\"ingress\",outcome=\"denied\",organization=\"acme\"} 1",
+        "modelgate_requests_total{gate=\"ingress\",route=\"model_call\",status=\"403\"} 1",
         "modelgate_enforcement_enabled 1",
         "modelgate_cache_entries",
         "# EOF",
@@ -179,7 +193,7 @@ async fn store_errors_are_counted() {
         "{text}"
     );
     assert!(
-        text.contains("modelgate_decisions_total{outcome=\"error\""),
+        text.contains("modelgate_decisions_total{gate=\"ingress\",outcome=\"error\""),
         "{text}"
     );
 }

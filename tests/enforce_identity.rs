@@ -88,6 +88,26 @@ async fn decisions_follow_the_credential_open_webui_picks() {
             as_bob,
         ),
         ("x-api-key", vec![("x-api-key", ALICE_KEY.into())], as_alice),
+        // A header the `Connection` list names is gone before Open WebUI
+        // reads the request: the decision is made without it too.
+        (
+            "Connection drops the bearer, the cookie is left",
+            vec![
+                bearer("alice"),
+                cookie("bob"),
+                ("connection", "keep-alive, Authorization".into()),
+            ],
+            as_bob,
+        ),
+        (
+            "Connection drops the cookie, x-api-key is left",
+            vec![
+                cookie("bob"),
+                ("x-api-key", ALICE_KEY.into()),
+                ("connection", "cookie".into()),
+            ],
+            as_alice,
+        ),
         (
             "API key as bearer",
             vec![("authorization", format!("Bearer {ALICE_KEY}"))],
@@ -110,6 +130,9 @@ async fn decisions_follow_the_credential_open_webui_picks() {
         };
         assert_eq!(env.bodies(CHAT)[before..], [allowed.as_bytes()], "{what}");
     }
+    // What reached the upstream carries no header the Connection list named.
+    let last = env.up.requests_to(CHAT).pop().unwrap();
+    assert!(last.headers.get("cookie").is_none(), "named by Connection");
 }
 
 #[tokio::test]

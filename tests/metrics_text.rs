@@ -21,7 +21,7 @@ use std::time::Duration;
 use http::StatusCode;
 use modelgate::gate::shape::ListShape;
 use modelgate::metrics::{
-    EnforcementState, Metrics, Outcome, RouteLabel, StoreErrorKind, StoreSnapshot,
+    EnforcementState, Gate, Metrics, Outcome, RouteLabel, StoreErrorKind, StoreSnapshot,
     UpstreamErrorKind, CONTENT_TYPE, ORG_LABEL_CAP,
 };
 use openmetrics_parser::{
@@ -136,19 +136,49 @@ fn value(x: &Exposition, name: &str, want: &[(&str, &str)]) -> f64 {
 
 fn record_a_bit_of_everything(m: &Metrics) {
     let ms = Duration::from_millis(1);
-    m.record_request(RouteLabel::Pass, StatusCode::OK, ms);
+    m.record_request(Gate::Ingress, RouteLabel::Pass, StatusCode::OK, ms);
     m.record_request(
+        Gate::Ingress,
         RouteLabel::ModelCall,
         StatusCode::OK,
         Duration::from_secs(45),
     );
-    m.record_request(RouteLabel::ModelCall, StatusCode::FORBIDDEN, ms);
-    m.record_request(RouteLabel::Refused, StatusCode::UNAUTHORIZED, ms);
-    m.observe_upstream(RouteLabel::ModelCall, Duration::from_millis(120));
-    m.record_upstream_error(UpstreamErrorKind::Connect);
-    m.record_decision(Outcome::Allowed, Some("acme"), Duration::from_micros(4));
-    m.record_decision(Outcome::Denied, Some("acme"), Duration::from_micros(6));
-    m.record_decision(Outcome::Unauthenticated, None, Duration::from_micros(1));
+    m.record_request(
+        Gate::Ingress,
+        RouteLabel::ModelCall,
+        StatusCode::FORBIDDEN,
+        ms,
+    );
+    m.record_request(
+        Gate::Ingress,
+        RouteLabel::Refused,
+        StatusCode::UNAUTHORIZED,
+        ms,
+    );
+    m.observe_upstream(
+        Gate::Ingress,
+        RouteLabel::ModelCall,
+        Duration::from_millis(120),
+    );
+    m.record_upstream_error(Gate::Ingress, UpstreamErrorKind::Connect);
+    m.record_decision(
+        Gate::Ingress,
+        Outcome::Allowed,
+        Some("acme"),
+        Duration::from_micros(4),
+    );
+    m.record_decision(
+        Gate::Ingress,
+        Outcome::Denied,
+        Some("acme"),
+        Duration::from_micros(6),
+    );
+    m.record_decision(
+        Gate::Ingress,
+        Outcome::Unauthenticated,
+        None,
+        Duration::from_micros(1),
+    );
     m.observe_store_query(Duration::from_micros(80));
     m.record_store_error(StoreErrorKind::Timeout);
     m.record_list_rewrite(ListShape::Data, 4);
@@ -182,14 +212,26 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
 
     use OpenMetricsType::{Counter, Gauge, Histogram};
     let expected: &[(&str, OpenMetricsType, &[&str])] = &[
-        ("modelgate_requests", Counter, &["route", "status"]),
-        ("modelgate_request_duration_seconds", Histogram, &["route"]),
-        ("modelgate_upstream_duration_seconds", Histogram, &["route"]),
-        ("modelgate_decisions", Counter, &["organization", "outcome"]),
+        ("modelgate_requests", Counter, &["gate", "route", "status"]),
+        (
+            "modelgate_request_duration_seconds",
+            Histogram,
+            &["gate", "route"],
+        ),
+        (
+            "modelgate_upstream_duration_seconds",
+            Histogram,
+            &["gate", "route"],
+        ),
+        (
+            "modelgate_decisions",
+            Counter,
+            &["gate", "organization", "outcome"],
+        ),
         (
             "modelgate_decision_duration_seconds",
             Histogram,
-            &["outcome"],
+            &["gate", "outcome"],
         ),
         ("modelgate_store_query_duration_seconds", Histogram, &[]),
         ("modelgate_store_errors", Counter, &["kind"]),
@@ -201,7 +243,7 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
             Gauge,
             &[],
         ),
-        ("modelgate_upstream_errors", Counter, &["kind"]),
+        ("modelgate_upstream_errors", Counter, &["gate", "kind"]),
         ("modelgate_requests_in_flight", Gauge, &[]),
         ("modelgate_upgraded_connections_active", Gauge, &[]),
         ("modelgate_enforcement_enabled", Gauge, &[]),
@@ -233,49 +275,61 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
     assert_eq!(
         v(
             "modelgate_requests",
-            &[("route", "model_call"), ("status", "403")]
+            &[
+                ("gate", "ingress"),
+                ("route", "model_call"),
+                ("status", "403")
+            ]
         ),
         1.0
     );
     assert_eq!(
         v(
             "modelgate_requests",
-            &[("route", "refused"), ("status", "401")]
+            &[("gate", "ingress"), ("route", "refused"), ("status", "401")]
         ),
         1.0
     );
     assert_eq!(
         v(
             "modelgate_request_duration_seconds",
-            &[("route", "model_call")]
+            &[("gate", "ingress"), ("route", "model_call")]
         ),
         2.0
     );
     assert_eq!(
         v(
             "modelgate_upstream_duration_seconds",
-            &[("route", "model_call")]
+            &[("gate", "ingress"), ("route", "model_call")]
         ),
         1.0
     );
     assert_eq!(
         v(
             "modelgate_decisions",
-            &[("outcome", "allowed"), ("organization", "acme")]
+            &[
+                ("gate", "ingress"),
+                ("outcome", "allowed"),
+                ("organization", "acme")
+            ]
         ),
         1.0
     );
     assert_eq!(
         v(
             "modelgate_decisions",
-            &[("outcome", "unauthenticated"), ("organization", "none")]
+            &[
+                ("gate", "ingress"),
+                ("outcome", "unauthenticated"),
+                ("organization", "none")
+            ]
         ),
         1.0
     );
     assert_eq!(
         v(
             "modelgate_decision_duration_seconds",
-            &[("outcome", "denied")]
+            &[("gate", "ingress"), ("outcome", "denied")]
         ),
         1.0
     );
@@ -297,7 +351,13 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
             &[]
         ) > 1.6e9
     );
-    assert_eq!(v("modelgate_upstream_errors", &[("kind", "connect")]), 1.0);
+    assert_eq!(
+        v(
+            "modelgate_upstream_errors",
+            &[("gate", "ingress"), ("kind", "connect")]
+        ),
+        1.0
+    );
     assert_eq!(v("modelgate_requests_in_flight", &[]), 1.0);
     assert_eq!(v("modelgate_upgraded_connections_active", &[]), 1.0);
     assert_eq!(v("modelgate_enforcement_enabled", &[]), 1.0);
@@ -336,6 +396,7 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
 fn a_long_stream_lands_only_in_the_inf_bucket() {
     let m = Metrics::new();
     m.record_request(
+        Gate::Ingress,
         RouteLabel::ModelCall,
         StatusCode::OK,
         Duration::from_secs(600),
@@ -380,9 +441,14 @@ fn organization_label_values_are_capped() {
     let us = Duration::from_micros(2);
     // An id with characters that would need escaping still yields valid
     // text; it takes the first of the 1,000 slots.
-    m.record_decision(Outcome::Denied, Some("evil\"} 1\n# EOF"), us);
+    m.record_decision(Gate::Ingress, Outcome::Denied, Some("evil\"} 1\n# EOF"), us);
     for i in 0..1_100 {
-        m.record_decision(Outcome::Allowed, Some(&format!("org-{i}")), us);
+        m.record_decision(
+            Gate::Ingress,
+            Outcome::Allowed,
+            Some(&format!("org-{i}")),
+            us,
+        );
     }
     let x = parse(&m.encode());
     let orgs: BTreeSet<String> = samples(family(&x, "modelgate_decisions"))
@@ -396,7 +462,11 @@ fn organization_label_values_are_capped() {
         value(
             &x,
             "modelgate_decisions",
-            &[("outcome", "allowed"), ("organization", "other")]
+            &[
+                ("gate", "ingress"),
+                ("outcome", "allowed"),
+                ("organization", "other")
+            ]
         ),
         101.0
     );

@@ -18,6 +18,12 @@ pub(super) fn apply(file: &mut FileConfig, env: EnvLookup<'_>) -> Result<(), Con
     if let Some(v) = env("MODELGATE_ADMIN_LISTEN") {
         file.admin_listen = v;
     }
+    if let Some(v) = env("MODELGATE_EGRESS_LISTEN") {
+        file.egress.listen = v;
+    }
+    if let Some(v) = env("MODELGATE_EGRESS_UPSTREAM") {
+        file.egress.upstream = v;
+    }
     if let Some(v) = env("MODELGATE_DATABASE") {
         file.database = PathBuf::from(v);
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::Uri;
 use serde::{Deserialize, Serialize};
 
+use super::egress::EgressSection;
 use super::{
     env, invalid, Access, Config, ConfigError, EnvLookup, Limits, Pool, Proxy, Startup, Timeouts,
 };
@@ -34,6 +35,7 @@ pub struct FileConfig {
     pub access: AccessSection,
     pub store: StoreSection,
     pub admin: AdminSection,
+    pub egress: EgressSection,
 }
 
 impl Default for FileConfig {
@@ -50,6 +52,7 @@ impl Default for FileConfig {
             access: AccessSection::default(),
             store: StoreSection::default(),
             admin: AdminSection::default(),
+            egress: EgressSection::default(),
         }
     }
 }
@@ -304,6 +307,15 @@ impl FileConfig {
                 "must differ from listen: the admin endpoints never share the proxied port",
             ));
         }
+        let egress_listen = self.egress.listen()?;
+        if egress_listen.port() != 0 && (egress_listen == listen || egress_listen == admin_listen) {
+            return Err(invalid(
+                "egress.listen",
+                &self.egress.listen,
+                "must differ from listen and admin_listen",
+            ));
+        }
+        let egress = self.egress.compile(env)?;
         let upstream = parse_upstream(&self.upstream)?;
         if self.database.as_os_str().is_empty() {
             return Err(invalid("database", "", "must not be empty"));
@@ -338,7 +350,10 @@ impl FileConfig {
                     max_idle_per_host: self.proxy.pool_max_idle_per_host,
                     idle_timeout: Duration::from_secs(self.proxy.pool_idle_timeout_secs),
                 },
+                egress_listen,
+                egress_ca_file: self.egress.ca_file,
             },
+            egress,
             upstream,
             proxy,
             timeouts,

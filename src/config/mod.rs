@@ -8,6 +8,7 @@
 //! file before validation, so every runtime value derived from a key sees
 //! the same winner.
 
+mod egress;
 mod env;
 mod file;
 
@@ -24,6 +25,7 @@ use crate::gate::jwt::JwtVerifier;
 use crate::gate::routes::RouteTable;
 use crate::store::StoreConfig;
 
+pub use egress::{Egress, EgressSection, EgressUpstream};
 pub use file::{
     AccessSection, AdminSection, FileConfig, LimitSection, LogFormat, LogSection, ProxySection,
     StoreSection, TimeoutSection,
@@ -81,6 +83,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub access: Access,
+    /// The egress gate (Open WebUI → the model API).
+    pub egress: Egress,
     /// Only strings and paths, nothing to type: the file's section as is.
     pub admin: AdminSection,
     /// The file this came from, if any (SIGHUP re-reads it).
@@ -108,6 +112,10 @@ pub struct Startup {
     pub store: StoreConfig,
     /// `proxy.pool_*`.
     pub pool: Pool,
+    /// `egress.listen`.
+    pub egress_listen: SocketAddr,
+    /// `egress.ca_file`: read once, when the egress client is built.
+    pub egress_ca_file: Option<PathBuf>,
 }
 
 impl Startup {
@@ -125,6 +133,8 @@ impl Startup {
             max_concurrent_list_filters,
             store,
             pool,
+            egress_listen,
+            egress_ca_file,
         } = self;
         [
             ("listen", *listen != other.listen),
@@ -145,6 +155,8 @@ impl Startup {
             ),
             ("store", *store != other.store),
             ("proxy.pool_*", *pool != other.pool),
+            ("egress.listen", *egress_listen != other.egress_listen),
+            ("egress.ca_file", *egress_ca_file != other.egress_ca_file),
         ]
         .into_iter()
         .filter_map(|(key, differs)| differs.then_some(key))

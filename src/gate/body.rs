@@ -9,7 +9,7 @@ use http::{header, HeaderMap};
 use serde_json::Value;
 
 use crate::gate::routes::{CallSpec, ModelLocation};
-pub use strict::parse_strict;
+pub use strict::{parse_members, parse_strict};
 
 /// Why a guarded request body is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -137,6 +137,15 @@ pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyErr
                 Some(Value::Object(map)) => map.keys().for_each(|k| add(k)),
                 Some(_) => return Err(BodyError::BadModelField("message_ids".into())),
             },
+            ModelLocation::IdList(name) => match body.get(name) {
+                None => {}
+                Some(Value::Array(ids)) => {
+                    for id in ids {
+                        add(as_model_id(id, name)?);
+                    }
+                }
+                Some(_) => return Err(BodyError::BadModelField(name.clone())),
+            },
             ModelLocation::ChannelMentions(name) => {
                 if let Some(v) = body.get(name) {
                     let text = v
@@ -171,7 +180,9 @@ pub fn model_refs_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Vec<String
 /// The top-level member a location starts in.
 fn top_level_key(location: &ModelLocation) -> Option<String> {
     match location {
-        ModelLocation::Field(name) | ModelLocation::ChannelMentions(name) => Some(name.clone()),
+        ModelLocation::Field(name)
+        | ModelLocation::ChannelMentions(name)
+        | ModelLocation::IdList(name) => Some(name.clone()),
         ModelLocation::MessageIds => Some("message_ids".to_owned()),
         ModelLocation::Pointer(p) => p.strip_prefix('/').map(|rest| {
             rest.split('/')

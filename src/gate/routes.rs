@@ -60,6 +60,10 @@ pub enum ModelLocation {
     /// `{model_id: message_id}`; one upstream call per model (main.py,
     /// `chat_completion`).
     MessageIds,
+    /// A top-level list of model ids, each one the upstream may run:
+    /// OpenRouter's `models` fallback list, which Open WebUI forwards in the
+    /// body it sends upstream (`payload = {**form_data}`).
+    IdList(String),
     /// A text field holding `<@M:model_id|label>` mentions
     /// (`utils/channels.py`, `extract_mentions`).
     ChannelMentions(String),

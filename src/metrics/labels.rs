@@ -35,6 +35,16 @@ macro_rules! label_enum {
 }
 
 label_enum! {
+    /// Which side of Open WebUI a request crossed.
+    pub enum Gate {
+        /// Browser → Open WebUI.
+        Ingress => "ingress",
+        /// Open WebUI → the model API.
+        Egress => "egress",
+    }
+}
+
+label_enum! {
     /// The route class of a request, as the classify phase decides it
     /// (`Ctx::route_class`).
     pub enum RouteLabel {
@@ -126,23 +136,27 @@ label_enum! {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct RequestLabels {
+    pub(super) gate: Gate,
     pub(super) route: RouteLabel,
     pub(super) status: u16,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct RouteLabels {
+    pub(super) gate: Gate,
     pub(super) route: RouteLabel,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct DecisionLabels {
+    pub(super) gate: Gate,
     pub(super) outcome: Outcome,
     pub(super) organization: OrgLabel,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct OutcomeLabels {
+    pub(super) gate: Gate,
     pub(super) outcome: Outcome,
 }
 
@@ -153,6 +167,7 @@ pub(super) struct StoreErrorLabels {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct UpstreamErrorLabels {
+    pub(super) gate: Gate,
     pub(super) kind: UpstreamErrorKind,
 }
 

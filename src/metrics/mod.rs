@@ -28,7 +28,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::gate::shape::ListShape;
 use labels::*;
-pub use labels::{Outcome, RouteLabel, StoreErrorKind, UpstreamErrorKind};
+pub use labels::{Gate, Outcome, RouteLabel, StoreErrorKind, UpstreamErrorKind};
 use orgs::OrgLabels;
 pub use orgs::ORG_LABEL_CAP;
 use store_collector::StoreCollector;
@@ -247,47 +247,55 @@ impl Metrics {
     }
 
     /// One request finished (its body ended or was abandoned).
-    pub fn record_request(&self, route: RouteLabel, status: StatusCode, duration: Duration) {
+    pub fn record_request(
+        &self,
+        gate: Gate,
+        route: RouteLabel,
+        status: StatusCode,
+        duration: Duration,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
+                gate,
                 route,
                 status: status.as_u16(),
             })
             .inc();
         self.request_duration
-            .get_or_create(&RouteLabels { route })
+            .get_or_create(&RouteLabels { gate, route })
             .observe(duration.as_secs_f64());
     }
 
     /// The upstream's response headers arrived after `took`.
-    pub fn observe_upstream(&self, route: RouteLabel, took: Duration) {
+    pub fn observe_upstream(&self, gate: Gate, route: RouteLabel, took: Duration) {
         self.upstream_duration
-            .get_or_create(&RouteLabels { route })
+            .get_or_create(&RouteLabels { gate, route })
             .observe(took.as_secs_f64());
     }
 
     /// The upstream could not be reached or did not answer.
-    pub fn record_upstream_error(&self, kind: UpstreamErrorKind) {
+    pub fn record_upstream_error(&self, gate: Gate, kind: UpstreamErrorKind) {
         self.upstream_errors
-            .get_or_create(&UpstreamErrorLabels { kind })
+            .get_or_create(&UpstreamErrorLabels { gate, kind })
             .inc();
     }
 
     /// An access decision was taken in `took`. `org` is the organization
     /// that granted (or was checked for) access, `None` when there is none.
-    pub fn record_decision(&self, outcome: Outcome, org: Option<&str>, took: Duration) {
+    pub fn record_decision(&self, gate: Gate, outcome: Outcome, org: Option<&str>, took: Duration) {
         let organization = match org {
             Some(id) => self.orgs.label(id),
             None => self.orgs.none.clone(),
         };
         self.decisions
             .get_or_create(&DecisionLabels {
+                gate,
                 outcome,
                 organization,
             })
             .inc();
         self.decision_duration
-            .get_or_create(&OutcomeLabels { outcome })
+            .get_or_create(&OutcomeLabels { gate, outcome })
             .observe(took.as_secs_f64());
     }
 
@@ -408,37 +416,63 @@ mod tests {
     #[test]
     fn record_request_counts_by_route_and_status_and_times_the_route() {
         let m = Metrics::new();
-        m.record_request(RouteLabel::ModelCall, StatusCode::FORBIDDEN, MS);
-        m.record_request(RouteLabel::ModelCall, StatusCode::FORBIDDEN, MS);
-        m.record_request(RouteLabel::Pass, StatusCode::OK, MS);
+        m.record_request(
+            Gate::Ingress,
+            RouteLabel::ModelCall,
+            StatusCode::FORBIDDEN,
+            MS,
+        );
+        m.record_request(
+            Gate::Ingress,
+            RouteLabel::ModelCall,
+            StatusCode::FORBIDDEN,
+            MS,
+        );
+        m.record_request(Gate::Ingress, RouteLabel::Pass, StatusCode::OK, MS);
         let l = RequestLabels {
+            gate: Gate::Ingress,
             route: RouteLabel::ModelCall,
             status: 403,
         };
         assert_eq!(counter(&m.requests, &l), 2);
         let text = m.encode();
-        assert!(text.contains(r#"modelgate_requests_total{route="model_call",status="403"} 2"#));
-        assert!(text.contains(r#"modelgate_request_duration_seconds_count{route="model_call"} 2"#));
-        assert!(text.contains(r#"modelgate_request_duration_seconds_count{route="pass"} 1"#));
+        assert!(text.contains(
+            r#"modelgate_requests_total{gate="ingress",route="model_call",status="403"} 2"#
+        ));
+        assert!(text.contains(
+            r#"modelgate_request_duration_seconds_count{gate="ingress",route="model_call"} 2"#
+        ));
+        assert!(text.contains(
+            r#"modelgate_request_duration_seconds_count{gate="ingress",route="pass"} 1"#
+        ));
     }
 
     #[test]
     fn observe_upstream_and_upstream_errors() {
         let m = Metrics::new();
-        m.observe_upstream(RouteLabel::ModelList, Duration::from_millis(3));
-        m.record_upstream_error(UpstreamErrorKind::Connect);
-        m.record_upstream_error(UpstreamErrorKind::Connect);
-        m.record_upstream_error(UpstreamErrorKind::Timeout);
+        m.observe_upstream(
+            Gate::Ingress,
+            RouteLabel::ModelList,
+            Duration::from_millis(3),
+        );
+        m.record_upstream_error(Gate::Ingress, UpstreamErrorKind::Connect);
+        m.record_upstream_error(Gate::Ingress, UpstreamErrorKind::Connect);
+        m.record_upstream_error(Gate::Ingress, UpstreamErrorKind::Timeout);
         let text = m.encode();
-        assert!(text.contains(r#"modelgate_upstream_duration_seconds_count{route="model_list"} 1"#));
+        assert!(text.contains(
+            r#"modelgate_upstream_duration_seconds_count{gate="ingress",route="model_list"} 1"#
+        ));
         // 3 ms: not in the 2.5 ms bucket, in the 5 ms one.
         assert!(text.contains(
-            r#"modelgate_upstream_duration_seconds_bucket{le="0.0025",route="model_list"} 0"#
+            r#"modelgate_upstream_duration_seconds_bucket{le="0.0025",gate="ingress",route="model_list"} 0"#
         ));
         assert!(text.contains(
-            r#"modelgate_upstream_duration_seconds_bucket{le="0.005",route="model_list"} 1"#
+            r#"modelgate_upstream_duration_seconds_bucket{le="0.005",gate="ingress",route="model_list"} 1"#
         ));
-        let k = |kind| UpstreamErrorLabels { kind };
+        let k = |kind| UpstreamErrorLabels {
+            gate: Gate::Ingress,
+            kind,
+        };
         assert_eq!(
             counter(&m.upstream_errors, &k(UpstreamErrorKind::Connect)),
             2
@@ -453,10 +487,26 @@ mod tests {
     #[test]
     fn record_decision_counts_by_outcome_and_org() {
         let m = Metrics::new();
-        m.record_decision(Outcome::Allowed, Some("acme"), Duration::from_micros(3));
-        m.record_decision(Outcome::Allowed, Some("acme"), Duration::from_micros(3));
-        m.record_decision(Outcome::Unauthenticated, None, Duration::from_micros(1));
+        m.record_decision(
+            Gate::Ingress,
+            Outcome::Allowed,
+            Some("acme"),
+            Duration::from_micros(3),
+        );
+        m.record_decision(
+            Gate::Ingress,
+            Outcome::Allowed,
+            Some("acme"),
+            Duration::from_micros(3),
+        );
+        m.record_decision(
+            Gate::Ingress,
+            Outcome::Unauthenticated,
+            None,
+            Duration::from_micros(1),
+        );
         let l = |outcome, org: &str| DecisionLabels {
+            gate: Gate::Ingress,
             outcome,
             organization: OrgLabel(Arc::from(org)),
         };
@@ -466,23 +516,32 @@ mod tests {
             1
         );
         let text = m.encode();
-        assert!(text.contains(r#"modelgate_decision_duration_seconds_count{outcome="allowed"} 2"#));
+        assert!(text.contains(
+            r#"modelgate_decision_duration_seconds_count{gate="ingress",outcome="allowed"} 2"#
+        ));
     }
 
     #[test]
     fn organization_labels_are_capped_and_sanitized() {
         let m = Metrics::new();
         for i in 0..ORG_LABEL_CAP + 100 {
-            m.record_decision(Outcome::Allowed, Some(&format!("org-{i}")), MS);
+            m.record_decision(
+                Gate::Ingress,
+                Outcome::Allowed,
+                Some(&format!("org-{i}")),
+                MS,
+            );
         }
         // Seen orgs keep their label after the cap is reached.
-        m.record_decision(Outcome::Denied, Some("org-0"), MS);
+        m.record_decision(Gate::Ingress, Outcome::Denied, Some("org-0"), MS);
         let other = DecisionLabels {
+            gate: Gate::Ingress,
             outcome: Outcome::Allowed,
             organization: OrgLabel(Arc::from("other")),
         };
         assert_eq!(counter(&m.decisions, &other), 100);
         let org0 = DecisionLabels {
+            gate: Gate::Ingress,
             outcome: Outcome::Denied,
             organization: OrgLabel(Arc::from("org-0")),
         };

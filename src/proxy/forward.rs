@@ -26,7 +26,7 @@ impl Proxy {
         let took = started.elapsed();
         ctx.upstream_time = Some(took);
         let mut resp = result?;
-        self.metrics.observe_upstream(ctx.route, took);
+        self.metrics.observe_upstream(ctx.gate, ctx.route, took);
 
         if let Some(client_upgrade) = client_upgrade {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -16,7 +16,7 @@ use http::HeaderMap;
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::gate::credential::{extract_credential, CredentialKind};
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{Gate, Metrics, Outcome};
 use crate::store::{AccessStore, Decision, DenyReason, UserAccess};
 
 /// Who is asking, as far as the gate is concerned.
@@ -42,6 +42,8 @@ pub enum Verdict {
     NoModelNamed,
     /// An admin with `BYPASS_ADMIN_ACCESS_CONTROL`: not checked.
     Bypassed,
+    /// An outbound call for no user, to an operator-listed system model.
+    SystemModel,
     /// A model is not permitted; the request was refused.
     Denied { model: String, reason: String },
 }
@@ -52,6 +54,7 @@ impl fmt::Display for Verdict {
             Verdict::Allowed => f.write_str("allowed"),
             Verdict::NoModelNamed => f.write_str("no model named"),
             Verdict::Bypassed => f.write_str("bypassed (admin)"),
+            Verdict::SystemModel => f.write_str("system model"),
             Verdict::Denied { model, reason } => write!(f, "denied {model}: {reason}"),
         }
     }
@@ -68,7 +71,7 @@ pub async fn identify(
     let started = Instant::now();
     let result = identify_inner(config, store, headers).await;
     if let Err(refusal) = &result {
-        record_refusal(metrics, refusal, None, started.elapsed());
+        record_refusal(metrics, Gate::Ingress, refusal, None, started.elapsed());
     }
     result
 }
@@ -102,6 +105,12 @@ async fn identify_inner(
             owner.user_id
         }
     };
+    user_identity(store, user_id).await
+}
+
+/// The access data of a user whose id is already verified (a session, an
+/// API key, or Open WebUI's signed header on an outbound call).
+pub async fn user_identity(store: &AccessStore, user_id: String) -> Result<Identity, Refusal> {
     let access = store.user(&user_id).await.map_err(unavailable)?;
     if access.role.as_deref() == Some("pending") {
         // Open WebUI answers 401 to pending users on every model route.
@@ -124,10 +133,10 @@ fn unix_now() -> i64 {
 
 /// Whether this identity skips the model checks; a bypass counts as a
 /// decision.
-pub fn bypasses(config: &Config, metrics: &Metrics, who: &Identity) -> bool {
+pub fn bypasses(config: &Config, metrics: &Metrics, gate: Gate, who: &Identity) -> bool {
     let bypass = who.admin && config.access.bypass_admin_access_control;
     if bypass {
-        metrics.record_decision(Outcome::Bypassed, None, Duration::ZERO);
+        metrics.record_decision(gate, Outcome::Bypassed, None, Duration::ZERO);
     }
     bypass
 }
@@ -137,16 +146,20 @@ pub fn bypasses(config: &Config, metrics: &Metrics, who: &Identity) -> bool {
 pub async fn authorize(
     store: &AccessStore,
     metrics: &Metrics,
+    gate: Gate,
     who: &Identity,
     models: &[String],
 ) -> Result<Verdict, Refusal> {
     let started = Instant::now();
     let result = decide_all(store, who, models).await;
     match &result {
-        Ok((_, granted_by)) => {
-            metrics.record_decision(Outcome::Allowed, granted_by.as_deref(), started.elapsed())
-        }
-        Err(refusal) => record_refusal(metrics, refusal, who.first_org(), started.elapsed()),
+        Ok((_, granted_by)) => metrics.record_decision(
+            gate,
+            Outcome::Allowed,
+            granted_by.as_deref(),
+            started.elapsed(),
+        ),
+        Err(refusal) => record_refusal(metrics, gate, refusal, who.first_org(), started.elapsed()),
     }
     result.map(|(verdict, _)| verdict)
 }
@@ -186,13 +199,24 @@ pub fn verdict_of(refusal: &Refusal) -> Option<Verdict> {
             model: model.clone(),
             reason: reason.clone(),
         }),
+        Refusal::NoVerifiedUser { model } => Some(Verdict::Denied {
+            model: model.clone(),
+            reason: "no verified user and not a system model".into(),
+        }),
         _ => None,
     }
 }
 
-fn record_refusal(metrics: &Metrics, refusal: &Refusal, org: Option<&str>, took: Duration) {
+/// Counts a refusal that is an access decision.
+pub fn record_refusal(
+    metrics: &Metrics,
+    gate: Gate,
+    refusal: &Refusal,
+    org: Option<&str>,
+    took: Duration,
+) {
     if let Some(outcome) = refusal.outcome() {
-        metrics.record_decision(outcome, org, took);
+        metrics.record_decision(gate, outcome, org, took);
     }
 }
 

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -31,7 +31,7 @@ use crate::gate::body::has_json_content_type;
 use crate::gate::path::routing_path;
 use crate::gate::routes::{is_defence_in_depth_candidate, RouteClass};
 use crate::gate::shape::ListShape;
-use crate::metrics::RouteLabel;
+use crate::metrics::{Gate, RouteLabel};
 
 /// What the guard step hands on: the request (its body rebuilt when it was
 /// read) and who asked, unless an admin bypass skipped the checks.
@@ -52,6 +52,7 @@ impl Proxy {
         let request_id = headers::request_id(req.headers(), &config.proxy.request_id_header);
         let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or("-"));
         let mut ctx = Ctx {
+            gate: Gate::Ingress,
             request_id,
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
@@ -85,8 +86,13 @@ impl Proxy {
         &self,
         config: &Config,
         ctx: &mut Ctx,
-        req: Request<Body>,
+        mut req: Request<Body>,
     ) -> Result<Response<Body>, Refusal> {
+        // Everything below reads the request as Open WebUI will receive it:
+        // without hop-by-hop headers, nor any header `Connection` names (a
+        // credential named there would be checked here and gone upstream).
+        let upgrading = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+        headers::strip_hop_by_hop(req.headers_mut(), upgrading);
         if !config.access.enforcing() {
             return self.forward(config, ctx, req).await;
         }
@@ -116,7 +122,7 @@ impl Proxy {
                         // A route that must name its model refuses an empty
                         // list here (`missing_model`): the server would pick
                         // one we cannot see.
-                        let models = requested_models(config, &bytes, &spec)?;
+                        let models = requested_models(config, bytes.clone(), &spec).await?;
                         Ok((Request::from_parts(parts, body::full(bytes)), Some(models)))
                     })
                     .await?;
@@ -146,13 +152,15 @@ impl Proxy {
     {
         let who = guard::identify(config, &self.store, &self.metrics, req.headers()).await?;
         ctx.user = Some(who.user_id.clone());
-        if guard::bypasses(config, &self.metrics, &who) {
+        if guard::bypasses(config, &self.metrics, Gate::Ingress, &who) {
             ctx.verdict = Some(Verdict::Bypassed);
             return Ok(Guarded { req, who: None });
         }
         let (req, models) = inspect(req).await?;
         if let Some(models) = models {
-            ctx.verdict = Some(guard::authorize(&self.store, &self.metrics, &who, &models).await?);
+            ctx.verdict = Some(
+                guard::authorize(&self.store, &self.metrics, Gate::Ingress, &who, &models).await?,
+            );
         }
         Ok(Guarded {
             req,
@@ -175,7 +183,7 @@ impl Proxy {
             body,
         )
         .await?;
-        let models = unlisted_model(config, &bytes)?;
+        let models = unlisted_model(config, bytes.clone()).await?;
         let req = Request::from_parts(parts, body::full(bytes));
         if models.is_empty() {
             ctx.route = RouteLabel::Pass;

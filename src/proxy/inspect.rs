@@ -6,7 +6,9 @@ use http::{header, HeaderMap};
 
 use crate::config::Config;
 use crate::error::Refusal;
-use crate::gate::body::{check_content_type, model_refs_from_bytes, top_level_model_from_bytes};
+use crate::gate::body::{
+    check_content_type, model_refs_from_bytes, top_level_model_from_bytes, BodyError,
+};
 use crate::gate::routes::CallSpec;
 use crate::proxy::body::{collect_limited, Body, CollectError};
 
@@ -28,21 +30,44 @@ pub async fn read_json_body(cap: usize, headers: &HeaderMap, body: Body) -> Resu
     }
 }
 
+/// Bodies larger than this are parsed on a blocking thread: a parse costs
+/// about 1 ms per MiB, and an async worker thread held that long stalls
+/// every other client it serves.
+const INLINE_PARSE_BYTES: usize = 256 * 1024;
+
+/// Runs a body parser inline for small bodies and on a blocking thread for
+/// large ones.
+pub async fn parse_off_thread<T, F>(bytes: Bytes, parse: F) -> Result<T, Refusal>
+where
+    T: Send + 'static,
+    F: FnOnce(&[u8]) -> Result<T, BodyError> + Send + 'static,
+{
+    if bytes.len() <= INLINE_PARSE_BYTES {
+        return parse(&bytes).map_err(Refusal::from);
+    }
+    tokio::task::spawn_blocking(move || parse(&bytes))
+        .await
+        .map_err(|e| Refusal::BodyUnreadable(format!("parser task failed: {e}")))?
+        .map_err(Refusal::from)
+}
+
 /// Model ids the request makes the upstream call, arena candidates included.
-pub fn requested_models(
+pub async fn requested_models(
     config: &Config,
-    bytes: &[u8],
+    bytes: Bytes,
     spec: &CallSpec,
 ) -> Result<Vec<String>, Refusal> {
-    let mut models = model_refs_from_bytes(bytes, spec)?;
+    let spec = spec.clone();
+    let mut models = parse_off_thread(bytes, move |b| model_refs_from_bytes(b, &spec)).await?;
     expand_arena(config, &mut models);
     Ok(models)
 }
 
 /// The defence-in-depth read: the top-level `model` of a JSON body on a
 /// route that is not in the table.
-pub fn unlisted_model(config: &Config, bytes: &[u8]) -> Result<Vec<String>, Refusal> {
-    let mut models: Vec<String> = top_level_model_from_bytes(bytes)?.into_iter().collect();
+pub async fn unlisted_model(config: &Config, bytes: Bytes) -> Result<Vec<String>, Refusal> {
+    let model = parse_off_thread(bytes, top_level_model_from_bytes).await?;
+    let mut models: Vec<String> = model.into_iter().collect();
     expand_arena(config, &mut models);
     Ok(models)
 }

@@ -37,11 +37,12 @@ impl Finish for AccessLog {
     fn finish(&mut self, bytes: u64, complete: bool) {
         let c = &self.ctx;
         self.metrics
-            .record_request(c.route, c.status, c.start.elapsed());
+            .record_request(c.gate, c.route, c.status, c.start.elapsed());
         let duration_ms = c.start.elapsed().as_secs_f64() * 1000.0;
         let upstream_ms = c.upstream_time.map(|d| d.as_secs_f64() * 1000.0);
         tracing::info!(
             target: "modelgate::access",
+            gate = c.gate.as_str(),
             request_id = c.request_id.to_str().unwrap_or("-"),
             method = %c.method,
             path = %c.path,

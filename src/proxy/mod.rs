@@ -1,5 +1,6 @@
 //! The request path. Each gate reads top to bottom in one file —
-//! [`ingress`] (browser → Open WebUI) — as plain phase functions over a
+//! `ingress.rs` (browser → Open WebUI) and [`egress`] (Open WebUI → the
+//! model API) — as plain phase functions over a
 //! per-request [`Ctx`] (pingora's `request_filter` … `logging`). A phase
 //! answers early only by refusing: it returns `Err(Refusal)`, and the one
 //! table in [`crate::error`] turns that into the response. The log phase
@@ -13,6 +14,7 @@
 //! [`list_cache`] (filtered lists shared by one organization set).
 
 pub mod body;
+pub mod egress;
 mod forward;
 pub mod guard;
 pub mod headers;
@@ -34,7 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::Refusal;
-use crate::metrics::{Metrics, RouteLabel, StoreErrorKind};
+use crate::metrics::{Gate, Metrics, RouteLabel, StoreErrorKind};
 use crate::store::{AccessStore, StoreError};
 use guard::Verdict;
 use upstream::Upstream;
@@ -42,6 +44,8 @@ use upstream::Upstream;
 /// Per-request state, filled in as the phases run and read by the log phase.
 #[derive(Debug)]
 pub struct Ctx {
+    /// Which gate the request crossed.
+    pub gate: Gate,
     pub request_id: HeaderValue,
     pub method: Method,
     /// The path as received (no query: query strings may carry secrets).
@@ -84,7 +88,7 @@ impl Proxy {
         store: AccessStore,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        let upstream = Upstream::new(&config.load(), metrics.clone());
+        let upstream = Upstream::new(&config.load(), Gate::Ingress, metrics.clone());
         let observer = metrics.clone();
         store.observe_queries(Arc::new(move |took, error| {
             observer.observe_store_query(took);

@@ -1,53 +1,156 @@
-//! The pooled HTTP/1.1 client to Open WebUI, and how its failures are
-//! classified (for metrics) and refused (502/504).
+//! The pooled HTTP/1.1 clients — plain HTTP to Open WebUI (ingress), HTTPS
+//! with the platform's trust roots to the model API (egress) — and how
+//! their failures are classified (for metrics) and refused (502/504).
 
 use std::error::Error as StdError;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::Refusal;
-use crate::metrics::{Metrics, UpstreamErrorKind};
+use crate::metrics::{Gate, Metrics, UpstreamErrorKind};
 use crate::proxy::body::Body;
 
 /// Upper bound of each upstream connection's read buffer (hyper's minimum
 /// is 8 KiB).
 const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 
-pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+/// A pooled client to one kind of upstream.
+pub struct Upstream<C = HttpConnector> {
+    client: Client<C, Body>,
+    gate: Gate,
     metrics: Arc<Metrics>,
 }
 
-impl Upstream {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.startup.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.startup.pool.idle_timeout)
-            .pool_max_idle_per_host(config.startup.pool.max_idle_per_host)
-            // hyper's adaptive read buffer grows to ~400 KiB per connection
-            // on large bodies (model lists); with hundreds of pooled
-            // connections that is the proxy's whole memory budget. 64 KiB
-            // still holds any response head and keeps streaming cheap.
-            .http1_max_buf_size(UPSTREAM_READ_BUFFER)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            // The client must not invent a Host header when we removed it on
-            // purpose: it then derives it from the upstream URI, which is
-            // what `preserve_host = false` asks for.
-            .set_host(true)
-            .build(connector);
-        Self { client, metrics }
-    }
+/// The egress client: HTTPS (or plain HTTP on a private network).
+pub type TlsUpstream = Upstream<HttpsConnector<HttpConnector>>;
 
+fn tcp_connector(config: &Config) -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.startup.connect_timeout));
+    connector.set_nodelay(true);
+    connector
+}
+
+fn pooled<C>(config: &Config, connector: C) -> Client<C, Body>
+where
+    C: Connect + Clone,
+{
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(config.startup.pool.idle_timeout)
+        .pool_max_idle_per_host(config.startup.pool.max_idle_per_host)
+        // hyper's adaptive read buffer grows to ~400 KiB per connection
+        // on large bodies (model lists); with hundreds of pooled
+        // connections that is the proxy's whole memory budget. 64 KiB
+        // still holds any response head and keeps streaming cheap.
+        .http1_max_buf_size(UPSTREAM_READ_BUFFER)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        // The client must not invent a Host header when we removed it on
+        // purpose: it then derives it from the upstream URI, which is
+        // what `preserve_host = false` asks for.
+        .set_host(true)
+        .build(connector)
+}
+
+impl Upstream<HttpConnector> {
+    /// The ingress client: plain HTTP to Open WebUI beside us.
+    pub fn new(config: &Config, gate: Gate, metrics: Arc<Metrics>) -> Self {
+        let mut connector = tcp_connector(config);
+        connector.enforce_http(true);
+        Self {
+            client: pooled(config, connector),
+            gate,
+            metrics,
+        }
+    }
+}
+
+impl TlsUpstream {
+    /// The egress client: the platform's trust roots plus
+    /// `egress.ca_file`, HTTP/1.1 with keep-alive.
+    pub fn tls(config: &Config, metrics: Arc<Metrics>) -> Result<Self, TlsError> {
+        let roots = trust_roots(config.startup.egress_ca_file.as_deref())?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut tcp = tcp_connector(config);
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        Ok(Self {
+            client: pooled(config, connector),
+            gate: Gate::Egress,
+            metrics,
+        })
+    }
+}
+
+/// Why the egress client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read egress.ca_file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("no trust roots: the platform has none and egress.ca_file adds none")]
+    NoRoots,
+    #[error("TLS set-up failed: {0}")]
+    Setup(String),
+}
+
+/// The platform's roots (what `openssl` and `curl` trust here), plus the
+/// operator's extra file. Platform certificates that fail to parse are
+/// skipped, as browsers do.
+fn trust_roots(extra: Option<&std::path::Path>) -> Result<rustls::RootCertStore, TlsError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(error = %e, "a platform trust root could not be loaded");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if ignored > 0 {
+        tracing::debug!(added, ignored, "platform trust roots loaded");
+    }
+    if let Some(path) = extra {
+        let ca_err = |reason: String| TlsError::CaFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| ca_err(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ca_err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_err("no certificate in the file".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoRoots);
+    }
+    Ok(roots)
+}
+
+impl<C> Upstream<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
     /// Sends the request and waits for the response head, bounded by
     /// `timeouts.upstream_headers`. The body is not bounded in time: an SSE
     /// stream may legitimately last many minutes.
@@ -60,13 +163,13 @@ impl Upstream {
         {
             Err(_) => {
                 self.metrics
-                    .record_upstream_error(UpstreamErrorKind::Timeout);
+                    .record_upstream_error(self.gate, UpstreamErrorKind::Timeout);
                 Err(Refusal::UpstreamTimeout)
             }
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(err)) => {
                 let kind = classify(&err);
-                self.metrics.record_upstream_error(kind);
+                self.metrics.record_upstream_error(self.gate, kind);
                 Err(match kind {
                     // The connect timeout surfaces as an io TimedOut in the chain.
                     UpstreamErrorKind::Timeout => Refusal::UpstreamTimeout,

@@ -77,6 +77,37 @@ pub struct FakeUpstream {
 #[derive(Default)]
 pub struct FakeUpstreamBuilder {
     routes: HashMap<String, Reply>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// A self-signed root and a certificate for `localhost`/`127.0.0.1` signed by
+/// it: the root's PEM for the client, the acceptor for the fake upstream.
+pub fn test_tls() -> (String, tokio_rustls::TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (
+        ca_cert.pem(),
+        tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+    )
 }
 
 impl FakeUpstream {
@@ -104,7 +135,14 @@ impl FakeUpstreamBuilder {
         self
     }
 
+    /// Serves HTTPS with this acceptor (see [`test_tls`]).
+    pub fn tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
     pub async fn start(self) -> FakeUpstream {
+        let tls = self.tls;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -119,16 +157,28 @@ impl FakeUpstreamBuilder {
                 };
                 let routes = routes.clone();
                 let rec = rec.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let routes = routes.clone();
                         let rec = rec.clone();
                         async move { Ok::<_, Infallible>(answer(req, &routes, &rec).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .with_upgrades()
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        None => {
+                            let _ = http
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .with_upgrades()
+                                .await;
+                        }
+                    }
                 });
             }
         });
@@ -343,6 +393,9 @@ pub fn test_config(
         ..FileConfig::default()
     };
     file.store.watch_interval_ms = 50;
+    // The egress (when a test starts one) forwards to the same fake.
+    file.egress.listen = "127.0.0.1:0".into();
+    file.egress.upstream = format!("http://{upstream}");
     tweak(&mut file);
     Config::from_file(file, &|k| {
         (k == "WEBUI_SECRET_KEY").then(|| SECRET.to_owned())

@@ -30,6 +30,7 @@ impl Serve {
             .env_clear()
             .env("MODELGATE_LISTEN", "127.0.0.1:0")
             .env("MODELGATE_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("MODELGATE_EGRESS_LISTEN", "127.0.0.1:0")
             .env("MODELGATE_UPSTREAM", format!("http://{upstream}"))
             .env("RUST_LOG", "info")
             .env("MODELGATE_DATABASE", config.with_file_name("webui.db"))

@@ -45,8 +45,14 @@ fn call(path: &str, models: Vec<ModelLocation>) -> RouteEntry {
     }
 }
 
+/// A route whose body names its model in `model`, and whose body Open WebUI
+/// forwards upstream, where OpenRouter also runs the `models` fallbacks.
 fn model(path: &str) -> RouteEntry {
-    call(path, vec![field("model")])
+    call(path, vec![field("model"), fallbacks()])
+}
+
+fn fallbacks() -> ModelLocation {
+    ModelLocation::IdList("models".to_owned())
 }
 
 fn required(mut e: RouteEntry) -> RouteEntry {
@@ -201,7 +207,10 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     v.push(model("/api/embeddings"));
     v.push(model("/api/v1/embeddings"));
     for p in ["/api/chat/completions", "/api/v1/chat/completions"] {
-        v.push(call(p, vec![field("model"), ModelLocation::MessageIds]));
+        v.push(call(
+            p,
+            vec![field("model"), fallbacks(), ModelLocation::MessageIds],
+        ));
     }
     // `resolve_chat_message_tool_call` resumes with the model stored in the
     // chat (`utils/tool_approval.py`), which the user can edit.

@@ -14,6 +14,21 @@ fn fields(names: &[&str]) -> Vec<ModelLocation> {
         .collect()
 }
 
+/// `model` and OpenRouter's `models` fallback list.
+fn model_fields() -> Vec<ModelLocation> {
+    vec![
+        ModelLocation::Field("model".into()),
+        ModelLocation::IdList("models".into()),
+    ]
+}
+
+fn call_on_model() -> RouteClass {
+    RouteClass::ModelCall(CallSpec {
+        locations: model_fields(),
+        required: false,
+    })
+}
+
 fn call_on(names: &[&str]) -> RouteClass {
     RouteClass::ModelCall(CallSpec {
         locations: fields(names),
@@ -39,6 +54,7 @@ fn chat_completions_read_model_and_message_ids() {
     let want = RouteClass::ModelCall(CallSpec {
         locations: vec![
             ModelLocation::Field("model".into()),
+            ModelLocation::IdList("models".into()),
             ModelLocation::MessageIds,
         ],
         required: false,
@@ -88,7 +104,7 @@ fn other_main_routes() {
         "/api/v1/images/edit",
         "/ollama/v1/messages/3",
     ] {
-        assert_eq!(classify(Method::POST, p), call_on(&["model"]), "{p}");
+        assert_eq!(classify(Method::POST, p), call_on_model(), "{p}");
     }
 }
 
@@ -97,11 +113,11 @@ fn ollama_routes_with_and_without_index() {
     for p in ["embed", "embeddings", "generate", "chat"] {
         assert_eq!(
             classify(Method::POST, &format!("/ollama/api/{p}")),
-            call_on(&["model"])
+            call_on_model()
         );
         assert_eq!(
             classify(Method::POST, &format!("/ollama/api/{p}/0")),
-            call_on(&["model"])
+            call_on_model()
         );
         assert_eq!(
             classify(Method::POST, &format!("/ollama/api/{p}/")),
@@ -117,11 +133,11 @@ fn ollama_routes_with_and_without_index() {
     ] {
         assert_eq!(
             classify(Method::POST, &format!("/ollama/v1/{p}")),
-            call_on(&["model"])
+            call_on_model()
         );
         assert_eq!(
             classify(Method::POST, &format!("/ollama/v1/{p}/1")),
-            call_on(&["model"])
+            call_on_model()
         );
     }
     assert_eq!(
@@ -143,7 +159,7 @@ fn tasks() {
         "moa",
     ] {
         let p = format!("/api/v1/tasks/{t}/completions");
-        assert_eq!(classify(Method::POST, &p), call_on(&["model"]), "{p}");
+        assert_eq!(classify(Method::POST, &p), call_on_model(), "{p}");
     }
 }
 
@@ -168,7 +184,7 @@ fn indirect_routes() {
     assert_eq!(
         classify(Method::POST, "/api/v1/chats/c1/compact"),
         RouteClass::ModelCall(CallSpec {
-            locations: fields(&["model"]),
+            locations: model_fields(),
             required: true
         })
     );
@@ -275,7 +291,7 @@ fn switches_turn_refusals_into_checks() {
     )
     .unwrap();
     let call = RouteClass::ModelCall(CallSpec {
-        locations: fields(&["model"]),
+        locations: model_fields(),
         required: true,
     });
     assert_eq!(t.classify(&Method::POST, "/openai/completions"), call);

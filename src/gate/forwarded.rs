@@ -1,0 +1,148 @@
+//! The user on Open WebUI's outbound calls, as the egress gate reads it.
+//!
+//! With `ENABLE_FORWARD_USER_INFO_HEADERS=true` and
+//! `FORWARD_USER_INFO_HEADER_JWT_SECRET` set, Open WebUI signs every call it
+//! makes for a user (`utils/headers.py`, `_mint_forward_user_jwt`): HS256 over
+//! the secret's UTF-8 bytes (whitespace stripped, as `env.py` strips it),
+//! claims `sub` (user id), `email`, `name`, `role`, `iss: "open-webui"`, `iat`,
+//! `exp` (300 s by default). Only `sub` is used: the role and memberships are
+//! read from the database, which a token minted minutes ago cannot outdate.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::jwt::JwtError;
+
+/// Open WebUI's default header name (`FORWARD_USER_INFO_HEADER_JWT`).
+pub const DEFAULT_JWT_HEADER: &str = "x-openwebui-user-jwt";
+/// Open WebUI's default plain user-id header (`FORWARD_USER_INFO_HEADER_USER_ID`).
+pub const DEFAULT_USER_ID_HEADER: &str = "x-openwebui-user-id";
+
+/// Clock skew tolerated on `exp`: the two processes share a host or a pod.
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: Option<serde_json::Value>,
+}
+
+/// Verifies the signed user header; the algorithm is pinned to HS256 and
+/// `exp` and `iss` are required.
+pub struct ForwardedUserVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for ForwardedUserVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.write_str("ForwardedUserVerifier")
+    }
+}
+
+impl ForwardedUserVerifier {
+    /// `None` for a secret that is empty after stripping: Open WebUI then
+    /// signs nothing (`... .strip() or None`).
+    pub fn new(secret: &str) -> Option<Self> {
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return None;
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.set_issuer(&["open-webui"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = LEEWAY_SECS;
+        Some(Self {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        })
+    }
+
+    /// The user id the token was minted for.
+    pub fn verify(&self, token: &str) -> Result<String, JwtError> {
+        use jsonwebtoken::errors::ErrorKind as K;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
+                K::ExpiredSignature => JwtError::Expired,
+                K::InvalidIssuer => JwtError::Claim("iss"),
+                K::MissingRequiredClaim(c) if c == "exp" => JwtError::Claim("exp"),
+                K::MissingRequiredClaim(c) if c == "iss" => JwtError::Claim("iss"),
+                _ => JwtError::Invalid,
+            },
+        )?;
+        match data.claims.sub {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s),
+            _ => Err(JwtError::MissingId),
+        }
+    }
+}
+
+/// Seconds since the epoch, for minting tokens in tests and the demo.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    fn mint(secret: &str, alg: Algorithm, claims: serde_json::Value) -> String {
+        encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn claims(sub: &str, exp_in: i64) -> serde_json::Value {
+        let now = unix_now() as i64;
+        json!({"sub": sub, "role": "user", "iss": "open-webui", "iat": now, "exp": now + exp_in})
+    }
+
+    #[test]
+    fn accepts_what_open_webui_mints() {
+        let v = ForwardedUserVerifier::new(" s3cret \n").unwrap();
+        let t = mint("s3cret", Algorithm::HS256, claims("u1", 300));
+        assert_eq!(v.verify(&t).unwrap(), "u1");
+    }
+
+    #[test]
+    fn refuses_forged_expired_and_other_algorithms() {
+        let v = ForwardedUserVerifier::new("s3cret").unwrap();
+        let wrong_key = mint("other", Algorithm::HS256, claims("u1", 300));
+        assert!(matches!(v.verify(&wrong_key), Err(JwtError::Invalid)));
+        let expired = mint("s3cret", Algorithm::HS256, claims("u1", -60));
+        assert!(matches!(v.verify(&expired), Err(JwtError::Expired)));
+        let hs512 = mint("s3cret", Algorithm::HS512, claims("u1", 300));
+        assert!(matches!(v.verify(&hs512), Err(JwtError::Invalid)));
+        let mut no_exp = claims("u1", 0);
+        no_exp.as_object_mut().unwrap().remove("exp");
+        let t = mint("s3cret", Algorithm::HS256, no_exp);
+        assert!(v.verify(&t).is_err());
+        let mut wrong_iss = claims("u1", 300);
+        wrong_iss["iss"] = json!("someone");
+        let t = mint("s3cret", Algorithm::HS256, wrong_iss);
+        assert!(matches!(v.verify(&t), Err(JwtError::Claim("iss"))));
+        let t = mint("s3cret", Algorithm::HS256, claims("", 300));
+        assert!(matches!(v.verify(&t), Err(JwtError::MissingId)));
+        // `alg: none` with no signature.
+        let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsImlzcyI6Im9wZW4td2VidWkiLCJleHAiOjk5OTk5OTk5OTl9.";
+        assert!(v.verify(none).is_err());
+    }
+
+    #[test]
+    fn an_empty_secret_signs_nothing() {
+        assert!(ForwardedUserVerifier::new("  ").is_none());
+    }
+}
