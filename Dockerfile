@@ -83,7 +83,8 @@ LABEL org.opencontainers.image.title="modelgate" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 
-# ca-certificates: an https upstream is possible (MODELGATE_UPSTREAM).
+# ca-certificates: the platform trust roots the egress gate verifies the
+# model API (OpenRouter) with.
 RUN set -eu; \
     apt-get update; \
     apt-get install -y --no-install-recommends ca-certificates; \
@@ -113,7 +114,7 @@ ENV MODELGATE_CONFIG=/etc/modelgate/modelgate.toml \
 VOLUME ["/etc/modelgate", "/app/backend/data"]
 WORKDIR /app
 USER modelgate:modelgate
-EXPOSE 8081 9464
+EXPOSE 8081 8082 9464
 
 # `modelgate health` GETs http://$MODELGATE_ADMIN_LISTEN/health (0.0.0.0 is
 # dialled as 127.0.0.1) and exits 0 or 1: no curl/wget in the image.

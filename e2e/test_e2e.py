@@ -226,7 +226,7 @@ def test_socketio_websocket_opens(gate):
 
 def test_revocation_takes_effect_within_seconds(stack, gate, orgs):
     """`model disable` on the live database is enforced without a restart
-    (DESIGN.md: within one second; 3 s allowed here for a loaded CI box)."""
+    (the target is one second; 3 s allowed here for a loaded CI box)."""
     run_modelgate(stack.db, "model", "disable", ORG_A, "gpt-alpha")
     try:
         t0 = time.monotonic()

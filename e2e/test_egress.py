@@ -29,6 +29,14 @@ def calls_with(stack, mark):
     return [c for c in stack.fake_calls() if mark in (c.get("text") or "")]
 
 
+def egress_denials(gate):
+    """modelgate_decisions_total{gate="egress",outcome="denied"}, summed."""
+    text = requests.get(f"{gate.admin_url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("modelgate_decisions_total{") and 'gate="egress"' in line
+               and 'outcome="denied"' in line)
+
+
 def wait_for(what, check, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -170,9 +178,11 @@ def test_an_admin_chosen_task_model(stack, gate, orgs):
     assert r.status_code == 200, r.text[:300]
     try:
         m = marker()
-        r = requests.post(f"{stack.webui_url}/api/v1/tasks/title/completions", headers=stack.user_a.auth(),
-                          json={"model": "gpt-alpha", "messages": [{"role": "user", "content": f"hi [{m}]"}]},
-                          timeout=60)
+        before = egress_denials(gate)
+        requests.post(f"{stack.webui_url}/api/v1/tasks/title/completions", headers=stack.user_a.auth(),
+                      json={"model": "gpt-alpha", "messages": [{"role": "user", "content": f"hi [{m}]"}]},
+                      timeout=60)
+        assert egress_denials(gate) > before, "Open WebUI called the task model, and the egress refused it"
         assert_never_called(stack, m)
         assert all(c["model"] != "gpt-gamma" for c in stack.fake_calls())
     finally:

@@ -1,4 +1,4 @@
-//! The bypass classes of OPENWEBUI.md on the request side: every way a
+//! The bypass classes of docs/open-webui.md on the request side: every way a
 //! request could be read differently by modelgate and by Open WebUI is
 //! either read the same way or refused. Each case asserts the upstream never
 //! received a forbidden call.

@@ -1,5 +1,5 @@
 //! The shapes of model-list responses Open WebUI 0.12 produces (see
-//! `../shared/OPENWEBUI.md`, "Routes whose responses list models").
+//! `docs/open-webui.md`, "Responses that show model ids").
 
 use serde::{Deserialize, Serialize};
 

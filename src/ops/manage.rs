@@ -94,7 +94,7 @@ pub fn model_enable(
     let conn = open_writer(path)?;
     let outcome = admin::enable_model(&conn, org, model, actor)?;
     let mut r = report("model enable", org, Some(model), outcome, actor);
-    // Decisions judge a preset by its root (DESIGN.md), so a link to a
+    // Decisions judge a preset by its root (`store::access`), so a link to a
     // preset permits nothing; say so instead of letting an operator wonder
     // why users still get 403.
     let chain = base_chain(

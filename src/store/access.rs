@@ -1,7 +1,7 @@
 //! The decision: a user's access snapshot, the preset→base model graph, and
 //! the rule that joins them. Pure data, no I/O, so every case is unit-tested.
 //!
-//! Rule (DESIGN.md): a user may use model M iff some active membership's
+//! Rule: a user may use model M iff some active membership's
 //! organization has an active row for root(M), where root(M) follows
 //! `model.base_model_id` to the upstream model. Judging the root (never the
 //! requested id) is what makes "listing a preset never grants its base" and

@@ -483,7 +483,7 @@ pub async fn get(url: &str) -> Answer {
     send(Request::get(url).body(full(Bytes::new())).unwrap()).await
 }
 
-/// Asserts the DESIGN.md error shape and returns the `error.code`.
+/// Asserts the refusal shape (`src/error.rs`) and returns the `error.code`.
 pub fn assert_error_shape(a: &Answer, status: u16) -> String {
     assert_eq!(
         a.status.as_u16(),
