@@ -293,3 +293,56 @@ def test_browser_renders_the_proxied_page(gate):
     (OUT / "logs" / "chromium.log").write_text(r.stdout + r.stderr)
     assert shot.exists() and shot.stat().st_size > 10_000, f"no screenshot (exit {r.returncode}): {r.stderr[-800:]}"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _adversarial_keys(size):
+    """`{"k0":0,...,"model":"gpt-gamma"}`: millions of distinct keys."""
+    parts, total, i = [], 0, 0
+    while total < size:
+        p = b'"k%d":0,' % i
+        parts.append(p)
+        total += len(p)
+        i += 1
+    return b"{" + b"".join(parts) + b'"model":"gpt-gamma"}'
+
+
+def test_an_adversarial_body_never_stalls_other_clients(stack, gate, orgs):
+    """While the gate checks worst-case bodies (tens of MiB of distinct keys
+    with no login; a channel post of unclosed mentions), every other
+    client's request through it still answers within 100 ms."""
+    import threading
+
+    keys = _adversarial_keys(48 * 1024 * 1024)
+    bodies = [
+        # No login needed: a route outside the table, read for a `model`.
+        (f"{gate.url}/api/v1/adversarial", {}, keys),
+        (f"{gate.url}/api/v1/adversarial", {}, b'{"model":"gpt-gamma","x":' + keys + b"}"),
+        (f"{gate.url}/api/v1/channels/none/messages/post", stack.user_a.auth(),
+         b'{"content":"' + b"<@M:" * (4 * 1024 * 1024) + b'"}'),
+    ]
+    for url, auth, body in bodies:
+        done = threading.Event()
+        result = {}
+
+        def send():
+            try:
+                r = requests.post(url, data=body, timeout=120,
+                                  headers={**auth, "Content-Type": "application/json"})
+                result["status"] = r.status_code
+            finally:
+                done.set()
+
+        t = threading.Thread(target=send)
+        t.start()
+        worst, samples = 0.0, 0
+        while not done.is_set():
+            t0 = time.monotonic()
+            r = requests.get(f"{gate.url}/api/models", timeout=10)  # answered by the gate: 401
+            worst = max(worst, time.monotonic() - t0)
+            samples += 1
+            assert r.status_code == 401
+            time.sleep(0.005)
+        t.join()
+        assert result.get("status") is not None and result["status"] < 500, result
+        assert samples >= 1, "the check was too quick to observe"
+        assert worst < 0.1, f"a small request waited {worst * 1000:.0f} ms behind {url}"

@@ -7,14 +7,19 @@
 //! - [`reload`]: the one path that swaps the live config (SIGHUP).
 //! - [`server`]: the one accept loop (connection limit, graceful drain),
 //!   generic over its [`server::Handler`]: the proxy and the admin listener.
-//! - [`proxy`]: the request path. `proxy/ingress.rs` reads top to bottom:
-//!   classify → guard (identify → bypass → authorize) → forward → rewrite →
-//!   log. Its leaves: [`proxy::guard`], [`proxy::inspect`] (guarded bodies),
+//! - [`proxy`]: the request path, one file per gate, each read top to
+//!   bottom. `proxy/ingress.rs` (browser → Open WebUI): classify → guard
+//!   (identify → bypass → authorize) → forward → rewrite → log.
+//!   [`proxy::egress`] (Open WebUI → the model API, authoritative): inspect
+//!   → identify (signed user header) → authorize → forward → log. The
+//!   leaves they share: [`proxy::guard`], [`proxy::inspect`] (guarded bodies),
 //!   [`proxy::rewrite`] (model-list filtering), [`proxy::headers`],
 //!   [`proxy::upstream`] (pooled client, failure classes), [`proxy::upgrade`]
 //!   (WebSocket tunnels), [`proxy::body`], [`proxy::list_cache`].
-//! - [`gate`]: the pure leaves: credentials, JWTs, paths, route table, body
-//!   model extraction, list filtering.
+//! - [`gate`]: the pure leaves: credentials, JWTs (sessions, and Open
+//!   WebUI's signed user header in [`gate::forwarded`]), paths, route table,
+//!   body model extraction (inbound, and outbound in [`gate::outbound`]),
+//!   list filtering.
 //! - [`error`]: [`error::Refusal`], every refusal, and the one table that
 //!   maps each to status, `error.code`, message and decision outcome.
 //! - [`store`]: the access data: schema, read pool, lookups, moka caches,

@@ -190,6 +190,8 @@ async fn every_model_of_a_multi_model_request_is_checked() {
         r#"{"model":"gpt-4o","chat_id":"c","session_id":"s","message_ids":{"claude":"1","llama":"2"}}"#,
         // Without a top-level model.
         r#"{"chat_id":"c","session_id":"s","message_ids":{"sneaky":"1"}}"#,
+        // OpenRouter's fallback list, forwarded upstream by Open WebUI.
+        r#"{"model":"gpt-4o","models":["claude","llama"],"route":"fallback"}"#,
     ];
     for b in refused {
         let a = env.post_as("alice", path, b).await;
@@ -198,6 +200,30 @@ async fn every_model_of_a_multi_model_request_is_checked() {
     assert!(env.up.requests_to(path).is_empty());
     let ok = r#"{"model":"gpt-4o","chat_id":"c","session_id":"s","message_ids":{"claude":"1","alice-helper":"2"}}"#;
     assert_eq!(env.post_as("alice", path, ok).await.status, 200);
+    let ok = r#"{"model":"gpt-4o","models":["claude"]}"#;
+    assert_eq!(env.post_as("alice", path, ok).await.status, 200);
+    for (path, bad) in [
+        (
+            "/api/chat/completions",
+            r#"{"model":"gpt-4o","models":"llama"}"#,
+        ),
+        (
+            "/openai/chat/completions",
+            r#"{"model":"gpt-4o","models":[1]}"#,
+        ),
+    ] {
+        let a = env.post_as("alice", path, bad).await;
+        assert_eq!(assert_error_shape(&a, 400), "bad_model_field", "{bad}");
+    }
+    for path in [
+        "/openai/chat/completions",
+        "/api/v1/tasks/title/completions",
+    ] {
+        let a = env
+            .post_as("alice", path, r#"{"model":"gpt-4o","models":["llama"]}"#)
+            .await;
+        assert_model_refused(&a, "llama", &["gpt-4o", "claude"]);
+    }
 
     // Channel posts answer as every model mentioned.
     let post = "/api/v1/channels/ch/messages/post";

@@ -3,7 +3,7 @@
 //! model id the request makes the server call.
 
 mod mentions;
-mod strict;
+pub(crate) mod strict;
 
 use http::{header, HeaderMap};
 use serde_json::Value;
@@ -26,6 +26,12 @@ pub enum BodyError {
     /// The same key twice in one object, after escape decoding.
     #[error("duplicate key {0:?} in the request body")]
     DuplicateKey(String),
+    /// More top-level members than any real client sends.
+    #[error(
+        "the request body has more than {} top-level members",
+        strict::MAX_TOP_LEVEL_MEMBERS
+    )]
+    TooManyMembers,
     /// The body is JSON but not an object.
     #[error("the request body must be a JSON object")]
     NotAnObject,

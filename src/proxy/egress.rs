@@ -21,14 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::body::{self, Body};
+use super::forward::downstream;
 use super::guard::{self, Identity, Verdict};
 use super::inspect::{parse_off_thread, read_json_body};
-use super::log::log_phase;
 use super::upstream::{TlsError, TlsUpstream};
 use super::{headers, Ctx};
 use crate::config::Config;
@@ -78,35 +78,12 @@ impl Egress {
         let config = self.config.load_full();
         let in_flight = self.metrics.track_in_flight();
         let request_id = headers::request_id(req.headers(), &config.proxy.request_id_header);
-        let span = tracing::info_span!("egress", request_id = request_id.to_str().unwrap_or("-"));
-        let mut ctx = Ctx {
-            gate: Gate::Egress,
-            request_id,
-            method: req.method().clone(),
-            path: req.uri().path().to_owned(),
-            peer,
-            start: Instant::now(),
-            route: RouteLabel::Pass,
-            upstream_time: None,
-            status: StatusCode::OK,
-            refusal: None,
-            user: None,
-            verdict: None,
-        };
+        let mut ctx = Ctx::new(Gate::Egress, &req, peer, request_id);
         let (parts, incoming) = req.into_parts();
         let req = Request::from_parts(parts, body::boxed(incoming));
-        let resp = match self.run(&config, &mut ctx, req).instrument(span).await {
-            Ok(resp) => resp,
-            Err(refusal) => {
-                if ctx.verdict.is_none() {
-                    ctx.verdict = guard::verdict_of(&refusal);
-                }
-                let resp = refusal.to_response();
-                ctx.refusal = Some(refusal);
-                resp
-            }
-        };
-        log_phase(ctx, resp, self.metrics.clone(), in_flight)
+        let span = ctx.span();
+        let result = self.run(&config, &mut ctx, req).instrument(span).await;
+        ctx.finish(result, self.metrics.clone(), in_flight)
     }
 
     async fn run(
@@ -260,13 +237,7 @@ impl Egress {
         ctx.upstream_time = Some(took);
         let resp = result?;
         self.metrics.observe_upstream(Gate::Egress, ctx.route, took);
-        let (mut parts, incoming) = resp.into_parts();
-        headers::strip_hop_by_hop(&mut parts.headers, false);
-        parts.headers.insert(
-            config.proxy.request_id_header.clone(),
-            ctx.request_id.clone(),
-        );
-        Ok(Response::from_parts(parts, body::boxed(incoming)))
+        Ok(downstream(config, ctx, resp))
     }
 }
 

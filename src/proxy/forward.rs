@@ -17,7 +17,7 @@ impl Proxy {
         ctx: &mut Ctx,
         mut req: Request<Body>,
     ) -> Result<Response<Body>, Refusal> {
-        let upgrading = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+        let upgrading = headers::wants_upgrade(&req);
         let client_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
         prepare_request(config, ctx, &mut req, upgrading)?;
 
@@ -49,14 +49,24 @@ impl Proxy {
             }
         }
 
-        let (mut parts, incoming) = resp.into_parts();
-        headers::strip_hop_by_hop(&mut parts.headers, false);
-        parts.headers.insert(
-            config.proxy.request_id_header.clone(),
-            ctx.request_id.clone(),
-        );
-        Ok(Response::from_parts(parts, body::boxed(incoming)))
+        Ok(downstream(config, ctx, resp))
     }
+}
+
+/// An upstream response as the client gets it: no hop-by-hop headers, the
+/// request id echoed, the body streamed.
+pub(super) fn downstream(
+    config: &Config,
+    ctx: &Ctx,
+    resp: Response<hyper::body::Incoming>,
+) -> Response<Body> {
+    let (mut parts, incoming) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, false);
+    parts.headers.insert(
+        config.proxy.request_id_header.clone(),
+        ctx.request_id.clone(),
+    );
+    Response::from_parts(parts, body::boxed(incoming))
 }
 
 /// Points the request at the upstream and fixes its headers.

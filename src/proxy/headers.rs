@@ -24,6 +24,11 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
 }
 
+/// An HTTP/1.1 request asking to switch protocols (HTTP/2 has no upgrades).
+pub fn wants_upgrade<B>(req: &http::Request<B>) -> bool {
+    req.version() == http::Version::HTTP_11 && is_upgrade(req.headers())
+}
+
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)

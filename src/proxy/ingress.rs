@@ -13,16 +13,14 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{header, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::body::{self, Body};
 use super::guard::{self, Identity, Verdict};
 use super::inspect::{read_json_body, requested_models, unlisted_model};
-use super::log::log_phase;
 use super::rewrite::{filter_response, ListFilter};
 use super::{headers, Ctx, Proxy};
 use crate::config::Config;
@@ -50,35 +48,12 @@ impl Proxy {
         let config = self.config.load_full();
         let in_flight = self.metrics.track_in_flight();
         let request_id = headers::request_id(req.headers(), &config.proxy.request_id_header);
-        let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or("-"));
-        let mut ctx = Ctx {
-            gate: Gate::Ingress,
-            request_id,
-            method: req.method().clone(),
-            path: req.uri().path().to_owned(),
-            peer,
-            start: Instant::now(),
-            route: RouteLabel::Pass,
-            upstream_time: None,
-            status: StatusCode::OK,
-            refusal: None,
-            user: None,
-            verdict: None,
-        };
+        let mut ctx = Ctx::new(Gate::Ingress, &req, peer, request_id);
         let (parts, incoming) = req.into_parts();
         let req = Request::from_parts(parts, body::boxed(incoming));
-        let resp = match self.run(&config, &mut ctx, req).instrument(span).await {
-            Ok(resp) => resp,
-            Err(refusal) => {
-                if ctx.verdict.is_none() {
-                    ctx.verdict = guard::verdict_of(&refusal);
-                }
-                let resp = refusal.to_response();
-                ctx.refusal = Some(refusal);
-                resp
-            }
-        };
-        log_phase(ctx, resp, self.metrics.clone(), in_flight)
+        let span = ctx.span();
+        let result = self.run(&config, &mut ctx, req).instrument(span).await;
+        ctx.finish(result, self.metrics.clone(), in_flight)
     }
 
     /// Classify, then the phases the route class needs.
@@ -91,7 +66,7 @@ impl Proxy {
         // Everything below reads the request as Open WebUI will receive it:
         // without hop-by-hop headers, nor any header `Connection` names (a
         // credential named there would be checked here and gone upstream).
-        let upgrading = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+        let upgrading = headers::wants_upgrade(&req);
         headers::strip_hop_by_hop(req.headers_mut(), upgrading);
         if !config.access.enforcing() {
             return self.forward(config, ctx, req).await;

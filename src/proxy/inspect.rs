@@ -30,10 +30,12 @@ pub async fn read_json_body(cap: usize, headers: &HeaderMap, body: Body) -> Resu
     }
 }
 
-/// Bodies larger than this are parsed on a blocking thread: a parse costs
-/// about 1 ms per MiB, and an async worker thread held that long stalls
-/// every other client it serves.
-const INLINE_PARSE_BYTES: usize = 256 * 1024;
+/// Bodies larger than this are parsed on a blocking thread. An ordinary
+/// body parses at about 1 ms per MiB, but an adversarial one (millions of
+/// distinct keys) at about 10 ms per MiB (`benches/adversarial.rs`), and an
+/// async worker thread held that long stalls every other client it serves;
+/// at this size the worst case holds one for well under a millisecond.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 /// Runs a body parser inline for small bodies and on a blocking thread for
 /// large ones.

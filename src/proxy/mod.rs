@@ -31,13 +31,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{HeaderValue, Method, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::Refusal;
-use crate::metrics::{Gate, Metrics, RouteLabel, StoreErrorKind};
+use crate::metrics::{Gate, GaugeGuard, Metrics, RouteLabel, StoreErrorKind};
 use crate::store::{AccessStore, StoreError};
+use body::Body;
 use guard::Verdict;
 use upstream::Upstream;
 
@@ -62,6 +63,57 @@ pub struct Ctx {
     pub user: Option<String>,
     /// What the guard decided.
     pub verdict: Option<Verdict>,
+}
+
+impl Ctx {
+    /// The context of a request that just arrived at `gate`.
+    pub fn new<B>(gate: Gate, req: &Request<B>, peer: SocketAddr, request_id: HeaderValue) -> Ctx {
+        Ctx {
+            gate,
+            request_id,
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            peer,
+            start: Instant::now(),
+            route: RouteLabel::Pass,
+            upstream_time: None,
+            status: StatusCode::OK,
+            refusal: None,
+            user: None,
+            verdict: None,
+        }
+    }
+
+    /// The span every log line of this request is written in.
+    pub fn span(&self) -> tracing::Span {
+        let id = self.request_id.to_str().unwrap_or("-");
+        match self.gate {
+            Gate::Ingress => tracing::info_span!("request", request_id = id),
+            Gate::Egress => tracing::info_span!("egress", request_id = id),
+        }
+    }
+
+    /// Ends the request the same way at every gate: a refusal is answered
+    /// through `error.rs` and kept for the log, which runs when the body ends.
+    pub fn finish(
+        mut self,
+        result: Result<Response<Body>, Refusal>,
+        metrics: Arc<Metrics>,
+        in_flight: GaugeGuard,
+    ) -> Response<Body> {
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(refusal) => {
+                if self.verdict.is_none() {
+                    self.verdict = guard::verdict_of(&refusal);
+                }
+                let resp = refusal.to_response();
+                self.refusal = Some(refusal);
+                resp
+            }
+        };
+        log::log_phase(self, resp, metrics, in_flight)
+    }
 }
 
 /// Memory the filtered-list cache may hold.

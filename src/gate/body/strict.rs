@@ -6,9 +6,12 @@
 //! reading of the body. Keys are compared after escape decoding, because
 //! serde_json hands the visitor decoded strings.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::OnceLock;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -55,15 +58,18 @@ pub fn parse_members(bytes: &[u8], relevant: &[&str]) -> Result<Value, BodyError
         return parse_strict(bytes).map(|_| Value::Null);
     }
     let duplicate = RefCell::new(None);
+    let too_many = RefCell::new(false);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = MembersSeed {
         dup: &duplicate,
+        too_many: &too_many,
         relevant,
     }
     .deserialize(&mut de)
     .and_then(|v| de.end().map(|()| v));
     match parsed {
         Ok(v) => Ok(v),
+        Err(_) if too_many.into_inner() => Err(BodyError::TooManyMembers),
         Err(_) => Err(match duplicate.into_inner() {
             Some(key) => BodyError::DuplicateKey(key),
             None => BodyError::InvalidJson,
@@ -71,9 +77,15 @@ pub fn parse_members(bytes: &[u8], relevant: &[&str]) -> Result<Value, BodyError
     }
 }
 
+/// More top-level members than any client of Open WebUI or of a model API
+/// sends (a chat call has a few dozen): a body with more is refused before
+/// its member set grows into a memory and CPU lever.
+pub const MAX_TOP_LEVEL_MEMBERS: usize = 4096;
+
 /// The top-level object for [`parse_members`].
 struct MembersSeed<'a> {
     dup: &'a RefCell<Option<String>>,
+    too_many: &'a RefCell<bool>,
     relevant: &'a [&'a str],
 }
 
@@ -95,23 +107,91 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         // A set, not a list: a body of millions of distinct keys must cost
-        // linear time, or one small request stalls a worker thread.
-        let mut seen: HashSet<String> = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if seen.contains(&key) {
-                let message = format!("duplicate key {key:?}");
-                *self.dup.borrow_mut() = Some(key);
-                return Err(de::Error::custom(message));
+        // linear time, or one small request stalls a worker thread. It holds
+        // each key's keyed hash (SipHash under a per-process random key), not
+        // the key: 8 bytes an entry, no copies. Two distinct keys share a
+        // hash with odds of about n²/2⁶⁴, and the key is secret, so only a
+        // sender's own body could ever be refused by a collision.
+        let hasher = key_hasher();
+        let mut seen: HashSet<u64, BuildHasherDefault<PassThrough>> = HashSet::default();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if seen.len() >= MAX_TOP_LEVEL_MEMBERS {
+                *self.too_many.borrow_mut() = true;
+                return Err(de::Error::custom("too many members"));
             }
-            if self.relevant.contains(&key.as_str()) {
+            if self.relevant.contains(&key.as_ref()) {
                 let value = map.next_value_seed(StrictSeed { dup: self.dup })?;
-                out.insert(key.clone(), value);
+                out.insert(key.clone().into_owned(), value);
             } else {
                 map.next_value::<de::IgnoredAny>()?;
             }
-            seen.insert(key);
+            if !seen.insert(hasher.hash_one(key.as_ref())) {
+                let message = format!("duplicate key {key:?}");
+                *self.dup.borrow_mut() = Some(key.into_owned());
+                return Err(de::Error::custom(message));
+            }
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// One random SipHash key for the process: building a `RandomState` per
+/// body would cost a read of the thread's key state each time anyway.
+fn key_hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
+}
+
+/// The set's own hasher: its items already are uniformly random hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in, to stay correct.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// An object key, borrowed from the body when it holds no escapes (serde_json
+/// has already decoded `\u0065` and friends when it cannot borrow).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
 }
 

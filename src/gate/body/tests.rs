@@ -425,3 +425,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn bodies_with_absurdly_many_members_are_refused() {
+    let chat = chat();
+    let mut body = String::from("{");
+    for i in 0..crate::gate::body::strict::MAX_TOP_LEVEL_MEMBERS {
+        body.push_str(&format!("\"k{i}\":0,"));
+    }
+    body.push_str("\"model\":\"m\"}");
+    assert_eq!(
+        model_refs_from_bytes(body.as_bytes(), &chat),
+        Err(BodyError::TooManyMembers)
+    );
+    assert_eq!(
+        Refusal::Body(BodyError::TooManyMembers).answer().code,
+        "too_many_members"
+    );
+    // One fewer is an ordinary (if odd) body.
+    let body = body.replacen("\"k0\":0,", "", 1);
+    assert_eq!(
+        model_refs_from_bytes(body.as_bytes(), &chat),
+        Ok(vec!["m".to_owned()])
+    );
+}

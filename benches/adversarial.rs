@@ -1,0 +1,105 @@
+//! Worst-case request bodies at the caps: every body scanner must be linear.
+//! A quadratic scanner held a worker thread for 20–60 s on a small request;
+//! the budget is about 1 ms per MiB, and bodies over 256 KiB are parsed on a
+//! blocking thread anyway, so even that never stalls other clients.
+//!
+//! `cargo bench --bench adversarial` (reports MiB/s; 1 ms/MiB = 1,000 MiB/s)
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use modelgate::gate::body::model_refs_from_bytes;
+use modelgate::gate::outbound::outbound_models;
+use modelgate::gate::routes::{CallSpec, ModelLocation};
+
+const MIB: usize = 1024 * 1024;
+
+/// `{"k0":0,"k1":0,...,"model":"m"}`: millions of distinct top-level keys,
+/// each checked against every key before it by a quadratic scanner.
+fn distinct_keys(size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 64);
+    out.push(b'{');
+    let mut i = 0usize;
+    while out.len() < size {
+        out.extend_from_slice(format!("\"k{i}\":0,").as_bytes());
+        i += 1;
+    }
+    out.extend_from_slice(br#""model":"m"}"#);
+    out
+}
+
+/// A channel post whose content is `<@M:` repeated with no `>`.
+fn unclosed_mentions(size: usize) -> Vec<u8> {
+    let mut out = br#"{"content":""#.to_vec();
+    out.extend(std::iter::repeat_n(b"<@M:".iter().copied(), size / 4).flatten());
+    out.extend_from_slice(b"\"}");
+    out
+}
+
+/// `[[[[...]]]]` as deep as the body allows, in `member`: a member that
+/// names no model is skipped without recursion; one that does is refused at
+/// depth 128, early.
+fn deep_nesting(size: usize, member: &str) -> Vec<u8> {
+    let half = size / 2;
+    let mut out = format!(r#"{{"model":"m","{member}":"#).into_bytes();
+    out.extend(std::iter::repeat_n(b'[', half));
+    out.extend(std::iter::repeat_n(b']', half));
+    out.push(b'}');
+    out
+}
+
+fn bench_adversarial(c: &mut Criterion) {
+    let mut g = c.benchmark_group("adversarial");
+    g.sample_size(10);
+    let chat = CallSpec {
+        locations: vec![
+            ModelLocation::Field("model".into()),
+            ModelLocation::IdList("models".into()),
+            ModelLocation::MessageIds,
+        ],
+        required: false,
+    };
+    let channel = CallSpec {
+        locations: vec![ModelLocation::ChannelMentions("content".into())],
+        required: false,
+    };
+    for size in [4 * MIB, 64 * MIB] {
+        let body = distinct_keys(size);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new("distinct_keys/ingress", size / MIB),
+            &body,
+            |b, body| b.iter(|| model_refs_from_bytes(black_box(body), &chat).unwrap()),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("distinct_keys/egress", size / MIB),
+            &body,
+            |b, body| b.iter(|| outbound_models(black_box(body)).unwrap()),
+        );
+        let body = unclosed_mentions(size);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new("unclosed_mentions", size / MIB),
+            &body,
+            |b, body| b.iter(|| model_refs_from_bytes(black_box(body), &channel).unwrap()),
+        );
+        let body = deep_nesting(size, "messages");
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new("deep_nesting/skipped", size / MIB),
+            &body,
+            |b, body| b.iter(|| model_refs_from_bytes(black_box(body), &chat).unwrap()),
+        );
+        let body = deep_nesting(size, "models");
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new("deep_nesting/read", size / MIB),
+            &body,
+            |b, body| b.iter(|| model_refs_from_bytes(black_box(body), &chat).unwrap_err()),
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_adversarial);
+criterion_main!(benches);
