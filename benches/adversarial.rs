@@ -31,7 +31,7 @@ fn distinct_keys(size: usize) -> Vec<u8> {
 /// A channel post whose content is `<@M:` repeated with no `>`.
 fn unclosed_mentions(size: usize) -> Vec<u8> {
     let mut out = br#"{"content":""#.to_vec();
-    out.extend(std::iter::repeat_n(b"<@M:".iter().copied(), size / 4).flatten());
+    out.extend_from_slice(&b"<@M:".repeat(size / 4));
     out.extend_from_slice(b"\"}");
     out
 }
@@ -42,8 +42,8 @@ fn unclosed_mentions(size: usize) -> Vec<u8> {
 fn deep_nesting(size: usize, member: &str) -> Vec<u8> {
     let half = size / 2;
     let mut out = format!(r#"{{"model":"m","{member}":"#).into_bytes();
-    out.extend(std::iter::repeat_n(b'[', half));
-    out.extend(std::iter::repeat_n(b']', half));
+    out.extend_from_slice(&vec![b'['; half]);
+    out.extend_from_slice(&vec![b']'; half]);
     out.push(b'}');
     out
 }
