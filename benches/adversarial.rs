@@ -3,6 +3,9 @@
 //! the budget is about 1 ms per MiB, and bodies over 256 KiB are parsed on a
 //! blocking thread anyway, so even that never stalls other clients.
 //!
+//! Top-level objects of more than 4,096 members are refused as soon as the
+//! 4,097th key is read; skipped members are syntax-checked only.
+//!
 //! `cargo bench --bench adversarial` (reports MiB/s; 1 ms/MiB = 1,000 MiB/s)
 
 use std::hint::black_box;
@@ -63,40 +66,66 @@ fn bench_adversarial(c: &mut Criterion) {
         locations: vec![ModelLocation::ChannelMentions("content".into())],
         required: false,
     };
+    // Each case: (name, body, parser, whether it is refused).
+    type Parse<'a> = Box<dyn Fn(&[u8]) -> bool + 'a>;
     for size in [4 * MIB, 64 * MIB] {
-        let body = distinct_keys(size);
-        g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_with_input(
-            BenchmarkId::new("distinct_keys/ingress", size / MIB),
-            &body,
-            |b, body| b.iter(|| model_refs_from_bytes(black_box(body), &chat).unwrap()),
-        );
-        g.bench_with_input(
-            BenchmarkId::new("distinct_keys/egress", size / MIB),
-            &body,
-            |b, body| b.iter(|| outbound_models(black_box(body)).unwrap()),
-        );
-        let body = unclosed_mentions(size);
-        g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_with_input(
-            BenchmarkId::new("unclosed_mentions", size / MIB),
-            &body,
-            |b, body| b.iter(|| model_refs_from_bytes(black_box(body), &channel).unwrap()),
-        );
-        let body = deep_nesting(size, "messages");
-        g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_with_input(
-            BenchmarkId::new("deep_nesting/skipped", size / MIB),
-            &body,
-            |b, body| b.iter(|| model_refs_from_bytes(black_box(body), &chat).unwrap()),
-        );
-        let body = deep_nesting(size, "models");
-        g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_with_input(
-            BenchmarkId::new("deep_nesting/read", size / MIB),
-            &body,
-            |b, body| b.iter(|| model_refs_from_bytes(black_box(body), &chat).unwrap_err()),
-        );
+        let keys = distinct_keys(size);
+        let mut nested = br#"{"model":"m","x":"#.to_vec();
+        nested.extend_from_slice(&keys);
+        nested.push(b'}');
+        let mut mentions_of_one = br#"{"content":""#.to_vec();
+        mentions_of_one.extend_from_slice(&b"<@M:m>".repeat(size / 6));
+        mentions_of_one.extend_from_slice(b"\"}");
+        let ingress: Parse = Box::new(|b| model_refs_from_bytes(b, &chat).is_err());
+        let egress: Parse = Box::new(|b| outbound_models(b).is_err());
+        let mentions: Parse = Box::new(|b| model_refs_from_bytes(b, &channel).is_err());
+        let cases: Vec<(&str, Vec<u8>, &Parse, bool)> = vec![
+            (
+                "distinct_keys/top_level/ingress",
+                keys.clone(),
+                &ingress,
+                true,
+            ),
+            ("distinct_keys/top_level/egress", keys, &egress, true),
+            (
+                "distinct_keys/skipped/ingress",
+                nested.clone(),
+                &ingress,
+                false,
+            ),
+            ("distinct_keys/skipped/egress", nested, &egress, false),
+            (
+                "mentions/unclosed",
+                unclosed_mentions(size),
+                &mentions,
+                false,
+            ),
+            (
+                "mentions/one_model_repeated",
+                mentions_of_one,
+                &mentions,
+                false,
+            ),
+            (
+                "deep_nesting/skipped",
+                deep_nesting(size, "messages"),
+                &ingress,
+                false,
+            ),
+            (
+                "deep_nesting/read",
+                deep_nesting(size, "models"),
+                &ingress,
+                true,
+            ),
+        ];
+        for (name, body, parse, refused) in cases {
+            assert_eq!(parse(&body), refused, "{name}");
+            g.throughput(Throughput::Bytes(body.len() as u64));
+            g.bench_with_input(BenchmarkId::new(name, size / MIB), &body, |b, body| {
+                b.iter(|| parse(black_box(body)))
+            });
+        }
     }
     g.finish();
 }

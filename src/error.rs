@@ -168,6 +168,7 @@ impl Refusal {
                     BodyError::DuplicateKey(_) => (400, "duplicate_key"),
                     BodyError::NotAnObject => (400, "body_not_object"),
                     BodyError::TooManyMembers => (400, "too_many_members"),
+                    BodyError::TooManyModels => (400, "too_many_models"),
                     BodyError::BadModelField(_) => (400, "bad_model_field"),
                     BodyError::MissingModel => (400, "missing_model"),
                 };

@@ -26,10 +26,13 @@ pub enum BodyError {
     /// The same key twice in one object, after escape decoding.
     #[error("duplicate key {0:?} in the request body")]
     DuplicateKey(String),
+    /// More distinct models than any real request names.
+    #[error("the request names more than {MAX_MODELS_PER_REQUEST} models")]
+    TooManyModels,
     /// More top-level members than any real client sends.
     #[error(
         "the request body has more than {} top-level members",
-        strict::MAX_TOP_LEVEL_MEMBERS
+        strict::MAX_OBJECT_MEMBERS
     )]
     TooManyMembers,
     /// The body is JSON but not an object.
@@ -108,22 +111,18 @@ pub fn has_json_content_type(headers: &HeaderMap) -> bool {
 /// it, or falls back to a model modelgate cannot see.
 pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyError> {
     let body = value.as_object().ok_or(BodyError::NotAnObject)?;
-    let mut refs: Vec<String> = Vec::new();
-    let mut add = |id: &str| {
-        if !refs.iter().any(|r| r == id) {
-            refs.push(id.to_owned());
-        }
-    };
+    let mut refs = Named::default();
+    let mut add = |id: &str| refs.add(id);
     for location in &spec.locations {
         match location {
             ModelLocation::Field(name) => {
                 if let Some(v) = body.get(name) {
-                    add(as_model_id(v, name)?);
+                    add(as_model_id(v, name)?)?;
                 }
             }
             ModelLocation::Pointer(pointer) => {
                 if let Some(v) = walk_pointer(value, pointer)? {
-                    add(as_model_id(v, pointer)?);
+                    add(as_model_id(v, pointer)?)?;
                 }
             }
             ModelLocation::MessageIds => match body.get("message_ids") {
@@ -136,18 +135,18 @@ pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyErr
                             .as_object()
                             .and_then(|o| o.get("model_id"))
                             .ok_or_else(|| BodyError::BadModelField("message_ids".into()))?;
-                        add(as_model_id(id, "message_ids")?);
+                        add(as_model_id(id, "message_ids")?)?;
                     }
                 }
                 // Legacy dict form: the keys are the model ids.
-                Some(Value::Object(map)) => map.keys().for_each(|k| add(k)),
+                Some(Value::Object(map)) => map.keys().try_for_each(|k| add(k))?,
                 Some(_) => return Err(BodyError::BadModelField("message_ids".into())),
             },
             ModelLocation::IdList(name) => match body.get(name) {
                 None => {}
                 Some(Value::Array(ids)) => {
                     for id in ids {
-                        add(as_model_id(id, name)?);
+                        add(as_model_id(id, name)?)?;
                     }
                 }
                 Some(_) => return Err(BodyError::BadModelField(name.clone())),
@@ -157,15 +156,39 @@ pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyErr
                     let text = v
                         .as_str()
                         .ok_or_else(|| BodyError::BadModelField(name.clone()))?;
-                    mentions::model_mentions(text).for_each(&mut add);
+                    mentions::model_mentions(text).try_for_each(&mut add)?;
                 }
             }
         }
     }
-    if spec.required && refs.is_empty() {
+    if spec.required && refs.ids.is_empty() {
         return Err(BodyError::MissingModel);
     }
-    Ok(refs)
+    Ok(refs.ids)
+}
+
+/// More distinct models than any request names (a multi-model chat names a
+/// handful): refused, which also bounds the repeat check below, so a body
+/// of a million mentions costs linear time.
+pub const MAX_MODELS_PER_REQUEST: usize = 256;
+
+/// The models a body names, in body order, each once.
+#[derive(Default)]
+pub(crate) struct Named {
+    pub ids: Vec<String>,
+}
+
+impl Named {
+    pub fn add(&mut self, id: &str) -> Result<(), BodyError> {
+        if self.ids.iter().any(|r| r == id) {
+            return Ok(());
+        }
+        if self.ids.len() >= MAX_MODELS_PER_REQUEST {
+            return Err(BodyError::TooManyModels);
+        }
+        self.ids.push(id.to_owned());
+        Ok(())
+    }
 }
 
 /// [`model_refs`] straight from the bytes, building only the members the

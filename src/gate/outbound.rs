@@ -20,7 +20,7 @@
 
 use serde_json::Value;
 
-use super::body::{parse_members, BodyError};
+use super::body::{parse_members, BodyError, Named};
 
 /// The top-level members that can name a model.
 const MODEL_MEMBERS: [&str; 5] = ["model", "models", "fallbacks", "tools", "route"];
@@ -29,21 +29,17 @@ const MODEL_MEMBERS: [&str; 5] = ["model", "models", "fallbacks", "tools", "rout
 pub fn outbound_models(bytes: &[u8]) -> Result<Vec<String>, BodyError> {
     let value = parse_members(bytes, &MODEL_MEMBERS)?;
     let body = value.as_object().ok_or(BodyError::NotAnObject)?;
-    let mut models: Vec<String> = Vec::new();
-    let mut add = |id: &str| {
-        if !models.iter().any(|m| m == id) {
-            models.push(id.to_owned());
-        }
-    };
+    let mut models = Named::default();
+    let mut add = |id: &str| models.add(id);
     if let Some(v) = body.get("model") {
-        add(model_id(v, "model")?);
+        add(model_id(v, "model")?)?;
     }
     if let Some(v) = body.get("models") {
         let list = v
             .as_array()
             .ok_or_else(|| BodyError::BadModelField("models".into()))?;
         for item in list {
-            add(model_id(item, "models")?);
+            add(model_id(item, "models")?)?;
         }
     }
     if let Some(v) = body.get("fallbacks") {
@@ -54,13 +50,13 @@ pub fn outbound_models(bytes: &[u8]) -> Result<Vec<String>, BodyError> {
             let m = item
                 .get("model")
                 .ok_or_else(|| BodyError::BadModelField("fallbacks".into()))?;
-            add(model_id(m, "fallbacks")?);
+            add(model_id(m, "fallbacks")?)?;
         }
     }
     if let Some(Value::Array(tools)) = body.get("tools") {
         for tool in tools {
             if let Some(m) = tool.get("model") {
-                add(model_id(m, "tools")?);
+                add(model_id(m, "tools")?)?;
             }
         }
     }
@@ -68,10 +64,10 @@ pub fn outbound_models(bytes: &[u8]) -> Result<Vec<String>, BodyError> {
         None | Some(Value::String(_)) | Some(Value::Null) => {}
         Some(_) => return Err(BodyError::BadModelField("route".into())),
     }
-    if models.is_empty() {
+    if models.ids.is_empty() {
         return Err(BodyError::MissingModel);
     }
-    Ok(models)
+    Ok(models.ids)
 }
 
 fn model_id<'a>(v: &'a Value, field: &str) -> Result<&'a str, BodyError> {

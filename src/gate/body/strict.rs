@@ -29,12 +29,17 @@ use super::BodyError;
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, BodyError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let duplicate = RefCell::new(None);
+    let too_many = RefCell::new(false);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = StrictSeed { dup: &duplicate }
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v));
+    let parsed = StrictSeed {
+        dup: &duplicate,
+        too_many: &too_many,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
     match parsed {
         Ok(v) => Ok(v),
+        Err(_) if too_many.into_inner() => Err(BodyError::TooManyMembers),
         Err(_) => Err(match duplicate.into_inner() {
             Some(key) => BodyError::DuplicateKey(key),
             None => BodyError::InvalidJson,
@@ -77,10 +82,11 @@ pub fn parse_members(bytes: &[u8], relevant: &[&str]) -> Result<Value, BodyError
     }
 }
 
-/// More top-level members than any client of Open WebUI or of a model API
-/// sends (a chat call has a few dozen): a body with more is refused before
-/// its member set grows into a memory and CPU lever.
-pub const MAX_TOP_LEVEL_MEMBERS: usize = 4096;
+/// More members than any object a client of Open WebUI or of a model API
+/// sends has (a chat call has a few dozen at the top): an object the gate
+/// builds or checks for duplicates with more is refused before it grows
+/// into a memory and CPU lever. Skipped members are not counted.
+pub const MAX_OBJECT_MEMBERS: usize = 4096;
 
 /// The top-level object for [`parse_members`].
 struct MembersSeed<'a> {
@@ -115,12 +121,15 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
         let hasher = key_hasher();
         let mut seen: HashSet<u64, BuildHasherDefault<PassThrough>> = HashSet::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            if seen.len() >= MAX_TOP_LEVEL_MEMBERS {
+            if seen.len() >= MAX_OBJECT_MEMBERS {
                 *self.too_many.borrow_mut() = true;
                 return Err(de::Error::custom("too many members"));
             }
             if self.relevant.contains(&key.as_ref()) {
-                let value = map.next_value_seed(StrictSeed { dup: self.dup })?;
+                let value = map.next_value_seed(StrictSeed {
+                    dup: self.dup,
+                    too_many: self.too_many,
+                })?;
                 out.insert(key.clone().into_owned(), value);
             } else {
                 map.next_value::<de::IgnoredAny>()?;
@@ -195,10 +204,13 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
-/// Builds a `serde_json::Value`, noting the first duplicate key in `dup`.
+/// Builds a `serde_json::Value`, noting the first duplicate key in `dup`
+/// and an object of more than [`MAX_OBJECT_MEMBERS`] members in
+/// `too_many` (a built object costs memory and time per member).
 #[derive(Clone, Copy)]
 struct StrictSeed<'a> {
     dup: &'a RefCell<Option<String>>,
+    too_many: &'a RefCell<bool>,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
@@ -259,6 +271,10 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
         let mut out = Map::new();
         // `String` keys: serde_json has already decoded `\u0065` and friends.
         while let Some(key) = map.next_key::<String>()? {
+            if out.len() >= MAX_OBJECT_MEMBERS {
+                *self.too_many.borrow_mut() = true;
+                return Err(de::Error::custom("too many members"));
+            }
             if out.contains_key(&key) {
                 let message = format!("duplicate key {key:?}");
                 *self.dup.borrow_mut() = Some(key);

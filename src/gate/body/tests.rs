@@ -430,7 +430,7 @@ proptest! {
 fn bodies_with_absurdly_many_members_are_refused() {
     let chat = chat();
     let mut body = String::from("{");
-    for i in 0..crate::gate::body::strict::MAX_TOP_LEVEL_MEMBERS {
+    for i in 0..crate::gate::body::strict::MAX_OBJECT_MEMBERS {
         body.push_str(&format!("\"k{i}\":0,"));
     }
     body.push_str("\"model\":\"m\"}");
@@ -447,5 +447,43 @@ fn bodies_with_absurdly_many_members_are_refused() {
     assert_eq!(
         model_refs_from_bytes(body.as_bytes(), &chat),
         Ok(vec!["m".to_owned()])
+    );
+}
+
+#[test]
+fn requests_naming_absurdly_many_models_are_refused_in_linear_time() {
+    let spec = CallSpec {
+        locations: vec![ModelLocation::ChannelMentions("content".into())],
+        required: false,
+    };
+    // A million mentions of one model: one model, found in linear time.
+    let text = "<@M:m>".repeat(1_000_000);
+    let body = serde_json::to_vec(&json!({ "content": text })).unwrap();
+    assert_eq!(
+        model_refs_from_bytes(&body, &spec),
+        Ok(vec!["m".to_owned()])
+    );
+    // Distinct ones: refused once past the cap.
+    let text: String = (0..100_000).map(|i| format!("<@M:m{i}>")).collect();
+    let body = serde_json::to_vec(&json!({ "content": text })).unwrap();
+    assert_eq!(
+        model_refs_from_bytes(&body, &spec),
+        Err(BodyError::TooManyModels)
+    );
+    // The legacy message_ids dict: its keys are models.
+    let ids: serde_json::Map<String, Value> =
+        (0..300).map(|i| (format!("m{i}"), json!("x"))).collect();
+    let body = serde_json::to_vec(&json!({ "model": "a", "message_ids": ids })).unwrap();
+    assert_eq!(
+        model_refs_from_bytes(&body, &chat()),
+        Err(BodyError::TooManyModels)
+    );
+    // An object inside a member that names models is built: capped too.
+    let ids: serde_json::Map<String, Value> =
+        (0..5_000).map(|i| (format!("m{i}"), json!("x"))).collect();
+    let body = serde_json::to_vec(&json!({ "model": "a", "message_ids": ids })).unwrap();
+    assert_eq!(
+        model_refs_from_bytes(&body, &chat()),
+        Err(BodyError::TooManyMembers)
     );
 }
