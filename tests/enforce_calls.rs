@@ -286,3 +286,73 @@ async fn unlisted_route_naming_a_model_is_checked() {
     }
     assert_eq!(env.bodies(path).len(), 2);
 }
+
+#[tokio::test]
+async fn presets_may_only_point_at_models_the_writer_may_use() {
+    let env = Env::start().await;
+    let refused = [
+        (
+            "/api/v1/models/create",
+            r#"{"id":"p","name":"p","base_model_id":"llama","meta":{},"params":{}}"#,
+            "llama",
+        ),
+        // A preset on a preset: its root is what counts.
+        (
+            "/api/v1/models/create",
+            r#"{"id":"p","name":"p","base_model_id":"sneaky","meta":{},"params":{}}"#,
+            "sneaky",
+        ),
+        (
+            "/api/v1/models/model/update",
+            r#"{"id":"alice-helper","name":"h","base_model_id":"llama","meta":{},"params":{}}"#,
+            "llama",
+        ),
+        (
+            "/api/v1/models/import",
+            r#"{"models":[{"id":"a","base_model_id":"gpt-4o"},{"id":"b","base_model_id":"llama"}]}"#,
+            "llama",
+        ),
+        (
+            "/api/v1/models/sync",
+            r#"{"models":[{"id":"b","base_model_id":"llama","name":"b","meta":{},"params":{}}]}"#,
+            "llama",
+        ),
+    ];
+    for (path, body, model) in refused {
+        let a = env.post_as("alice", path, body).await;
+        assert_model_refused(&a, model, &["gpt-4o", "claude"]);
+        assert!(env.up.requests_to(path).is_empty(), "{path} {body}");
+    }
+    let allowed = [
+        (
+            "/api/v1/models/create",
+            r#"{"id":"p","name":"p","base_model_id":"alice-helper","meta":{},"params":{}}"#,
+        ),
+        // null registers an upstream model: no base to check.
+        (
+            "/api/v1/models/create",
+            r#"{"id":"q","name":"q","base_model_id":null,"meta":{},"params":{}}"#,
+        ),
+        (
+            "/api/v1/models/model/update",
+            r#"{"id":"p","name":"p","base_model_id":"claude","meta":{},"params":{}}"#,
+        ),
+        (
+            "/api/v1/models/import",
+            r#"{"models":[{"id":"a","base_model_id":"gpt-4o"},{"id":"c"}]}"#,
+        ),
+    ];
+    for (path, body) in allowed {
+        let a = env.post_as("alice", path, body).await;
+        assert_eq!(a.status, 200, "{path} {body}");
+    }
+    // Shapes Open WebUI would not read one way are refused, not guessed at.
+    for body in [
+        r#"{"models":"llama"}"#,
+        r#"{"models":["llama"]}"#,
+        r#"{"models":[{"base_model_id":7}]}"#,
+    ] {
+        let a = env.post_as("alice", "/api/v1/models/import", body).await;
+        assert_eq!(assert_error_shape(&a, 400), "bad_model_field", "{body}");
+    }
+}

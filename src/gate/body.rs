@@ -142,6 +142,25 @@ pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyErr
                 Some(Value::Object(map)) => map.keys().try_for_each(|k| add(k))?,
                 Some(_) => return Err(BodyError::BadModelField("message_ids".into())),
             },
+            ModelLocation::NullableField(name) => match body.get(name) {
+                None | Some(Value::Null) => {}
+                Some(v) => add(as_model_id(v, name)?)?,
+            },
+            ModelLocation::EachOf { list, field } => match body.get(list) {
+                None => {}
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        let item = item
+                            .as_object()
+                            .ok_or_else(|| BodyError::BadModelField(list.clone()))?;
+                        match item.get(field) {
+                            None | Some(Value::Null) => {}
+                            Some(v) => add(as_model_id(v, field)?)?,
+                        }
+                    }
+                }
+                Some(_) => return Err(BodyError::BadModelField(list.clone())),
+            },
             ModelLocation::IdList(name) => match body.get(name) {
                 None => {}
                 Some(Value::Array(ids)) => {
@@ -210,8 +229,10 @@ pub fn model_refs_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Vec<String
 fn top_level_key(location: &ModelLocation) -> Option<String> {
     match location {
         ModelLocation::Field(name)
+        | ModelLocation::NullableField(name)
         | ModelLocation::ChannelMentions(name)
-        | ModelLocation::IdList(name) => Some(name.clone()),
+        | ModelLocation::IdList(name)
+        | ModelLocation::EachOf { list: name, .. } => Some(name.clone()),
         ModelLocation::MessageIds => Some("message_ids".to_owned()),
         ModelLocation::Pointer(p) => p.strip_prefix('/').map(|rest| {
             rest.split('/')

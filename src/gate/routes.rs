@@ -60,6 +60,13 @@ pub enum ModelLocation {
     /// `{model_id: message_id}`; one upstream call per model (main.py,
     /// `chat_completion`).
     MessageIds,
+    /// A top-level field naming a model when it is a string; absent or
+    /// `null` names none. A preset's `base_model_id`: null registers an
+    /// upstream model, a string points the preset at the model it calls.
+    NullableField(String),
+    /// `field` of every object in the top-level list `list` (absent or
+    /// null names none): the presets of a bulk import or sync.
+    EachOf { list: String, field: String },
     /// A top-level list of model ids, each one the upstream may run:
     /// OpenRouter's `models` fallback list, which Open WebUI forwards in the
     /// body it sends upstream (`payload = {**form_data}`).

@@ -182,15 +182,30 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     // `compact_chat_by_id`: `CompactChatForm.model`, else the model stored
     // in the chat (user-editable), so a missing model is refused.
     v.push(required(model("/api/v1/chats/{id}/compact")));
-    // routers/models.py: lists. The CRUD routes (`/model/toggle?id=`,
-    // `/model/update`, `/model/delete`, `/create`) manage model rows and call
-    // no model; they pass (a preset on a forbidden base stays unusable,
-    // because access follows `base_model_id` to the root).
+    // routers/models.py: lists. `/model/toggle?id=` and `/model/delete`
+    // manage model rows and call no model; they pass.
     v.push(list("/api/v1/models/list", ListShape::Items));
     v.push(list("/api/v1/models/all", ListShape::BareList));
     v.push(list("/api/v1/models/base", ListShape::BareList));
     v.push(list("/api/v1/models/export", ListShape::BareList));
     v.push(list("/api/v1/models/model", ListShape::Single));
+    // Presets: nobody may point one at a model they cannot use themselves
+    // (`ModelForm.base_model_id`; null registers an upstream model). Open
+    // WebUI resolves the base when it calls, so a later swap is also seen
+    // by the egress gate; `/model/update/version` restores a stored version
+    // the request does not show, and only the egress can check what it runs.
+    let base = || vec![ModelLocation::NullableField("base_model_id".into())];
+    v.push(call("/api/v1/models/create", base()));
+    v.push(call("/api/v1/models/model/update", base()));
+    let each_base = || {
+        vec![ModelLocation::EachOf {
+            list: "models".into(),
+            field: "base_model_id".into(),
+        }]
+    };
+    // `ModelsImportForm.models: list[dict]`, `SyncModelsForm.models`.
+    v.push(call("/api/v1/models/import", each_base()));
+    v.push(call("/api/v1/models/sync", each_base()));
     // `AutomationForm.data: AutomationData(model_id: str)`, run later by
     // `utils/automations.py` (`automation.data['model_id']`).
     let automation = || vec![ModelLocation::Pointer("/data/model_id".into())];

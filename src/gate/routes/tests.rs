@@ -229,15 +229,18 @@ fn model_lists_including_head() {
             "HEAD {p}"
         );
     }
-    // Model CRUD by id passes: it manages rows, it calls no model.
+    // Toggling and deleting rows calls no model: they pass.
     assert_eq!(
         classify(Method::POST, "/api/v1/models/model/toggle?id=x"),
         RouteClass::Pass
     );
-    assert_eq!(
-        classify(Method::POST, "/api/v1/models/model/update"),
-        RouteClass::Pass
-    );
+    // Writing a preset names the model it will call: its base is checked.
+    let base = RouteClass::ModelCall(CallSpec {
+        locations: vec![ModelLocation::NullableField("base_model_id".into())],
+        required: false,
+    });
+    assert_eq!(classify(Method::POST, "/api/v1/models/model/update"), base);
+    assert_eq!(classify(Method::POST, "/api/v1/models/create"), base);
     assert_eq!(
         classify(Method::POST, "/api/v1/models/model/delete"),
         RouteClass::Pass
