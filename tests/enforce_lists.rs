@@ -418,3 +418,43 @@ async fn filtered_lists_are_shared_only_by_the_same_organizations_and_generation
     assert!(!ids(&get("carol").await).contains(&"gpt-4o".to_owned()));
     assert_eq!(ids(&get("bob").await), bob);
 }
+
+#[tokio::test]
+async fn config_responses_show_only_permitted_models() {
+    let app = json!({"name": "mAI", "default_models": "gpt-4o,llama", "default_pinned_models": "llama,claude"});
+    let tasks = json!({"TASK_MODEL": "llama", "TASK_MODEL_EXTERNAL": "claude", "ENABLE_TITLE_GENERATION": true});
+    let env = Env::with(
+        |b| {
+            b.route("/api/config", json_reply(app.to_string().into_bytes(), &[]))
+                .route(
+                    "/api/v1/tasks/config",
+                    json_reply(tasks.to_string().into_bytes(), &[]),
+                )
+        },
+        |_| {},
+    )
+    .await;
+    let a = env.get_as("alice", "/api/config").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json()["default_models"], "gpt-4o");
+    assert_eq!(a.json()["default_pinned_models"], "claude");
+    assert_eq!(a.json()["name"], "mAI");
+    let b = env.get_as("bob", "/api/config").await;
+    assert_eq!(b.json()["default_models"], "llama");
+    let t = env.get_as("alice", "/api/v1/tasks/config").await;
+    assert_eq!(t.json()["TASK_MODEL"], "");
+    assert_eq!(t.json()["TASK_MODEL_EXTERNAL"], "claude");
+    assert_eq!(t.json()["ENABLE_TITLE_GENERATION"], true);
+    // The login page asks with no credential: passed as Open WebUI sent it
+    // (it leaves the model fields out for visitors).
+    let visitor = env
+        .send(Method::GET, "/api/config", &[], Bytes::new())
+        .await;
+    assert_eq!(visitor.status, 200);
+    assert_eq!(visitor.body, app.to_string().as_bytes());
+    // The task config needs a user, as in Open WebUI.
+    let anon = env
+        .send(Method::GET, "/api/v1/tasks/config", &[], Bytes::new())
+        .await;
+    assert_eq!(assert_error_shape(&anon, 401), "not_authenticated");
+}

@@ -57,6 +57,65 @@ pub enum FilterError {
     TooLarge,
 }
 
+/// How a redacted field names models.
+#[derive(Clone, Copy)]
+enum Redact {
+    /// `"a,b,c"`: forbidden ids are dropped from the list.
+    CommaList,
+    /// `"a"`: a forbidden id becomes `""` (what Open WebUI shows for unset).
+    One,
+}
+
+/// Rewrites the named top-level string fields of a JSON object so they
+/// name only permitted models; everything else is re-serialized as parsed.
+/// A field that is absent, null or empty is left alone; one of another type
+/// is refused (it cannot be checked).
+fn redact_fields(
+    body: &[u8],
+    fields: &[&str],
+    how: Redact,
+    permitted: &mut dyn FnMut(&str) -> bool,
+) -> Result<Filtered, FilterError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(not_json)?;
+    let object = value
+        .as_object_mut()
+        .ok_or(FilterError::WrongShape("expected a JSON object"))?;
+    let (mut kept, mut removed) = (0, 0);
+    for field in fields {
+        let text = match object.get(*field) {
+            None | Some(serde_json::Value::Null) => continue,
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(_) => return Err(FilterError::WrongShape("a model field is not a string")),
+        };
+        let ids: Vec<&str> = match how {
+            Redact::CommaList => text.split(',').filter(|id| !id.is_empty()).collect(),
+            Redact::One => [text.as_str()]
+                .into_iter()
+                .filter(|id| !id.is_empty())
+                .collect(),
+        };
+        let allowed: Vec<&str> = ids.iter().copied().filter(|id| permitted(id)).collect();
+        kept += allowed.len();
+        removed += ids.len() - allowed.len();
+        if allowed.len() != ids.len() {
+            object.insert(
+                (*field).to_owned(),
+                serde_json::Value::String(allowed.join(",")),
+            );
+        }
+    }
+    let body = if removed == 0 {
+        body.to_vec()
+    } else {
+        serde_json::to_vec(&value).map_err(not_json)?
+    };
+    Ok(Filtered::List {
+        body,
+        kept,
+        removed,
+    })
+}
+
 fn not_json(e: serde_json::Error) -> FilterError {
     FilterError::NotJson(e.to_string())
 }
@@ -103,6 +162,18 @@ pub fn filter_list(
                 removed,
             })
         }
+        ListShape::AppConfig => redact_fields(
+            body,
+            &["default_models", "default_pinned_models"],
+            Redact::CommaList,
+            permitted,
+        ),
+        ListShape::TaskConfig => redact_fields(
+            body,
+            &["TASK_MODEL", "TASK_MODEL_EXTERNAL"],
+            Redact::One,
+            permitted,
+        ),
         ListShape::Single => {
             let _: de::IgnoredAny = serde_json::from_slice(body).map_err(not_json)?;
             let entry: IdOnly = serde_json::from_slice(body).map_err(|e| {
@@ -746,5 +817,54 @@ mod tests {
                 let _ = filter_list(&data, shape, &mut |id: &str| id.len() % 2 == 0);
             }
         }
+    }
+
+    #[test]
+    fn config_responses_name_only_permitted_models() {
+        let body = br#"{"name":"mAI","default_models":"gpt-4o,llama,claude","default_pinned_models":"llama","features":{"x":1}}"#;
+        let Filtered::List {
+            body,
+            kept,
+            removed,
+        } = filter_list(
+            body,
+            ListShape::AppConfig,
+            &mut allow(&["gpt-4o", "claude"]),
+        )
+        .unwrap()
+        else {
+            panic!("not a list")
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["default_models"], "gpt-4o,claude");
+        assert_eq!(v["default_pinned_models"], "");
+        assert_eq!(v["features"]["x"], 1);
+        assert_eq!((kept, removed), (2, 2));
+
+        // Nothing to hide: the body is passed byte for byte.
+        let body = br#"{"name":"mAI", "default_models":"gpt-4o"}"#;
+        let Filtered::List { body: out, .. } =
+            filter_list(body, ListShape::AppConfig, &mut allow(&["gpt-4o"])).unwrap()
+        else {
+            panic!("not a list")
+        };
+        assert_eq!(out, body);
+
+        let body = br#"{"TASK_MODEL":"llama","TASK_MODEL_EXTERNAL":"gpt-4o","ENABLE_TITLE_GENERATION":true}"#;
+        let Filtered::List { body, .. } =
+            filter_list(body, ListShape::TaskConfig, &mut allow(&["gpt-4o"])).unwrap()
+        else {
+            panic!("not a list")
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["TASK_MODEL"], "");
+        assert_eq!(v["TASK_MODEL_EXTERNAL"], "gpt-4o");
+        assert!(filter_list(
+            br#"{"TASK_MODEL":["llama"]}"#,
+            ListShape::TaskConfig,
+            &mut allow(&[])
+        )
+        .is_err());
+        assert!(filter_list(b"[]", ListShape::AppConfig, &mut allow(&[])).is_err());
     }
 }

@@ -18,4 +18,20 @@ pub enum ListShape {
     BareList,
     /// One model object (`/api/v1/models/model?id=X`); forbidden becomes 404.
     Single,
+    /// `/api/config`: `default_models` and `default_pinned_models` are
+    /// comma-separated model ids; the rest is passed as is. Served to
+    /// visitors too (the login page), so a request with no credential
+    /// passes: Open WebUI then leaves the model fields out.
+    AppConfig,
+    /// `/api/v1/tasks/config`: `TASK_MODEL` and `TASK_MODEL_EXTERNAL` name
+    /// one model each; one the user may not use is shown as `""`.
+    TaskConfig,
+}
+
+impl ListShape {
+    /// Whether a request without any credential is passed unchanged
+    /// (Open WebUI answers it without model ids) rather than refused.
+    pub fn serves_visitors(self) -> bool {
+        matches!(self, ListShape::AppConfig)
+    }
 }

@@ -105,6 +105,8 @@ label_enum! {
         Items => "items",
         BareList => "bare_list",
         Single => "single",
+        AppConfig => "app_config",
+        TaskConfig => "task_config",
     }
 }
 
@@ -116,6 +118,8 @@ impl From<ListShape> for ShapeLabel {
             ListShape::Items => ShapeLabel::Items,
             ListShape::BareList => ShapeLabel::BareList,
             ListShape::Single => ShapeLabel::Single,
+            ListShape::AppConfig => ShapeLabel::AppConfig,
+            ListShape::TaskConfig => ShapeLabel::TaskConfig,
         }
     }
 }

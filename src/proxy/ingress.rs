@@ -26,6 +26,7 @@ use super::{headers, Ctx, Proxy};
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::gate::body::has_json_content_type;
+use crate::gate::credential::extract_credential;
 use crate::gate::path::routing_path;
 use crate::gate::routes::{is_defence_in_depth_candidate, RouteClass};
 use crate::gate::shape::ListShape;
@@ -186,6 +187,10 @@ impl Proxy {
     ) -> Result<Response<Body>, Refusal> {
         // Read before identifying: see `ListFilter::generation`.
         let generation = self.store.generation();
+        if shape.serves_visitors() && !carries_credential(config, req.headers()) {
+            // A visitor (the login page): Open WebUI shows no model ids.
+            return self.forward(config, ctx, req).await;
+        }
         let Guarded { mut req, who } = self
             .guard(config, ctx, req, |req| async move { Ok((req, None)) })
             .await?;
@@ -239,4 +244,13 @@ impl crate::server::Handler for Proxy {
     fn tunnels(&self) -> Option<&tokio_util::task::TaskTracker> {
         Some(&self.tunnels)
     }
+}
+
+/// Whether the request carries any credential at all (a malformed or
+/// ambiguous one counts: the guard refuses it).
+fn carries_credential(config: &Config, headers: &http::HeaderMap) -> bool {
+    !matches!(
+        extract_credential(headers, &config.access.api_key_header),
+        Ok(None)
+    )
 }

@@ -215,7 +215,13 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
         automation(),
     )));
 
+    // Responses that show model ids outside the lists: the admin-chosen
+    // task models (`routers/tasks.py`, `get_task_config`, any signed-in user).
+    v.push(list("/api/v1/tasks/config", ListShape::TaskConfig));
+
     // ---- main.py app routes (registered after the routers) ----
+    // `get_app_config`: default and pinned models, for signed-in users.
+    v.push(list("/api/config", ListShape::AppConfig));
     v.push(list("/api/models", ListShape::Data));
     v.push(list("/api/v1/models", ListShape::Data));
     v.push(list("/api/models/base", ListShape::Data));
