@@ -41,6 +41,10 @@ impl crate::server::Handler for AdminState {
         self.config.load_full()
     }
 
+    fn name(&self) -> &'static str {
+        "admin"
+    }
+
     fn max_connections(&self) -> usize {
         ADMIN_MAX_CONNECTIONS
     }

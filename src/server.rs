@@ -37,6 +37,9 @@ pub trait Handler: Send + Sync + 'static {
     /// Connections served at once; further ones wait in the kernel backlog.
     fn max_connections(&self) -> usize;
 
+    /// The listener's name in logs (`ingress`, `egress`, `admin`).
+    fn name(&self) -> &'static str;
+
     /// Upgraded connections that outlive their request, waited for on drain.
     fn tunnels(&self) -> Option<&TaskTracker> {
         None
@@ -70,7 +73,7 @@ pub async fn serve<H: Handler>(
                 Ok(pair) => pair,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(listener = handler.name(), error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -117,7 +120,12 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 
 async fn drain<H: Handler>(handler: &H, graceful: GracefulShutdown) {
     let drain = handler.config().timeouts.drain;
-    tracing::info!(drain_secs = drain.as_secs(), "draining in-flight requests");
+    let listener = handler.name();
+    tracing::info!(
+        listener,
+        drain_secs = drain.as_secs(),
+        "draining in-flight requests"
+    );
     let deadline = tokio::time::Instant::now() + drain;
     let tunnels = handler.tunnels();
     if let Some(t) = tunnels {
@@ -130,8 +138,11 @@ async fn drain<H: Handler>(handler: &H, graceful: GracefulShutdown) {
         }
     };
     if tokio::time::timeout_at(deadline, all).await.is_err() {
-        tracing::warn!("drain time over; closing the remaining connections");
+        tracing::warn!(
+            listener,
+            "drain time over; closing the remaining connections"
+        );
     } else {
-        tracing::info!("drained");
+        tracing::info!(listener, "drained");
     }
 }

@@ -291,6 +291,10 @@ impl crate::server::Handler for Egress {
         self.config.load_full()
     }
 
+    fn name(&self) -> &'static str {
+        "egress"
+    }
+
     fn max_connections(&self) -> usize {
         self.config.load().startup.max_connections.get()
     }

@@ -237,6 +237,10 @@ impl crate::server::Handler for Proxy {
         self.config.load_full()
     }
 
+    fn name(&self) -> &'static str {
+        "ingress"
+    }
+
     fn max_connections(&self) -> usize {
         self.config.load().startup.max_connections.get()
     }
