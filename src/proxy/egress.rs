@@ -76,11 +76,8 @@ impl Egress {
         peer: SocketAddr,
     ) -> Response<Body> {
         let config = self.config.load_full();
-        let in_flight = self.metrics.track_in_flight();
-        let request_id = headers::request_id(req.headers(), &config.proxy.request_id_header);
-        let mut ctx = Ctx::new(Gate::Egress, &req, peer, request_id);
-        let (parts, incoming) = req.into_parts();
-        let req = Request::from_parts(parts, body::boxed(incoming));
+        let (mut ctx, req, in_flight) =
+            Ctx::arrive(Gate::Egress, req, peer, &config, &self.metrics);
         let span = ctx.span();
         let result = self.run(&config, &mut ctx, req).instrument(span).await;
         ctx.finish(result, self.metrics.clone(), in_flight)

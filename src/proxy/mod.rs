@@ -66,6 +66,26 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A request arriving at `gate`: its context, the request with its body
+    /// boxed, and the in-flight count held until the response body ends.
+    pub fn arrive(
+        gate: Gate,
+        req: Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+        config: &Config,
+        metrics: &Metrics,
+    ) -> (Ctx, Request<Body>, GaugeGuard) {
+        let in_flight = metrics.track_in_flight();
+        let request_id = headers::request_id(req.headers(), &config.proxy.request_id_header);
+        let ctx = Ctx::new(gate, &req, peer, request_id);
+        let (parts, incoming) = req.into_parts();
+        (
+            ctx,
+            Request::from_parts(parts, body::boxed(incoming)),
+            in_flight,
+        )
+    }
+
     /// The context of a request that just arrived at `gate`.
     pub fn new<B>(gate: Gate, req: &Request<B>, peer: SocketAddr, request_id: HeaderValue) -> Ctx {
         Ctx {
