@@ -356,3 +356,42 @@ async fn presets_may_only_point_at_models_the_writer_may_use() {
         assert_eq!(assert_error_shape(&a, 400), "bad_model_field", "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_channel_reply_is_checked_against_the_model_that_wrote_the_message() {
+    let env = Env::start().await;
+    env.writer()
+        .execute_batch(
+            r#"INSERT INTO message (id, channel_id, user_id, content, meta) VALUES
+                 ('by-llama', 'ch', 'bob', 'hello', '{"model_id":"llama"}'),
+                 ('by-gpt', 'ch', 'alice', 'hello', '{"model_id":"gpt-4o"}'),
+                 ('by-bob', 'ch', 'bob', 'hello', NULL);"#,
+        )
+        .unwrap();
+    let post = "/api/v1/channels/ch/messages/post";
+    let a = env
+        .post_as(
+            "alice",
+            post,
+            r#"{"content":"thanks","reply_to_id":"by-llama"}"#,
+        )
+        .await;
+    assert_model_refused(&a, "llama", &["gpt-4o", "claude"]);
+    assert!(env.up.requests_to(post).is_empty());
+    for reply_to in ["by-gpt", "by-bob", "no-such-message"] {
+        let body = format!(r#"{{"content":"thanks","reply_to_id":"{reply_to}"}}"#);
+        assert_eq!(
+            env.post_as("alice", post, &body).await.status,
+            200,
+            "{reply_to}"
+        );
+    }
+    let a = env
+        .post_as(
+            "alice",
+            post,
+            r#"{"content":"x","reply_to_id":["by-llama"]}"#,
+        )
+        .await;
+    assert_eq!(assert_error_shape(&a, 400), "bad_model_field");
+}

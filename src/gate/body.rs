@@ -170,6 +170,8 @@ pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyErr
                 }
                 Some(_) => return Err(BodyError::BadModelField(name.clone())),
             },
+            // Resolved by the proxy through the store (`requested_from_bytes`).
+            ModelLocation::ReplyTo(_) => {}
             ModelLocation::ChannelMentions(name) => {
                 if let Some(v) = body.get(name) {
                     let text = v
@@ -213,16 +215,45 @@ impl Named {
 /// [`model_refs`] straight from the bytes, building only the members the
 /// spec's locations start in (see `strict::parse_members`).
 pub fn model_refs_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Vec<String>, BodyError> {
+    requested_from_bytes(bytes, spec).map(|r| r.models)
+}
+
+/// What a request names: the models, and the channel messages it replies
+/// to (each answered as the model that wrote it, which the store resolves).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Requested {
+    pub models: Vec<String>,
+    pub replies: Vec<String>,
+}
+
+/// [`Requested`] straight from the bytes, parsed once.
+pub fn requested_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Requested, BodyError> {
     let mut relevant: Vec<String> = Vec::with_capacity(spec.locations.len());
+    let mut whole = false;
     for location in &spec.locations {
         match top_level_key(location) {
             Some(key) => relevant.push(key),
             // A pointer to the whole body: nothing can be skipped.
-            None => return model_refs(&parse_strict(bytes)?, spec),
+            None => whole = true,
         }
     }
-    let relevant: Vec<&str> = relevant.iter().map(String::as_str).collect();
-    model_refs(&strict::parse_members(bytes, &relevant)?, spec)
+    let value = if whole {
+        parse_strict(bytes)?
+    } else {
+        let relevant: Vec<&str> = relevant.iter().map(String::as_str).collect();
+        strict::parse_members(bytes, &relevant)?
+    };
+    let models = model_refs(&value, spec)?;
+    let mut replies = Vec::new();
+    for location in &spec.locations {
+        if let ModelLocation::ReplyTo(name) = location {
+            match value.get(name) {
+                None | Some(Value::Null) => {}
+                Some(v) => replies.push(as_model_id(v, name)?.to_owned()),
+            }
+        }
+    }
+    Ok(Requested { models, replies })
 }
 
 /// The top-level member a location starts in.
@@ -232,6 +263,7 @@ fn top_level_key(location: &ModelLocation) -> Option<String> {
         | ModelLocation::NullableField(name)
         | ModelLocation::ChannelMentions(name)
         | ModelLocation::IdList(name)
+        | ModelLocation::ReplyTo(name)
         | ModelLocation::EachOf { list: name, .. } => Some(name.clone()),
         ModelLocation::MessageIds => Some("message_ids".to_owned()),
         ModelLocation::Pointer(p) => p.strip_prefix('/').map(|rest| {

@@ -71,6 +71,10 @@ pub enum ModelLocation {
     /// OpenRouter's `models` fallback list, which Open WebUI forwards in the
     /// body it sends upstream (`payload = {**form_data}`).
     IdList(String),
+    /// A top-level field holding the id of a channel message this one
+    /// replies to: Open WebUI answers the reply as the model that wrote that
+    /// message (its `meta.model_id`), which only the store can tell.
+    ReplyTo(String),
     /// A text field holding `<@M:model_id|label>` mentions
     /// (`utils/channels.py`, `extract_mentions`).
     ChannelMentions(String),

@@ -88,6 +88,7 @@ impl Proxy {
             RouteClass::ModelCall(spec) => {
                 ctx.route = RouteLabel::ModelCall;
                 let cap = config.access.max_body_bytes.get();
+                let store = &self.store;
                 let guarded = self
                     .guard(config, ctx, req, |req| async move {
                         let (parts, body) = req.into_parts();
@@ -95,7 +96,7 @@ impl Proxy {
                         // A route that must name its model refuses an empty
                         // list here (`missing_model`): the server would pick
                         // one we cannot see.
-                        let models = requested_models(config, bytes.clone(), &spec).await?;
+                        let models = requested_models(config, store, bytes.clone(), &spec).await?;
                         Ok((Request::from_parts(parts, body::full(bytes)), Some(models)))
                     })
                     .await?;

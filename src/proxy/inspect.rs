@@ -7,10 +7,12 @@ use http::{header, HeaderMap};
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::gate::body::{
-    check_content_type, model_refs_from_bytes, top_level_model_from_bytes, BodyError,
+    check_content_type, requested_from_bytes, top_level_model_from_bytes, BodyError,
 };
 use crate::gate::routes::CallSpec;
 use crate::proxy::body::{collect_limited, Body, CollectError};
+use crate::proxy::guard::unavailable;
+use crate::store::AccessStore;
 
 /// Reads a guarded request body, refused before reading when
 /// `Content-Length` already says too much.
@@ -53,14 +55,24 @@ where
         .map_err(Refusal::from)
 }
 
-/// Model ids the request makes the upstream call, arena candidates included.
+/// Model ids the request makes the upstream call: those it names, the
+/// models that wrote the channel messages it replies to (read from the
+/// store), arena candidates.
 pub async fn requested_models(
     config: &Config,
+    store: &AccessStore,
     bytes: Bytes,
     spec: &CallSpec,
 ) -> Result<Vec<String>, Refusal> {
     let spec = spec.clone();
-    let mut models = parse_off_thread(bytes, move |b| model_refs_from_bytes(b, &spec)).await?;
+    let requested = parse_off_thread(bytes, move |b| requested_from_bytes(b, &spec)).await?;
+    let mut models = requested.models;
+    for reply_to in &requested.replies {
+        let model = store.message_model(reply_to).await.map_err(unavailable)?;
+        if let Some(model) = model.filter(|m| !models.contains(m)) {
+            models.push(model);
+        }
+    }
     expand_arena(config, &mut models);
     Ok(models)
 }

@@ -13,7 +13,8 @@ use super::access::{Decision, ModelGraph, OrgModels, UserAccess};
 use super::cache::{Caches, GraphSlot, StoreStats};
 use super::error::StoreError;
 use super::lookup::{
-    load_api_key, load_graph, load_memberships, load_org_models, load_user, ApiKeyOwner,
+    load_api_key, load_graph, load_memberships, load_message_model, load_org_models, load_user,
+    ApiKeyOwner,
 };
 use super::pool::ReadPool;
 use super::watch::{self, WatchTarget};
@@ -180,6 +181,20 @@ impl AccessStore {
         caches
             .api_keys
             .try_get_with((generation, key.to_string()), load)
+            .await
+            .map_err(|e| self.inner.failed(&e))
+    }
+
+    /// The model Open WebUI answers a reply to channel message `id` as. Read
+    /// fresh each time: replies are rare, and the message may be new.
+    pub async fn message_model(&self, message_id: &str) -> Result<Option<String>, StoreError> {
+        let generation = self.inner.caches.generation();
+        let owned = message_id.to_string();
+        self.inner
+            .pool
+            .run(generation, move |conn, tables| {
+                load_message_model(conn, tables, &owned)
+            })
             .await
             .map_err(|e| self.inner.failed(&e))
     }

@@ -44,6 +44,8 @@ pub struct Tables {
     pub user: bool,
     pub api_key: bool,
     pub model: bool,
+    /// Open WebUI's channel messages.
+    pub message: bool,
     pub organization_members: bool,
     pub organization_models: bool,
 }
@@ -53,7 +55,7 @@ impl Tables {
         let mut tables = Tables::default();
         let mut stmt = conn.prepare_cached(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
-             AND name IN ('user', 'api_key', 'model', 'organization_members', 'organization_models')",
+             AND name IN ('user', 'api_key', 'model', 'message', 'organization_members', 'organization_models')",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -61,6 +63,7 @@ impl Tables {
                 "user" => tables.user = true,
                 "api_key" => tables.api_key = true,
                 "model" => tables.model = true,
+                "message" => tables.message = true,
                 "organization_members" => tables.organization_members = true,
                 "organization_models" => tables.organization_models = true,
                 _ => {}
@@ -189,4 +192,31 @@ pub fn load_graph(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ModelGraph::new(rows, max_depth))
+}
+
+/// The model a channel message was written by: Open WebUI answers a reply to
+/// it as that model (`routers/channels.py`, `model_response_handler`:
+/// `reply_to_message.meta['model_id']`). `None` for an unknown message, one
+/// with no such meta, or a database without channels.
+pub fn load_message_model(
+    conn: &Connection,
+    tables: &Tables,
+    message_id: &str,
+) -> Result<Option<String>, StoreError> {
+    if !tables.message {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached("SELECT meta FROM message WHERE id = ?1")?;
+    let meta: Option<Option<String>> = stmt
+        .query_row([message_id], |r| r.get::<_, Option<String>>(0))
+        .optional()?;
+    Ok(meta
+        .flatten()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|meta| {
+            meta.get("model_id")
+                .and_then(|m| m.as_str())
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+        }))
 }

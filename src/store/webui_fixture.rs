@@ -1,5 +1,6 @@
 //! The subset of Open WebUI 0.12.4's own tables modelgate reads (`user`,
-//! `auth`, `api_key`, `model`, with the columns the fixtures fill), for
+//! `auth`, `api_key`, `model`, channel `message`, with the columns the
+//! fixtures fill), for
 //! tests, the demo and the benchmarks. Open WebUI creates the real ones;
 //! modelgate never does in a deployment.
 //!
@@ -22,6 +23,9 @@ CREATE TABLE IF NOT EXISTS api_key (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS model (id TEXT PRIMARY KEY, user_id TEXT, base_model_id TEXT, name TEXT,
     params JSON, meta JSON, access_control JSON, is_active BOOLEAN DEFAULT 1,
     updated_at BIGINT, created_at BIGINT);
+CREATE TABLE IF NOT EXISTS message (id TEXT PRIMARY KEY, user_id TEXT, app_id TEXT, channel_id TEXT,
+    reply_to_id TEXT, parent_id TEXT, is_pinned BOOLEAN NOT NULL DEFAULT 0, pinned_at BIGINT,
+    pinned_by TEXT, content TEXT, data JSON, meta JSON, created_at BIGINT, updated_at BIGINT);
 "#;
 
 /// Creates [`OPEN_WEBUI_TABLES`] (those not there yet).
@@ -40,6 +44,30 @@ mod tests {
         create_open_webui_tables(&conn).unwrap();
         create_open_webui_tables(&conn).unwrap();
         let tables = crate::store::lookup::Tables::read(&conn).unwrap();
-        assert!(tables.user && tables.api_key && tables.model);
+        assert!(tables.user && tables.api_key && tables.model && tables.message);
+    }
+
+    #[test]
+    fn a_reply_is_answered_by_the_model_that_wrote_the_message() {
+        use crate::store::lookup::{load_message_model, Tables};
+        let conn = Connection::open_in_memory().unwrap();
+        let no_channels = Tables::read(&conn).unwrap();
+        assert_eq!(load_message_model(&conn, &no_channels, "m").unwrap(), None);
+        create_open_webui_tables(&conn).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO message (id, content, meta) VALUES
+                 ('by-model', 'hi', '{"model_id":"llama","model_name":"Llama"}'),
+                 ('by-user', 'hi', NULL),
+                 ('odd-meta', 'hi', '{"model_id":7}'),
+                 ('not-json', 'hi', 'oops');"#,
+        )
+        .unwrap();
+        let t = Tables::read(&conn).unwrap();
+        let model = |id| load_message_model(&conn, &t, id).unwrap();
+        assert_eq!(model("by-model").as_deref(), Some("llama"));
+        assert_eq!(model("by-user"), None);
+        assert_eq!(model("odd-meta"), None);
+        assert_eq!(model("not-json"), None);
+        assert_eq!(model("unknown"), None);
     }
 }

@@ -175,9 +175,14 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     }
     // `post_new_message` → `model_response_handler`: `MessageForm.content`
     // mentions `<@M:id|label>` make the server answer as that model.
+    // A reply to a message a model wrote is answered by that model
+    // (`reply_to_message.meta['model_id']`), resolved through the store.
     v.push(call(
         "/api/v1/channels/{id}/messages/post",
-        vec![ModelLocation::ChannelMentions("content".into())],
+        vec![
+            ModelLocation::ChannelMentions("content".into()),
+            ModelLocation::ReplyTo("reply_to_id".into()),
+        ],
     ));
     // `compact_chat_by_id`: `CompactChatForm.model`, else the model stored
     // in the chat (user-editable), so a missing model is refused.

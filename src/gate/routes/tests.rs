@@ -177,7 +177,10 @@ fn indirect_routes() {
     assert_eq!(
         classify(Method::POST, "/api/v1/channels/c1/messages/post"),
         RouteClass::ModelCall(CallSpec {
-            locations: vec![ModelLocation::ChannelMentions("content".into())],
+            locations: vec![
+                ModelLocation::ChannelMentions("content".into()),
+                ModelLocation::ReplyTo("reply_to_id".into()),
+            ],
             required: false,
         })
     );
