@@ -395,3 +395,46 @@ async fn a_channel_reply_is_checked_against_the_model_that_wrote_the_message() {
         .await;
     assert_eq!(assert_error_shape(&a, 400), "bad_model_field");
 }
+
+#[tokio::test]
+async fn stored_chats_may_not_queue_internal_messages_for_forbidden_models() {
+    let env = Env::start().await;
+    let chat = |model: &str| {
+        format!(
+            r#"{{"chat":{{"title":"t","models":["gpt-4o"],"history":{{"currentId":"u2","messages":{{
+                "u1":{{"id":"u1","role":"user","content":"hi","model":"llama"}},
+                "u2":{{"id":"u2","role":"user","content":"do it","model":"{model}",
+                       "meta":{{"internal":true,"type":"subagent","status":"pending"}}}}}}}}}}}}"#
+        )
+    };
+    for path in ["/api/v1/chats/new", "/api/v1/chats/c1"] {
+        // An internal message the server will run by itself, as `llama`.
+        let a = env.post_as("alice", path, &chat("llama")).await;
+        assert_model_refused(&a, "llama", &["gpt-4o", "claude"]);
+        assert!(env.up.requests_to(path).is_empty(), "{path}");
+        // A user message's `model` is history, not a call: only internal
+        // ones are run again.
+        assert_eq!(
+            env.post_as("alice", path, &chat("claude")).await.status,
+            200,
+            "{path}"
+        );
+    }
+    let import = format!(r#"{{"chats":[{{"chat":{{}}}},{}]}}"#, chat("sneaky"));
+    let a = env.post_as("alice", "/api/v1/chats/import", &import).await;
+    assert_model_refused(&a, "sneaky", &["gpt-4o", "claude"]);
+    // Other chat writes name no chat: they pass.
+    let a = env
+        .post_as("alice", "/api/v1/chats/tags", r#"{"name":"x"}"#)
+        .await;
+    assert_eq!(a.status, 200);
+    // A history that is not a map of messages is refused, not guessed at.
+    let a = env
+        .post_as(
+            "alice",
+            "/api/v1/chats/new",
+            r#"{"chat":{"history":{"messages":"x"}}}"#,
+        )
+        .await;
+    assert_eq!(assert_error_shape(&a, 400), "bad_model_field");
+}

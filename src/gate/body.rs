@@ -172,6 +172,26 @@ pub fn model_refs(value: &Value, spec: &CallSpec) -> Result<Vec<String>, BodyErr
             },
             // Resolved by the proxy through the store (`requested_from_bytes`).
             ModelLocation::ReplyTo(_) => {}
+            ModelLocation::InternalMessages(pointer) => {
+                for map in walk_each(value, pointer)? {
+                    let messages: Vec<&Value> = match map {
+                        Value::Null => continue,
+                        Value::Object(m) => m.values().collect(),
+                        Value::Array(a) => a.iter().collect(),
+                        _ => return Err(BodyError::BadModelField(pointer.clone())),
+                    };
+                    for message in messages {
+                        let internal = message
+                            .get("meta")
+                            .and_then(|m| m.get("internal"))
+                            .is_some_and(|i| i == &Value::Bool(true));
+                        match message.get("model") {
+                            Some(m) if internal && !m.is_null() => add(as_model_id(m, "model")?)?,
+                            _ => {}
+                        }
+                    }
+                }
+            }
             ModelLocation::ChannelMentions(name) => {
                 if let Some(v) = body.get(name) {
                     let text = v
@@ -266,13 +286,15 @@ fn top_level_key(location: &ModelLocation) -> Option<String> {
         | ModelLocation::ReplyTo(name)
         | ModelLocation::EachOf { list: name, .. } => Some(name.clone()),
         ModelLocation::MessageIds => Some("message_ids".to_owned()),
-        ModelLocation::Pointer(p) => p.strip_prefix('/').map(|rest| {
-            rest.split('/')
-                .next()
-                .unwrap_or("")
-                .replace("~1", "/")
-                .replace("~0", "~")
-        }),
+        ModelLocation::Pointer(p) | ModelLocation::InternalMessages(p) => {
+            p.strip_prefix('/').map(|rest| {
+                rest.split('/')
+                    .next()
+                    .unwrap_or("")
+                    .replace("~1", "/")
+                    .replace("~0", "~")
+            })
+        }
     }
 }
 
@@ -294,6 +316,31 @@ pub fn top_level_model(value: &Value) -> Result<Option<&str>, BodyError> {
 fn as_model_id<'a>(v: &'a Value, name: &str) -> Result<&'a str, BodyError> {
     v.as_str()
         .ok_or_else(|| BodyError::BadModelField(name.to_owned()))
+}
+
+/// Every value at `pointer`, where a `*` step stands for each element of an
+/// array; a missing step names nothing, a step through anything else (a
+/// string where an object belongs) is refused.
+fn walk_each<'a>(root: &'a Value, pointer: &str) -> Result<Vec<&'a Value>, BodyError> {
+    let bad = || BodyError::BadModelField(pointer.to_owned());
+    let mut at: Vec<&Value> = vec![root];
+    for token in pointer.split('/').skip(1) {
+        let mut next = Vec::with_capacity(at.len());
+        for v in at {
+            match (token, v) {
+                (_, Value::Null) => {}
+                ("*", Value::Array(items)) => next.extend(items.iter()),
+                ("*", _) => return Err(bad()),
+                (_, Value::Object(o)) => {
+                    let key = token.replace("~1", "/").replace("~0", "~");
+                    next.extend(o.get(&key));
+                }
+                _ => return Err(bad()),
+            }
+        }
+        at = next;
+    }
+    Ok(at)
 }
 
 /// Follows an RFC 6901 pointer through objects only. A missing step names

@@ -48,6 +48,17 @@ pub struct CallSpec {
     pub required: bool,
 }
 
+impl CallSpec {
+    /// Whether the body carries whole chat histories (inline images
+    /// included), read up to `access.max_unlisted_body_bytes` rather than
+    /// `access.max_body_bytes`.
+    pub fn carries_histories(&self) -> bool {
+        self.locations
+            .iter()
+            .any(|l| matches!(l, ModelLocation::InternalMessages(_)))
+    }
+}
+
 /// One place in a JSON body that names a model.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,6 +82,12 @@ pub enum ModelLocation {
     /// OpenRouter's `models` fallback list, which Open WebUI forwards in the
     /// body it sends upstream (`payload = {**form_data}`).
     IdList(String),
+    /// A stored chat's messages that the server later runs by itself: the
+    /// `model` of every internal message (`meta.internal = true`: sub-agent
+    /// tasks and timers, run by `utils/subagents.py` after the next
+    /// completion) in the message map at this pointer. A `*` step walks
+    /// every element of an array (`/chats/*/chat/history/messages`).
+    InternalMessages(String),
     /// A top-level field holding the id of a channel message this one
     /// replies to: Open WebUI answers the reply as the model that wrote that
     /// message (its `meta.model_id`), which only the store can tell.

@@ -87,7 +87,11 @@ impl Proxy {
             }
             RouteClass::ModelCall(spec) => {
                 ctx.route = RouteLabel::ModelCall;
-                let cap = config.access.max_body_bytes.get();
+                let cap = if spec.carries_histories() {
+                    config.access.max_unlisted_body_bytes.get()
+                } else {
+                    config.access.max_body_bytes.get()
+                };
                 let store = &self.store;
                 let guarded = self
                     .guard(config, ctx, req, |req| async move {

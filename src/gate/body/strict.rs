@@ -83,10 +83,11 @@ pub fn parse_members(bytes: &[u8], relevant: &[&str]) -> Result<Value, BodyError
 }
 
 /// More members than any object a client of Open WebUI or of a model API
-/// sends has (a chat call has a few dozen at the top): an object the gate
-/// builds or checks for duplicates with more is refused before it grows
-/// into a memory and CPU lever. Skipped members are not counted.
-pub const MAX_OBJECT_MEMBERS: usize = 4096;
+/// sends has (a chat call has a few dozen at the top; a saved chat's message
+/// map has one per message): an object the gate builds or checks for
+/// duplicates with more is refused before it grows into a memory and CPU
+/// lever. Skipped members are not counted.
+pub const MAX_OBJECT_MEMBERS: usize = 65_536;
 
 /// The top-level object for [`parse_members`].
 struct MembersSeed<'a> {

@@ -184,6 +184,25 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
             ModelLocation::ReplyTo("reply_to_id".into()),
         ],
     ));
+    // Stored chats: internal messages (sub-agent tasks, timers) in the
+    // history are run by the server after the next completion, with their
+    // own `model` (`utils/subagents.py`, `process_pending_internal_messages`).
+    // `ChatForm.chat` on create and update, `ChatsImportForm.chats[].chat`.
+    let internal = |p: &str| vec![ModelLocation::InternalMessages(p.into())];
+    v.push(call(
+        "/api/v1/chats/new",
+        internal("/chat/history/messages"),
+    ));
+    v.push(call(
+        "/api/v1/chats/import",
+        internal("/chats/*/chat/history/messages"),
+    ));
+    // `/{id}` also matches the router's literal POST routes (`/read`,
+    // `/config`, `/tags`, ...): they carry no `chat`, so they name nothing.
+    v.push(call(
+        "/api/v1/chats/{id}",
+        internal("/chat/history/messages"),
+    ));
     // `compact_chat_by_id`: `CompactChatForm.model`, else the model stored
     // in the chat (user-editable), so a missing model is refused.
     v.push(required(model("/api/v1/chats/{id}/compact")));
