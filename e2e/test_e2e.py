@@ -346,3 +346,24 @@ def test_an_adversarial_body_never_stalls_other_clients(stack, gate, orgs):
         assert result.get("status") is not None and result["status"] < 500, result
         assert samples >= 1, "the check was too quick to observe"
         assert worst < 0.1, f"a small request waited {worst * 1000:.0f} ms behind {url}"
+
+
+def test_saved_chats_are_checked_for_internal_messages(stack, gate, orgs):
+    """A saved chat passes through the gate to Open WebUI; one that queues an
+    internal message (run later by the server) for a forbidden model does not."""
+    def chat(model, internal):
+        meta = {"internal": True, "type": "subagent", "status": "pending"} if internal else {}
+        return {"chat": {"title": "e2e", "models": ["gpt-alpha"], "history": {"currentId": "u1", "messages": {
+            "u1": {"id": "u1", "role": "user", "content": "hi", "model": model, "meta": meta,
+                   "childrenIds": [], "parentId": None}}}}}
+
+    r = requests.post(f"{gate.url}/api/v1/chats/new", headers=stack.user_a.auth(),
+                      json=chat("gpt-alpha", True), timeout=30)
+    assert r.status_code == 200, r.text[:300]
+    chat_id = r.json()["id"]
+    r = requests.post(f"{gate.url}/api/v1/chats/{chat_id}", headers=stack.user_a.auth(),
+                      json=chat("gpt-gamma", False), timeout=30)
+    assert r.status_code == 200, f"a user message's model is history: {r.text[:300]}"
+    r = requests.post(f"{gate.url}/api/v1/chats/{chat_id}", headers=stack.user_a.auth(),
+                      json=chat("gpt-gamma", True), timeout=30)
+    assert_refusal(r)
