@@ -423,12 +423,17 @@ async fn filtered_lists_are_shared_only_by_the_same_organizations_and_generation
 async fn config_responses_show_only_permitted_models() {
     let app = json!({"name": "mAI", "default_models": "gpt-4o,llama", "default_pinned_models": "llama,claude"});
     let tasks = json!({"TASK_MODEL": "llama", "TASK_MODEL_EXTERNAL": "claude", "ENABLE_TITLE_GENERATION": true});
+    let usage = json!({"model_ids": ["llama", "gpt-4o"], "user_count": 4});
     let env = Env::with(
         |b| {
             b.route("/api/config", json_reply(app.to_string().into_bytes(), &[]))
                 .route(
                     "/api/v1/tasks/config",
                     json_reply(tasks.to_string().into_bytes(), &[]),
+                )
+                .route(
+                    "/api/usage",
+                    json_reply(usage.to_string().into_bytes(), &[]),
                 )
         },
         |_| {},
@@ -445,6 +450,10 @@ async fn config_responses_show_only_permitted_models() {
     assert_eq!(t.json()["TASK_MODEL"], "");
     assert_eq!(t.json()["TASK_MODEL_EXTERNAL"], "claude");
     assert_eq!(t.json()["ENABLE_TITLE_GENERATION"], true);
+    let u = env.get_as("alice", "/api/usage").await;
+    assert_eq!(u.status, 200, "{}", String::from_utf8_lossy(&u.body));
+    assert_eq!(u.json()["model_ids"], json!(["gpt-4o"]));
+    assert_eq!(u.json()["user_count"], 4);
     // The login page asks with no credential: passed as Open WebUI sent it
     // (it leaves the model fields out for visitors).
     let visitor = env

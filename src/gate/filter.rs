@@ -64,6 +64,8 @@ enum Redact {
     CommaList,
     /// `"a"`: a forbidden id becomes `""` (what Open WebUI shows for unset).
     One,
+    /// `["a", "b"]`: forbidden ids are dropped from the array.
+    Array,
 }
 
 /// Rewrites the named top-level string fields of a JSON object so they
@@ -82,26 +84,40 @@ fn redact_fields(
         .ok_or(FilterError::WrongShape("expected a JSON object"))?;
     let (mut kept, mut removed) = (0, 0);
     for field in fields {
-        let text = match object.get(*field) {
-            None | Some(serde_json::Value::Null) => continue,
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(_) => return Err(FilterError::WrongShape("a model field is not a string")),
-        };
-        let ids: Vec<&str> = match how {
-            Redact::CommaList => text.split(',').filter(|id| !id.is_empty()).collect(),
-            Redact::One => [text.as_str()]
+        let ids: Vec<String> = match (how, object.get(*field)) {
+            (_, None | Some(serde_json::Value::Null)) => continue,
+            (Redact::CommaList, Some(serde_json::Value::String(s))) => s
+                .split(',')
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            (Redact::One, Some(serde_json::Value::String(s))) => [s.clone()]
                 .into_iter()
                 .filter(|id| !id.is_empty())
                 .collect(),
+            (Redact::Array, Some(serde_json::Value::Array(items))) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or(FilterError::WrongShape("a model id is not a string"))
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(FilterError::WrongShape(
+                    "a model field has an unexpected type",
+                ))
+            }
         };
-        let allowed: Vec<&str> = ids.iter().copied().filter(|id| permitted(id)).collect();
+        let allowed: Vec<String> = ids.iter().filter(|id| permitted(id)).cloned().collect();
         kept += allowed.len();
         removed += ids.len() - allowed.len();
         if allowed.len() != ids.len() {
-            object.insert(
-                (*field).to_owned(),
-                serde_json::Value::String(allowed.join(",")),
-            );
+            let value = match how {
+                Redact::Array => serde_json::Value::from(allowed),
+                Redact::CommaList | Redact::One => serde_json::Value::String(allowed.join(",")),
+            };
+            object.insert((*field).to_owned(), value);
         }
     }
     let body = if removed == 0 {
@@ -174,6 +190,7 @@ pub fn filter_list(
             Redact::One,
             permitted,
         ),
+        ListShape::Usage => redact_fields(body, &["model_ids"], Redact::Array, permitted),
         ListShape::Single => {
             let _: de::IgnoredAny = serde_json::from_slice(body).map_err(not_json)?;
             let entry: IdOnly = serde_json::from_slice(body).map_err(|e| {
@@ -866,5 +883,22 @@ mod tests {
         )
         .is_err());
         assert!(filter_list(b"[]", ListShape::AppConfig, &mut allow(&[])).is_err());
+
+        let body = br#"{"model_ids":["gpt-4o","llama"],"user_count":3}"#;
+        let Filtered::List { body, removed, .. } =
+            filter_list(body, ListShape::Usage, &mut allow(&["gpt-4o"])).unwrap()
+        else {
+            panic!("not a list")
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["model_ids"], serde_json::json!(["gpt-4o"]));
+        assert_eq!(v["user_count"], 3);
+        assert_eq!(removed, 1);
+        assert!(filter_list(
+            br#"{"model_ids":"llama"}"#,
+            ListShape::Usage,
+            &mut allow(&[])
+        )
+        .is_err());
     }
 }

@@ -26,6 +26,8 @@ pub enum ListShape {
     /// `/api/v1/tasks/config`: `TASK_MODEL` and `TASK_MODEL_EXTERNAL` name
     /// one model each; one the user may not use is shown as `""`.
     TaskConfig,
+    /// `/api/usage`: `model_ids`, the models in use right now (by anyone).
+    Usage,
 }
 
 impl ListShape {

@@ -107,6 +107,7 @@ label_enum! {
         Single => "single",
         AppConfig => "app_config",
         TaskConfig => "task_config",
+        Usage => "usage",
     }
 }
 
@@ -120,6 +121,7 @@ impl From<ListShape> for ShapeLabel {
             ListShape::Single => ShapeLabel::Single,
             ListShape::AppConfig => ShapeLabel::AppConfig,
             ListShape::TaskConfig => ShapeLabel::TaskConfig,
+            ListShape::Usage => ShapeLabel::Usage,
         }
     }
 }

@@ -246,6 +246,8 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     // ---- main.py app routes (registered after the routers) ----
     // `get_app_config`: default and pinned models, for signed-in users.
     v.push(list("/api/config", ListShape::AppConfig));
+    // `get_current_usage`: the models in use by anyone right now.
+    v.push(list("/api/usage", ListShape::Usage));
     v.push(list("/api/models", ListShape::Data));
     v.push(list("/api/v1/models", ListShape::Data));
     v.push(list("/api/models/base", ListShape::Data));

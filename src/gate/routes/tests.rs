@@ -441,3 +441,20 @@ fn defence_in_depth_candidates() {
     ));
     assert!(!is_defence_in_depth_candidate(&Method::POST, "/oauth/x"));
 }
+
+#[test]
+fn responses_that_show_model_ids_are_rewritten() {
+    use crate::gate::shape::ListShape::{AppConfig, TaskConfig, Usage};
+    assert_eq!(
+        classify(Method::GET, "/api/config"),
+        RouteClass::ModelList(AppConfig)
+    );
+    assert_eq!(
+        classify(Method::GET, "/api/v1/tasks/config"),
+        RouteClass::ModelList(TaskConfig)
+    );
+    assert_eq!(
+        classify(Method::GET, "/api/usage"),
+        RouteClass::ModelList(Usage)
+    );
+}
