@@ -44,9 +44,10 @@ pub enum Refusal {
     /// An API key past its `expires_at`.
     #[error("API key expired")]
     ApiKeyExpired,
-    /// The user's role is `pending`: Open WebUI refuses them everywhere.
-    #[error("account pending")]
-    AccountPending,
+    /// The user's role is `pending`: Open WebUI refuses them everywhere
+    /// a model is involved.
+    #[error("account {user_id} pending")]
+    AccountPending { user_id: String },
     /// An admin endpoint asked by someone who is not an administrator.
     #[error("administrator access required")]
     AdminRequired,
@@ -145,7 +146,7 @@ impl Refusal {
             ),
             R::UnknownApiKey => (401, "not_authenticated", "Invalid API key.".into()),
             R::ApiKeyExpired => (401, "not_authenticated", "API key expired.".into()),
-            R::AccountPending => (
+            R::AccountPending { .. } => (
                 401,
                 "account_pending",
                 "Your account is awaiting activation.".into(),
@@ -236,7 +237,7 @@ impl Refusal {
             | R::Session(_)
             | R::UnknownApiKey
             | R::ApiKeyExpired
-            | R::AccountPending
+            | R::AccountPending { .. }
             | R::NoVerifiedUser { .. } => Some(Outcome::Unauthenticated),
             R::NoSessionKey | R::AccessData(_) => Some(Outcome::Error),
             R::ModelNotAllowed { .. } => Some(Outcome::Denied),
@@ -341,7 +342,12 @@ mod tests {
                 401,
             ),
             (Refusal::Session(JwtError::Expired), 401),
-            (Refusal::AccountPending, 401),
+            (
+                Refusal::AccountPending {
+                    user_id: "u".into(),
+                },
+                401,
+            ),
         ] {
             assert_eq!(r.status(), status, "{r}");
             assert_eq!(r.outcome(), Some(Outcome::Unauthenticated), "{r}");

@@ -454,6 +454,15 @@ async fn config_responses_show_only_permitted_models() {
     assert_eq!(u.status, 200, "{}", String::from_utf8_lossy(&u.body));
     assert_eq!(u.json()["model_ids"], json!(["gpt-4o"]));
     assert_eq!(u.json()["user_count"], 4);
+    // A pending account still gets Open WebUI's configuration (its UI
+    // shows the "pending" page from it), as someone who may use nothing.
+    let p = env.get_as("pat", "/api/config").await;
+    assert_eq!(p.status, 200);
+    assert_eq!(p.json()["default_models"], "");
+    assert_eq!(p.json()["name"], "mAI");
+    // ...but nothing that involves a model.
+    let p = env.get_as("pat", "/api/v1/tasks/config").await;
+    assert_eq!(assert_error_shape(&p, 401), "account_pending");
     // The login page asks with no credential: passed as Open WebUI sent it
     // (it leaves the model fields out for visitors).
     let visitor = env

@@ -27,6 +27,16 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A signed-in user who may use nothing (a pending account, for the
+    /// responses Open WebUI also shows pending users).
+    pub fn nobody(user_id: String) -> Identity {
+        Identity {
+            access: Arc::new(UserAccess::unknown(&user_id)),
+            user_id,
+            admin: false,
+        }
+    }
+
     /// The organization a decision is labelled with when none granted it.
     fn first_org(&self) -> Option<&str> {
         self.access.organizations.first().map(String::as_str)
@@ -114,7 +124,7 @@ pub async fn user_identity(store: &AccessStore, user_id: String) -> Result<Ident
     let access = store.user(&user_id).await.map_err(unavailable)?;
     if access.role.as_deref() == Some("pending") {
         // Open WebUI answers 401 to pending users on every model route.
-        return Err(Refusal::AccountPending);
+        return Err(Refusal::AccountPending { user_id });
     }
     let admin = access.role.as_deref() == Some("admin");
     Ok(Identity {

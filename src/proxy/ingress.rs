@@ -32,6 +32,16 @@ use crate::gate::routes::{is_defence_in_depth_candidate, RouteClass};
 use crate::gate::shape::ListShape;
 use crate::metrics::{Gate, RouteLabel};
 
+/// What the guard does with a pending account.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// Refused, as Open WebUI refuses it wherever a model is involved.
+    Refused,
+    /// Served as someone in no organization (Open WebUI shows pending users
+    /// its configuration, whose model fields are then emptied).
+    SeesNothing,
+}
+
 /// What the guard step hands on: the request (its body rebuilt when it was
 /// read) and who asked, unless an admin bypass skipped the checks.
 struct Guarded {
@@ -94,7 +104,7 @@ impl Proxy {
                 };
                 let store = &self.store;
                 let guarded = self
-                    .guard(config, ctx, req, |req| async move {
+                    .guard(config, ctx, req, Pending::Refused, |req| async move {
                         let (parts, body) = req.into_parts();
                         let bytes = read_json_body(cap, &parts.headers, body).await?;
                         // A route that must name its model refuses an empty
@@ -122,13 +132,19 @@ impl Proxy {
         config: &Config,
         ctx: &mut Ctx,
         req: Request<Body>,
+        pending: Pending,
         inspect: F,
     ) -> Result<Guarded, Refusal>
     where
         F: FnOnce(Request<Body>) -> Fut,
         Fut: Future<Output = Result<(Request<Body>, Option<Vec<String>>), Refusal>>,
     {
-        let who = guard::identify(config, &self.store, &self.metrics, req.headers()).await?;
+        let who = match guard::identify(config, &self.store, &self.metrics, req.headers()).await {
+            Err(Refusal::AccountPending { user_id }) if pending == Pending::SeesNothing => {
+                Identity::nobody(user_id)
+            }
+            other => other?,
+        };
         ctx.user = Some(who.user_id.clone());
         if guard::bypasses(config, &self.metrics, Gate::Ingress, &who) {
             ctx.verdict = Some(Verdict::Bypassed);
@@ -168,12 +184,9 @@ impl Proxy {
             return self.forward(config, ctx, req).await;
         }
         let guarded = self
-            .guard(
-                config,
-                ctx,
-                req,
-                |req| async move { Ok((req, Some(models))) },
-            )
+            .guard(config, ctx, req, Pending::Refused, |req| async move {
+                Ok((req, Some(models)))
+            })
             .await?;
         self.forward(config, ctx, guarded.req).await
     }
@@ -189,12 +202,23 @@ impl Proxy {
     ) -> Result<Response<Body>, Refusal> {
         // Read before identifying: see `ListFilter::generation`.
         let generation = self.store.generation();
-        if shape.serves_visitors() && !carries_credential(config, req.headers()) {
-            // A visitor (the login page): Open WebUI shows no model ids.
-            return self.forward(config, ctx, req).await;
-        }
+        let pending = if shape.serves_visitors() {
+            if !carries_credential(config, req.headers()) {
+                // A visitor (the login page): Open WebUI shows no model ids.
+                return self.forward(config, ctx, req).await;
+            }
+            Pending::SeesNothing
+        } else {
+            Pending::Refused
+        };
         let Guarded { mut req, who } = self
-            .guard(config, ctx, req, |req| async move { Ok((req, None)) })
+            .guard(
+                config,
+                ctx,
+                req,
+                pending,
+                |req| async move { Ok((req, None)) },
+            )
             .await?;
         let Some(who) = who else {
             return self.forward(config, ctx, req).await;
