@@ -10,8 +10,8 @@
 //! - [`proxy`]: the request path, one file per gate, each read top to
 //!   bottom. `proxy/ingress.rs` (browser → Open WebUI): classify → guard
 //!   (identify → bypass → authorize) → forward → rewrite → log.
-//!   [`proxy::egress`] (Open WebUI → the model API, authoritative): inspect
-//!   → identify (signed user header) → authorize → forward → log. The
+//!   [`proxy::egress`] (Open WebUI → the model API, authoritative): identify
+//!   (signed user header) → inspect → authorize → forward → log. The
 //!   leaves they share: [`proxy::guard`], [`proxy::inspect`] (guarded bodies),
 //!   [`proxy::rewrite`] (model-list filtering), [`proxy::headers`],
 //!   [`proxy::upstream`] (pooled client, failure classes), [`proxy::upgrade`]

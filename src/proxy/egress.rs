@@ -4,11 +4,11 @@
 //! itself, an automation, a channel reply, a task model).
 //!
 //! ```text
-//! handle ─► inspect ───────► identify ──────────► authorize ─► forward ─► log
-//!           the models the   Open WebUI's signed   the same     HTTPS,
-//!           body names       user header (`sub`)   decision as  streaming,
-//!           (model, models,  or none: system       ingress      unchanged
-//!           fallbacks, ...)  models only
+//! handle ─► identify ──────────► inspect ───────► authorize ─► forward ─► log
+//!           Open WebUI's signed   the models the   the same     HTTPS,
+//!           user header (`sub`)   body names       decision as  streaming,
+//!           or none: system       (model, models,  ingress      unchanged
+//!           models only           fallbacks, ...)
 //! ```
 //!
 //! Bodiless listing calls (`GET /models`) pass unfiltered: ingress filters
@@ -101,11 +101,12 @@ impl Egress {
             return self.forward(config, ctx, req).await;
         }
         let (parts, body) = req.into_parts();
+        // Who, before a byte of the body is buffered.
+        let caller = self.caller(config, ctx, &parts.headers).await?;
         let cap = config.egress.max_body_bytes.get();
         let bytes = read_json_body(cap, &parts.headers, body).await?;
         let models = parse_off_thread(bytes.clone(), outbound_models).await?;
         let started = Instant::now();
-        let caller = self.caller(config, ctx, &parts.headers).await?;
         ctx.verdict = Some(match caller {
             Caller::User(who) => {
                 if guard::bypasses(config, &self.metrics, Gate::Egress, &who) {
