@@ -367,18 +367,29 @@ pub mod fuzz {
     use crate::gate::routes::{CallSpec, ModelLocation};
 
     pub fn body_models(data: &[u8]) {
-        let Ok(value) = super::parse_strict(data) else {
-            return;
-        };
         let spec = CallSpec {
             locations: vec![
                 ModelLocation::Field("model".into()),
                 ModelLocation::Field("name".into()),
+                ModelLocation::NullableField("base_model_id".into()),
+                ModelLocation::IdList("models".into()),
                 ModelLocation::Pointer("/data/model_id".into()),
                 ModelLocation::MessageIds,
                 ModelLocation::ChannelMentions("content".into()),
+                ModelLocation::ReplyTo("reply_to_id".into()),
+                ModelLocation::EachOf {
+                    list: "presets".into(),
+                    field: "base_model_id".into(),
+                },
+                ModelLocation::InternalMessages("/chat/history/messages".into()),
             ],
             required: false,
+        };
+        // The fast path and the outbound reader see the raw bytes too.
+        let _ = super::requested_from_bytes(data, &spec);
+        let _ = crate::gate::outbound::outbound_models(data);
+        let Ok(value) = super::parse_strict(data) else {
+            return;
         };
         let _ = super::model_refs(&value, &spec);
         let _ = super::top_level_model(&value);
