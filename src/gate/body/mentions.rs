@@ -13,9 +13,10 @@
 pub(super) fn model_mentions(text: &str) -> impl Iterator<Item = &str> {
     Mentions {
         text,
+        starts: memchr::memmem::find_iter(text.as_bytes(), b"<@"),
         at: 0,
-        id_end: NextOf::new(&['|', '>']),
-        label_end: NextOf::new(&['>']),
+        id_end: NextOf::new(b"|>"),
+        label_end: NextOf::new(b">"),
     }
     .filter_map(|(kind, id)| (kind == 'M').then_some(id))
 }
@@ -30,6 +31,10 @@ pub(super) fn model_mentions(text: &str) -> impl Iterator<Item = &str> {
 /// `<@M:` repeated without a `>`.)
 struct Mentions<'a> {
     text: &'a str,
+    /// Every `<@` in the text, found by one searcher (`<@` cannot overlap
+    /// itself, so none is missed); those inside a match are skipped.
+    starts: memchr::memmem::FindIter<'a, 'static>,
+    /// Where the last match ended.
     at: usize,
     id_end: NextOf,
     label_end: NextOf,
@@ -38,14 +43,16 @@ struct Mentions<'a> {
 /// The position of the next of some delimiters at or after a position,
 /// remembered for the next question about a later position.
 struct NextOf {
-    delims: &'static [char],
+    /// One or two ASCII bytes: they never occur inside a multi-byte UTF-8
+    /// character, so a byte search finds exactly the characters.
+    delims: &'static [u8],
     /// `(from, found)`: the first delimiter at or after `from` is at
     /// `found` (`None`: there is none after `from`).
     last: Option<(usize, Option<usize>)>,
 }
 
 impl NextOf {
-    fn new(delims: &'static [char]) -> Self {
+    fn new(delims: &'static [u8]) -> Self {
         NextOf { delims, last: None }
     }
 
@@ -56,7 +63,13 @@ impl NextOf {
                 return found;
             }
         }
-        let found = text.get(from..)?.find(self.delims).map(|i| from + i);
+        let rest = text.as_bytes().get(from..)?;
+        let found = match *self.delims {
+            [a] => memchr::memchr(a, rest),
+            [a, b, ..] => memchr::memchr2(a, b, rest),
+            [] => None,
+        }
+        .map(|i| from + i);
         self.last = Some((from, found));
         found
     }
@@ -66,17 +79,15 @@ impl<'a> Iterator for Mentions<'a> {
     type Item = (char, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while let Some(offset) = self.text.get(self.at..)?.find("<@") {
-            let start = self.at + offset;
-            match self.match_at(start) {
-                Some((kind, id, end)) => {
-                    self.at = end;
-                    return Some((kind, id));
-                }
-                None => self.at = start + 1,
+        while let Some(start) = self.starts.next() {
+            if start < self.at {
+                continue;
+            }
+            if let Some((kind, id, end)) = self.match_at(start) {
+                self.at = end;
+                return Some((kind, id));
             }
         }
-        self.at = self.text.len();
         None
     }
 }
