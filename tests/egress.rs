@@ -123,7 +123,7 @@ impl EgressEnv {
 
 /// The header Open WebUI signs for `user` (`utils/headers.py`).
 fn forward_jwt(user: &str, expires_in: i64, secret: &str) -> String {
-    let now = modelgate::gate::forwarded::unix_now() as i64;
+    let now = jsonwebtoken::get_current_timestamp() as i64;
     jsonwebtoken::encode(
         &Header::default(),
         &json!({"sub": user, "email": format!("{user}@example.com"), "name": user,

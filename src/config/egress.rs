@@ -11,6 +11,7 @@ use std::sync::Arc;
 use http::{HeaderName, Uri};
 use serde::Deserialize;
 
+use super::file::non_zero;
 use super::{invalid, ConfigError, EnvLookup};
 use crate::gate::forwarded::{ForwardedUserVerifier, DEFAULT_JWT_HEADER, DEFAULT_USER_ID_HEADER};
 
@@ -152,9 +153,7 @@ impl EgressSection {
             )?,
             trust_plain_user_headers: self.trust_plain_user_headers,
             system_models: Arc::new(system_models),
-            max_body_bytes: NonZeroUsize::new(self.max_body_bytes).ok_or_else(|| {
-                invalid("egress.max_body_bytes", "0", "must be greater than zero")
-            })?,
+            max_body_bytes: non_zero("egress.max_body_bytes", self.max_body_bytes)?,
         })
     }
 }

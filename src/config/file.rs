@@ -281,7 +281,7 @@ fn parse_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError>
 
 /// The one check for counts, sizes and intervals where zero would disable
 /// the thing (or stall it); the error names the key as the file spells it.
-fn non_zero<T, N: TryFrom<T>>(key: &'static str, value: T) -> Result<N, ConfigError> {
+pub(super) fn non_zero<T, N: TryFrom<T>>(key: &'static str, value: T) -> Result<N, ConfigError> {
     N::try_from(value).map_err(|_| invalid(key, "0", "must be greater than zero"))
 }
 

@@ -8,8 +8,6 @@
 //! `exp` (300 s by default). Only `sub` is used: the role and memberships are
 //! read from the database, which a token minted minutes ago cannot outdate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -82,14 +80,6 @@ impl ForwardedUserVerifier {
     }
 }
 
-/// Seconds since the epoch, for minting tokens in tests and the demo.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +96,7 @@ mod tests {
     }
 
     fn claims(sub: &str, exp_in: i64) -> serde_json::Value {
-        let now = unix_now() as i64;
+        let now = jsonwebtoken::get_current_timestamp() as i64;
         json!({"sub": sub, "role": "user", "iss": "open-webui", "iat": now, "exp": now + exp_in})
     }
 

@@ -110,7 +110,7 @@ impl Proxy {
                         // A route that must name its model refuses an empty
                         // list here (`missing_model`): the server would pick
                         // one we cannot see.
-                        let models = requested_models(config, store, bytes.clone(), &spec).await?;
+                        let models = requested_models(config, store, bytes.clone(), spec).await?;
                         Ok((Request::from_parts(parts, body::full(bytes)), Some(models)))
                     })
                     .await?;

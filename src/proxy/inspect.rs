@@ -62,9 +62,8 @@ pub async fn requested_models(
     config: &Config,
     store: &AccessStore,
     bytes: Bytes,
-    spec: &CallSpec,
+    spec: CallSpec,
 ) -> Result<Vec<String>, Refusal> {
-    let spec = spec.clone();
     let requested = parse_off_thread(bytes, move |b| requested_from_bytes(b, &spec)).await?;
     let mut models = requested.models;
     for reply_to in &requested.replies {
