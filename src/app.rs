@@ -51,12 +51,21 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
 
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let reload_live = live.clone();
+    let reload_metrics = metrics.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match reload::reload(&reload_live, &overrides, &process_env) {
-                Ok(c) => tracing::info!(source = ?c.source, "config reloaded"),
+                Ok(c) => {
+                    tracing::info!(source = ?c.source, "config reloaded");
+                    // A reload can turn a check off or trust a new header:
+                    // announced as loudly as at start-up, and in the metrics.
+                    announce_enforcement(&c);
+                    reload_metrics.set_enforcement(enforcement_state(&c));
+                    reload_metrics.record_config_reload(true);
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "config reload failed; the running config stays in force")
+                    tracing::error!(error = %e, "config reload failed; the running config stays in force");
+                    reload_metrics.record_config_reload(false);
                 }
             }
         }

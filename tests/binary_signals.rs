@@ -54,6 +54,67 @@ async fn sighup_applies_a_valid_file_and_refuses_an_invalid_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_loosens_enforcement_is_announced_and_counted() {
+    let up = FakeUpstream::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("modelgate.toml");
+    std::fs::write(&path, JSON_LOG).unwrap();
+    let serve = Serve::start(&path, up.addr, &[]);
+    let metric = |text: &str, line: &str| text.lines().any(|l| l == line);
+    let metrics = || async {
+        String::from_utf8(
+            get(&format!("http://{}/metrics", serve.admin))
+                .await
+                .body
+                .to_vec(),
+        )
+        .unwrap()
+    };
+    assert!(metric(&metrics().await, "modelgate_enforcement_enabled 1"));
+
+    std::fs::write(
+        &path,
+        format!("{JSON_LOG}[access]\nenabled = false\n[egress]\ntrust_plain_user_headers = true\n"),
+    )
+    .unwrap();
+    serve.signal("-HUP");
+    serve.wait_for("config reloaded");
+    let warn = serve.wait_for(
+        "MODEL ACCESS ENFORCEMENT IS OFF (ENABLE_MODEL_FILTER=false): every model is reachable",
+    );
+    assert_eq!(warn["level"], "WARN");
+    let text = metrics().await;
+    assert!(metric(&text, "modelgate_enforcement_enabled 0"), "{text}");
+    assert!(
+        metric(&text, r#"modelgate_config_reloads_total{result="ok"} 1"#),
+        "{text}"
+    );
+
+    // Enforcement back on: the trusted plain header is announced too.
+    std::fs::write(
+        &path,
+        format!("{JSON_LOG}[egress]\ntrust_plain_user_headers = true\n"),
+    )
+    .unwrap();
+    serve.signal("-HUP");
+    serve.wait_for("config reloaded");
+    serve.wait_for("EGRESS TRUSTS UNSIGNED USER HEADERS (egress.trust_plain_user_headers = true): anyone who can reach the egress listener can call as any user");
+    assert!(metric(&metrics().await, "modelgate_enforcement_enabled 1"));
+
+    std::fs::write(&path, format!("{JSON_LOG}[access]\nenabled = maybe\n")).unwrap();
+    serve.signal("-HUP");
+    serve.wait_for("config reload failed; the running config stays in force");
+    let text = metrics().await;
+    assert!(
+        metric(
+            &text,
+            r#"modelgate_config_reloads_total{result="failed"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_an_in_flight_stream_then_exits_zero() {
     let gate = Arc::new(Semaphore::new(0));
     let up = FakeUpstream::builder()
