@@ -257,6 +257,7 @@ def stack():
             "ENABLE_FORWARD_USER_INFO_HEADERS": "true",
             "FORWARD_USER_INFO_HEADER_JWT_SECRET": forward_secret,
             "USER_PERMISSIONS_FEATURES_AUTOMATIONS": "true",
+            "ENABLE_CHANNELS": "true",
             "OPENAI_API_KEY": "x",
             "ENABLE_VERSION_UPDATE_CHECK": "false",
             "ENABLE_OPENAI_API_PASSTHROUGH": "false",

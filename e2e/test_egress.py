@@ -193,3 +193,87 @@ def test_an_admin_chosen_task_model(stack, gate, orgs):
 def test_no_forbidden_model_ever_reached_the_upstream(stack, gate, orgs):
     """Whatever ran before: gpt-gamma is in no organization."""
     assert [c for c in stack.fake_calls() if runs_model(c, "gpt-gamma")] == []
+
+
+def test_an_internal_message_stored_in_a_chat_and_run_by_the_server(stack, gate, orgs):
+    """User A saves a chat straight to Open WebUI (the ingress never sees it)
+    with a pending sub-agent message for a forbidden model, then chats in
+    it with a permitted model: after that completion the server runs the
+    pending message by itself, for user A, and the egress refuses it."""
+    auth = stack.user_a.auth()
+    bad, ok = marker(), marker()
+    history = {"currentId": "a1", "messages": {
+        "u1": {"id": "u1", "role": "user", "content": f"hi [{ok}]", "parentId": None,
+               "childrenIds": ["a1"], "models": ["gpt-alpha"]},
+        "a1": {"id": "a1", "role": "assistant", "content": "", "parentId": "u1", "childrenIds": ["s1"],
+               "model": "gpt-alpha"},
+        "s1": {"id": "s1", "role": "user", "content": f"sub-task [{bad}]", "parentId": "a1", "childrenIds": [],
+               "model": "gpt-gamma", "meta": {"internal": True, "type": "subagent", "status": "pending"}},
+    }}
+    r = requests.post(f"{stack.webui_url}/api/v1/chats/new", headers=auth, timeout=30,
+                      json={"chat": {"title": "e2e", "models": ["gpt-alpha"], "history": history}})
+    assert r.status_code == 200, r.text[:300]
+    chat_id = r.json()["id"]
+    before = egress_denials(gate)
+    r = direct_chat(stack, stack.user_a, {
+        "model": "gpt-alpha", "stream": False, "chat_id": chat_id, "id": "a1", "parent_id": "u1",
+        "messages": [{"role": "user", "content": f"hi [{ok}]"}]})
+    assert r.status_code == 200, r.text[:300]
+    wait_for("the permitted completion to reach the upstream", lambda: calls_with(stack, ok))
+    # The server picks the pending message up once the chat's task is done.
+    wait_for("the server to run the stored message (refused at the egress)",
+             lambda: egress_denials(gate) > before)
+    assert_never_called(stack, bad)
+
+
+def test_a_channel_reply_answered_as_the_model_that_wrote_the_parent(stack, gate, orgs):
+    """User B asks gpt-beta (B's model) in a channel A is in; user A replies
+    to gpt-beta's message. Open WebUI answers a reply as the model that
+    wrote the parent, so A would get gpt-beta: refused at the ingress (it
+    reads the parent's model from the database) and, when A goes straight
+    to Open WebUI, at the egress."""
+    b_auth, a_auth = stack.user_b.auth(), stack.user_a.auth()
+    r = requests.post(f"{gate.url}/api/v1/channels/create", headers=b_auth, timeout=30,
+                      json={"name": f"e2e-{marker()}", "type": "group",
+                            "user_ids": [stack.user_a.id]})
+    assert r.status_code == 200, r.text[:300]
+    channel = r.json()["id"]
+    asked = marker()
+    r = requests.post(f"{gate.url}/api/v1/channels/{channel}/messages/post", headers=b_auth, timeout=30,
+                      json={"content": f"<@M:gpt-beta|beta> hello [{asked}]"})
+    assert r.status_code == 200, r.text[:300]
+    question = r.json()["id"]
+
+    def model_reply():
+        r = requests.get(f"{stack.webui_url}/api/v1/channels/{channel}/messages/{question}/thread",
+                         headers=b_auth, timeout=30)
+        return r.status_code == 200 and next(
+            (m for m in r.json() if (m.get("meta") or {}).get("model_id") == "gpt-beta"), None)
+
+    reply = wait_for("gpt-beta to answer user B in the channel", model_reply)
+    assert any(runs_model(c, "gpt-beta") for c in calls_with(stack, asked))
+
+    # Through the gate, user A sees the thread without B's model...
+    r = requests.get(f"{gate.url}/api/v1/channels/{channel}/messages/{question}/thread",
+                     headers=a_auth, timeout=30)
+    assert r.status_code == 200, r.text[:300]
+    assert "gpt-beta" not in r.text
+    seen = next(m for m in r.json() if m["id"] == reply["id"])
+    assert seen["meta"]["model_id"] == "" and seen["meta"]["model_name"] == ""
+    r = requests.get(f"{gate.url}/api/v1/channels/{channel}/messages", headers=a_auth, timeout=30)
+    assert r.status_code == 200 and "gpt-beta" not in r.text, r.text[:300]
+
+    # ...and may not make it answer.
+    m = marker()
+    body = {"content": f"and you? [{m}]", "reply_to_id": reply["id"], "parent_id": question}
+    r = requests.post(f"{gate.url}/api/v1/channels/{channel}/messages/post", headers=a_auth, json=body,
+                      timeout=30)
+    assert r.status_code == 403, r.text[:300]
+    assert r.json()["error"]["code"] == "model_not_allowed"
+    before = egress_denials(gate)
+    r = requests.post(f"{stack.webui_url}/api/v1/channels/{channel}/messages/post", headers=a_auth,
+                      json=body, timeout=30)
+    assert r.status_code == 200, r.text[:300]
+    wait_for("Open WebUI to ask gpt-beta for user A (refused at the egress)",
+             lambda: egress_denials(gate) > before)
+    assert_never_called(stack, m, models=("gpt-beta", "gpt-gamma"))

@@ -476,3 +476,80 @@ async fn config_responses_show_only_permitted_models() {
         .await;
     assert_eq!(assert_error_shape(&anon, 401), "not_authenticated");
 }
+
+#[tokio::test]
+async fn shared_chats_and_channel_messages_hide_forbidden_models() {
+    // A chat bob (llama) shared; alice may not use llama.
+    let chat = json!({"id": "c1", "user_id": "bob", "title": "bob's chat", "chat": {
+        "models": ["llama"],
+        "history": {"currentId": "m2", "messages": {
+            "m1": {"id": "m1", "role": "user", "content": "hi", "models": ["llama"]},
+            "m2": {"id": "m2", "role": "assistant", "model": "llama", "modelName": "Llama",
+                   "content": "hello"}}}}});
+    let messages = json!([
+        {"id": "1", "content": "answer", "meta": {"model_id": "llama", "model_name": "Llama"}},
+        {"id": "2", "content": "mine", "meta": {"model_id": "gpt-4o", "model_name": "GPT-4o"}}
+    ]);
+    // A chat too large to filter inline (it is filtered on a blocking thread).
+    let mut big = chat.clone();
+    big["chat"]["history"]["messages"]["m1"]["content"] = json!("x".repeat(256 * 1024));
+    let env = Env::with(
+        |b| {
+            b.route(
+                "/api/v1/chats/share/s1",
+                json_reply(chat.to_string().into_bytes(), &[]),
+            )
+            .route(
+                "/api/v1/chats/c1/clone/shared",
+                json_reply(big.to_string().into_bytes(), &[]),
+            )
+            .route(
+                "/api/v1/channels/ch/messages",
+                json_reply(messages.to_string().into_bytes(), &[]),
+            )
+        },
+        |_| {},
+    )
+    .await;
+    let check_chat = |a: &Answer| {
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        let v = a.json();
+        assert_eq!(v["chat"]["models"], json!([]));
+        let m = &v["chat"]["history"]["messages"];
+        assert_eq!(m["m1"]["models"], json!([]));
+        assert_eq!(m["m2"]["model"], "");
+        assert_eq!(m["m2"]["modelName"], "");
+        assert_eq!(m["m2"]["content"], "hello");
+        assert!(!String::from_utf8_lossy(&a.body).contains("llama"));
+    };
+    check_chat(&env.get_as("alice", "/api/v1/chats/share/s1").await);
+    check_chat(
+        &env.post_as("alice", "/api/v1/chats/c1/clone/shared", "{}")
+            .await,
+    );
+    // Bob may use llama and sees his chat as it is.
+    let b = env.get_as("bob", "/api/v1/chats/share/s1").await;
+    assert_eq!(b.json(), chat);
+    // An open share is served to visitors too: with no model ids.
+    let visitor = env
+        .send(Method::GET, "/api/v1/chats/share/s1", &[], Bytes::new())
+        .await;
+    check_chat(&visitor);
+
+    let a = env.get_as("alice", "/api/v1/channels/ch/messages").await;
+    assert_eq!(a.status, 200);
+    let v = a.json();
+    assert_eq!(v[0]["meta"], json!({"model_id": "", "model_name": ""}));
+    assert_eq!(v[0]["content"], "answer");
+    assert_eq!(v[1]["meta"]["model_id"], "gpt-4o");
+    // Channels need a user, as in Open WebUI.
+    let anon = env
+        .send(
+            Method::GET,
+            "/api/v1/channels/ch/messages",
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(assert_error_shape(&anon, 401), "not_authenticated");
+}

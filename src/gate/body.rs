@@ -9,6 +9,7 @@ use http::{header, HeaderMap};
 use serde_json::Value;
 
 use crate::gate::routes::{CallSpec, ModelLocation};
+pub(crate) use mentions::model_mention_spans;
 pub use strict::{parse_members, parse_strict};
 
 /// Why a guarded request body is refused.

@@ -8,5 +8,6 @@ pub mod forwarded;
 pub mod jwt;
 pub mod outbound;
 pub mod path;
+mod redact;
 pub mod routes;
 pub mod shape;

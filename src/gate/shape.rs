@@ -28,12 +28,55 @@ pub enum ListShape {
     TaskConfig,
     /// `/api/usage`: `model_ids`, the models in use right now (by anyone).
     Usage,
+    /// One stored chat (`ChatResponse`): its selected models and each
+    /// message's model fields (`gate::redact`). A shared chat is served to
+    /// visitors too; they see no model ids.
+    Chat,
+    /// A JSON array of stored chats.
+    Chats,
+    /// One channel message: a model's reply names its model in `meta`.
+    ChannelMessage,
+    /// A JSON array of channel messages (a channel, a thread, the pins).
+    ChannelMessages,
+}
+
+/// What the gate does with a request that carries no credential at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visitors {
+    /// Refused (401): Open WebUI serves the route to signed-in users only.
+    Refused,
+    /// Passed unchanged: Open WebUI answers visitors without model ids.
+    Unchanged,
+    /// Filtered as for a user who may use no model: Open WebUI serves
+    /// visitors the document (an open shared chat) with its model ids.
+    SeeNothing,
 }
 
 impl ListShape {
-    /// Whether a request without any credential is passed unchanged
-    /// (Open WebUI answers it without model ids) rather than refused.
-    pub fn serves_visitors(self) -> bool {
-        matches!(self, ListShape::AppConfig)
+    pub fn visitors(self) -> Visitors {
+        match self {
+            ListShape::AppConfig => Visitors::Unchanged,
+            ListShape::Chat => Visitors::SeeNothing,
+            _ => Visitors::Refused,
+        }
+    }
+
+    /// Documents (chats, channel messages) rather than lists of models:
+    /// read up to `access.max_unlisted_body_bytes`, as chat saves are, and
+    /// never cached (each is read by few users, and may be large).
+    pub fn is_document(self) -> bool {
+        matches!(
+            self,
+            ListShape::Chat
+                | ListShape::Chats
+                | ListShape::ChannelMessage
+                | ListShape::ChannelMessages
+        )
+    }
+
+    /// Whether the filtered answer may be shared by users of the same
+    /// organizations (see `proxy::list_cache`).
+    pub fn cacheable(self) -> bool {
+        !self.is_document()
     }
 }

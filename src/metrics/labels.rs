@@ -108,6 +108,10 @@ label_enum! {
         AppConfig => "app_config",
         TaskConfig => "task_config",
         Usage => "usage",
+        Chat => "chat",
+        Chats => "chats",
+        ChannelMessage => "channel_message",
+        ChannelMessages => "channel_messages",
     }
 }
 
@@ -122,6 +126,10 @@ impl From<ListShape> for ShapeLabel {
             ListShape::AppConfig => ShapeLabel::AppConfig,
             ListShape::TaskConfig => ShapeLabel::TaskConfig,
             ListShape::Usage => ShapeLabel::Usage,
+            ListShape::Chat => ShapeLabel::Chat,
+            ListShape::Chats => ShapeLabel::Chats,
+            ListShape::ChannelMessage => ShapeLabel::ChannelMessage,
+            ListShape::ChannelMessages => ShapeLabel::ChannelMessages,
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::gate::body::has_json_content_type;
 use crate::gate::credential::extract_credential;
 use crate::gate::path::routing_path;
 use crate::gate::routes::{is_defence_in_depth_candidate, RouteClass};
-use crate::gate::shape::ListShape;
+use crate::gate::shape::{ListShape, Visitors};
 use crate::metrics::{Gate, RouteLabel};
 
 /// What the guard does with a pending account.
@@ -202,26 +202,32 @@ impl Proxy {
     ) -> Result<Response<Body>, Refusal> {
         // Read before identifying: see `ListFilter::generation`.
         let generation = self.store.generation();
-        let pending = if shape.serves_visitors() {
-            if !carries_credential(config, req.headers()) {
-                // A visitor (the login page): Open WebUI shows no model ids.
-                return self.forward(config, ctx, req).await;
+        let visitor = !carries_credential(config, req.headers());
+        let (mut req, who) = match shape.visitors() {
+            // The login page: Open WebUI shows visitors no model ids.
+            Visitors::Unchanged if visitor => return self.forward(config, ctx, req).await,
+            // An open shared chat: shown to visitors without model ids.
+            Visitors::SeeNothing if visitor => (req, Identity::nobody(String::new())),
+            visitors => {
+                let pending = if visitors == Visitors::Refused {
+                    Pending::Refused
+                } else {
+                    Pending::SeesNothing
+                };
+                let guarded = self
+                    .guard(
+                        config,
+                        ctx,
+                        req,
+                        pending,
+                        |req| async move { Ok((req, None)) },
+                    )
+                    .await?;
+                let Some(who) = guarded.who else {
+                    return self.forward(config, ctx, guarded.req).await;
+                };
+                (guarded.req, who)
             }
-            Pending::SeesNothing
-        } else {
-            Pending::Refused
-        };
-        let Guarded { mut req, who } = self
-            .guard(
-                config,
-                ctx,
-                req,
-                pending,
-                |req| async move { Ok((req, None)) },
-            )
-            .await?;
-        let Some(who) = who else {
-            return self.forward(config, ctx, req).await;
         };
         // Ask for a body we can read; decoding stays as a fallback.
         req.headers_mut().insert(
@@ -244,7 +250,11 @@ impl Proxy {
             metrics: &self.metrics,
             cache: &self.list_cache,
             generation,
-            cap: config.access.max_list_bytes.get(),
+            cap: if shape.is_document() {
+                config.access.max_unlisted_body_bytes.get()
+            } else {
+                config.access.max_list_bytes.get()
+            },
         };
         filter_response(lf, &who, shape, resp).await
     }

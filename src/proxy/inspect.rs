@@ -37,7 +37,7 @@ pub async fn read_json_body(cap: usize, headers: &HeaderMap, body: Body) -> Resu
 /// distinct keys) at about 10 ms per MiB (`benches/adversarial.rs`), and an
 /// async worker thread held that long stalls every other client it serves;
 /// at this size the worst case holds one for well under a millisecond.
-const INLINE_PARSE_BYTES: usize = 64 * 1024;
+pub const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 /// Runs a body parser inline for small bodies and on a blocking thread for
 /// large ones.

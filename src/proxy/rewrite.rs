@@ -2,6 +2,8 @@
 //! filtered for the same organizations), re-frame. A 2xx body that cannot be
 //! filtered is never passed on (502).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
 
@@ -11,6 +13,7 @@ use crate::gate::shape::ListShape;
 use crate::metrics::Metrics;
 use crate::proxy::body::{collect_limited, full, Body, CollectError};
 use crate::proxy::guard::{unavailable, Identity};
+use crate::proxy::inspect::INLINE_PARSE_BYTES;
 use crate::proxy::list_cache::{CachedList, ListCache, ListKey};
 use crate::store::AccessStore;
 
@@ -56,14 +59,27 @@ pub async fn filter_response(
             "several Content-Encoding headers".into(),
         )));
     }
-    let decoded = decode_body(encodings.first().copied(), &bytes, cap)?;
+    let decoded = match decode_body(encodings.first().copied(), &bytes, cap)? {
+        Cow::Borrowed(_) => bytes,
+        Cow::Owned(d) => Bytes::from(d),
+    };
     let key = ListKey::new(&decoded, shape, generation, &who.access.organizations);
-    let filtered = match cache.get(&key).await {
+    let cached = if shape.cacheable() {
+        cache.get(&key).await
+    } else {
+        None
+    };
+    let filtered = match cached {
         Some(hit) => hit,
         None => {
             let graph = store.model_graph().await.map_err(unavailable)?;
-            let mut permitted = |id: &str| who.access.decide(&graph, id).is_allowed();
-            let computed = match filter_list(&decoded, shape, &mut permitted)? {
+            let access = who.access.clone();
+            let computed = filter_off_thread(decoded, move |body| {
+                let mut permitted = |id: &str| access.decide(&graph, id).is_allowed();
+                filter_list(body, shape, &mut permitted)
+            })
+            .await?;
+            let computed = match computed {
                 Filtered::Forbidden => CachedList {
                     body: None,
                     removed: 1,
@@ -75,7 +91,7 @@ pub async fn filter_response(
             };
             // Only an answer computed entirely at `generation` may be
             // shared under it.
-            if store.generation() == generation {
+            if shape.cacheable() && store.generation() == generation {
                 cache.insert(key, computed.clone()).await;
             }
             computed
@@ -93,4 +109,20 @@ pub async fn filter_response(
     // The list depends on who asked: no shared cache may keep it.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     Ok(Response::from_parts(parts, full(body)))
+}
+
+/// Filters inline when the body is small and on a blocking thread when it
+/// is large (a shared chat with inline images can be tens of MiB), so a
+/// long parse never holds an async worker thread.
+async fn filter_off_thread<F>(body: Bytes, filter: F) -> Result<Filtered, Refusal>
+where
+    F: FnOnce(&[u8]) -> Result<Filtered, FilterError> + Send + 'static,
+{
+    if body.len() <= INLINE_PARSE_BYTES {
+        return Ok(filter(&body)?);
+    }
+    let filtered = tokio::task::spawn_blocking(move || filter(&body))
+        .await
+        .map_err(|e| Refusal::ListUnreadable(format!("filter task failed: {e}")))??;
+    Ok(filtered)
 }

@@ -11,6 +11,13 @@
 
 /// The model ids mentioned in `text`, in order (repeats included).
 pub(super) fn model_mentions(text: &str) -> impl Iterator<Item = &str> {
+    model_mention_spans(text).map(|(id, _)| id)
+}
+
+/// Each model mention's id and the byte range of the whole `<@M:...>`.
+pub(crate) fn model_mention_spans(
+    text: &str,
+) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
     Mentions {
         text,
         starts: memchr::memmem::find_iter(text.as_bytes(), b"<@"),
@@ -18,7 +25,7 @@ pub(super) fn model_mentions(text: &str) -> impl Iterator<Item = &str> {
         id_end: NextOf::new(b"|>"),
         label_end: NextOf::new(b">"),
     }
-    .filter_map(|(kind, id)| (kind == 'M').then_some(id))
+    .filter_map(|(kind, id, range)| (kind == 'M').then_some((id, range)))
 }
 
 /// `re.findall` over the pattern: try at each position, and after a match
@@ -76,7 +83,7 @@ impl NextOf {
 }
 
 impl<'a> Iterator for Mentions<'a> {
-    type Item = (char, &'a str);
+    type Item = (char, &'a str, std::ops::Range<usize>);
 
     fn next(&mut self) -> Option<Self::Item> {
         while let Some(start) = self.starts.next() {
@@ -85,7 +92,7 @@ impl<'a> Iterator for Mentions<'a> {
             }
             if let Some((kind, id, end)) = self.match_at(start) {
                 self.at = end;
-                return Some((kind, id));
+                return Some((kind, id, start..end));
             }
         }
         None

@@ -67,6 +67,15 @@ fn list(path: &str, shape: ListShape) -> RouteEntry {
     }
 }
 
+/// A response that carries model ids inside a document (a chat, a channel
+/// message), for the given methods.
+fn document(methods: &[&str], path: &str, shape: ListShape) -> RouteEntry {
+    RouteEntry {
+        shape: Some(shape),
+        ..entry(methods, path, RouteKind::ModelList)
+    }
+}
+
 fn refuse(methods: &[&str], path: &str, reason: RefuseReason) -> RouteEntry {
     RouteEntry {
         reason: Some(reason),
@@ -177,6 +186,33 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     // mentions `<@M:id|label>` make the server answer as that model.
     // A reply to a message a model wrote is answered by that model
     // (`reply_to_message.meta['model_id']`), resolved through the store.
+    // Channel messages written by a model name it in `meta.model_id` and
+    // `meta.model_name`; channels can hold members of any organization.
+    // `/{id}/messages/pinned` is registered before `/{id}/messages/{message_id}`.
+    let channel = "/api/v1/channels/{id}/messages";
+    v.push(document(&["GET"], channel, ListShape::ChannelMessages));
+    v.push(document(
+        &["GET"],
+        &format!("{channel}/pinned"),
+        ListShape::ChannelMessages,
+    ));
+    v.push(document(
+        &["GET"],
+        &format!("{channel}/{{message_id}}"),
+        ListShape::ChannelMessage,
+    ));
+    v.push(document(
+        &["GET"],
+        &format!("{channel}/{{message_id}}/thread"),
+        ListShape::ChannelMessages,
+    ));
+    for action in ["pin", "update"] {
+        v.push(document(
+            &["POST"],
+            &format!("{channel}/{{message_id}}/{action}"),
+            ListShape::ChannelMessage,
+        ));
+    }
     v.push(call(
         "/api/v1/channels/{id}/messages/post",
         vec![
@@ -202,6 +238,61 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     v.push(call(
         "/api/v1/chats/{id}",
         internal("/chat/history/messages"),
+    ));
+    // Stored chats name models in `chat.models` and in every message;
+    // another user's chat (shared, or cloned from a share) can name models
+    // the reader may not use, so every `ChatResponse` is redacted. The
+    // one-segment GET routes registered before `/{id}` are listed first.
+    let chats = "/api/v1/chats";
+    // `/all` streams the user's own chats as NDJSON (an export of any size)
+    // and is not redacted: see docs/open-webui.md.
+    for p in [
+        "list", "config", "search", "pinned", "all", "archived", "shared",
+    ] {
+        v.push(pass(&["GET"], &format!("{chats}/{p}")));
+    }
+    for p in ["all/archived", "all/db", "folder/{folder_id}"] {
+        v.push(document(
+            &["GET"],
+            &format!("{chats}/{p}"),
+            ListShape::Chats,
+        ));
+    }
+    // `get_shared_chat_by_id` serves open shares to visitors too.
+    v.push(document(
+        &["GET"],
+        &format!("{chats}/share/{{share_id}}"),
+        ListShape::Chat,
+    ));
+    v.push(document(
+        &["GET"],
+        &format!("{chats}/{{id}}"),
+        ListShape::Chat,
+    ));
+    for p in [
+        "pin",
+        "fork",
+        "clone",
+        "clone/shared",
+        "archive",
+        "share",
+        "folder",
+    ] {
+        v.push(document(
+            &["POST"],
+            &format!("{chats}/{{id}}/{p}"),
+            ListShape::Chat,
+        ));
+    }
+    v.push(document(
+        &["POST"],
+        &format!("{chats}/shared/{{id}}/access/update"),
+        ListShape::Chat,
+    ));
+    v.push(document(
+        &["POST", "DELETE"],
+        &format!("{chats}/{{id}}/messages/{{message_id}}"),
+        ListShape::Chat,
     ));
     // `compact_chat_by_id`: `CompactChatForm.model`, else the model stored
     // in the chat (user-editable), so a missing model is refused.

@@ -458,3 +458,73 @@ fn responses_that_show_model_ids_are_rewritten() {
         RouteClass::ModelList(Usage)
     );
 }
+
+#[test]
+fn chats_and_channel_messages_are_redacted() {
+    use crate::gate::shape::ListShape::{ChannelMessage, ChannelMessages, Chat, Chats};
+    let cases = [
+        (Method::GET, "/api/v1/chats/share/s1", Chat),
+        (Method::GET, "/api/v1/chats/c1", Chat),
+        (Method::HEAD, "/api/v1/chats/c1", Chat),
+        (Method::POST, "/api/v1/chats/c1/clone/shared", Chat),
+        (Method::POST, "/api/v1/chats/c1/clone", Chat),
+        (Method::POST, "/api/v1/chats/c1/fork", Chat),
+        (Method::POST, "/api/v1/chats/shared/c1/access/update", Chat),
+        (Method::DELETE, "/api/v1/chats/c1/messages/m1", Chat),
+        (Method::GET, "/api/v1/chats/all/archived", Chats),
+        (Method::GET, "/api/v1/chats/folder/f1", Chats),
+        (Method::GET, "/api/v1/channels/ch/messages", ChannelMessages),
+        (
+            Method::GET,
+            "/api/v1/channels/ch/messages/pinned",
+            ChannelMessages,
+        ),
+        (
+            Method::GET,
+            "/api/v1/channels/ch/messages/m1",
+            ChannelMessage,
+        ),
+        (
+            Method::GET,
+            "/api/v1/channels/ch/messages/m1/thread",
+            ChannelMessages,
+        ),
+        (
+            Method::POST,
+            "/api/v1/channels/ch/messages/m1/pin",
+            ChannelMessage,
+        ),
+        (
+            Method::POST,
+            "/api/v1/channels/ch/messages/m1/update",
+            ChannelMessage,
+        ),
+    ];
+    for (method, path, shape) in cases {
+        assert_eq!(
+            classify(method.clone(), path),
+            RouteClass::ModelList(shape),
+            "{method} {path}"
+        );
+    }
+    // Open WebUI's own one-segment routes come before `/{id}` and return
+    // title lists, not chats.
+    for p in [
+        "list", "config", "search", "pinned", "all", "archived", "shared",
+    ] {
+        assert_eq!(
+            classify(Method::GET, &format!("/api/v1/chats/{p}")),
+            RouteClass::Pass,
+            "{p}"
+        );
+    }
+    // A chat update is still checked for the internal messages it stores.
+    assert!(matches!(
+        classify(Method::POST, "/api/v1/chats/c1"),
+        RouteClass::ModelCall(_)
+    ));
+    assert!(matches!(
+        classify(Method::POST, "/api/v1/channels/ch/messages/post"),
+        RouteClass::ModelCall(_)
+    ));
+}
