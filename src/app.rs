@@ -105,21 +105,36 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
 /// Self-healing start-up (seed 003): creates the organization tables,
 /// indexes, view and triggers when the database is writable. A read-only or
 /// missing database is not fatal: guarded requests get 503 until it is
-/// readable (fail closed).
+/// readable (fail closed). Whatever it finds is said once, loudly when the
+/// gate will refuse everything: a new empty file, a database that is not
+/// Open WebUI's, no organizations yet.
 fn prepare_database(config: &Config) {
     let path = &config.startup.database;
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+    if path.is_dir() {
+        tracing::error!(
+            database = %shown.display(),
+            "the database path is a directory, not a SQLite file: guarded requests fail closed; point --db or MODELGATE_DATABASE at Open WebUI's webui.db"
+        );
+        return;
+    }
+    let existed = path.exists();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            tracing::warn!(path = %dir.display(), error = %e, "cannot create the database directory");
-            return;
+        if !dir.exists() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::error!(directory = %dir.display(), error = %e, "cannot create the database's directory: guarded requests fail closed");
+                return;
+            }
+            tracing::warn!(directory = %dir.display(), "created the database's directory");
         }
     }
     let conn = match crate::store::admin::open_writer(path) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(
-                database = %path.display(),
+                database = %shown.display(),
                 error = %e,
+                problem = open_problem(path, existed),
                 "database not writable; guarded requests fail closed until it is usable"
             );
             return;
@@ -127,20 +142,59 @@ fn prepare_database(config: &Config) {
     };
     match crate::store::ensure_schema(&conn) {
         Ok(report) if report.created.is_empty() => {
-            tracing::info!(database = %path.display(), "organization schema present")
+            tracing::info!(database = %shown.display(), "organization schema present")
         }
         Ok(report) => tracing::info!(
-            database = %path.display(),
-            created = ?report.created,
+            database = %shown.display(),
+            created = %report.created.join(","),
             "organization schema created or repaired"
         ),
         Err(e) => tracing::warn!(
-            database = %path.display(),
+            database = %shown.display(),
             error = %e,
             "cannot prepare the organization schema; guarded requests fail closed until the database is usable"
         ),
     }
     bootstrap(config, &conn);
+    announce_contents(&conn, &shown, existed);
+}
+
+/// What stands in the way of opening `path`, in the operator's words.
+fn open_problem(path: &std::path::Path, existed: bool) -> &'static str {
+    match (existed, std::fs::OpenOptions::new().read(true).write(true).open(path)) {
+        (true, Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            "permission denied: run as a user who may write the file (and its directory, for the WAL files)"
+        }
+        (false, _) => "the file does not exist and cannot be created here (check the directory's permissions)",
+        _ => "the file exists but SQLite cannot use it (is it a SQLite database?)",
+    }
+}
+
+/// One line on what the gate will enforce from, loud when that is nothing.
+fn announce_contents(conn: &rusqlite::Connection, shown: &std::path::Path, existed: bool) {
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+    let users_table =
+        count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'user'");
+    let organizations = count("SELECT COUNT(*) FROM organizations");
+    let db = shown.display();
+    match (users_table, organizations) {
+        (Ok(0), Ok(0)) if !existed => tracing::warn!(
+            database = %db,
+            "CREATED A NEW EMPTY DATABASE: it has no Open WebUI users and no organizations, so every guarded request will be refused. Point --db or MODELGATE_DATABASE at Open WebUI's webui.db, or try it out with `modelgate --db {db} org create <id> --name <name>`"
+        ),
+        (Ok(0), _) => tracing::warn!(
+            database = %db,
+            "the database has no Open WebUI `user` table: every guarded request will be refused; is this Open WebUI's webui.db?"
+        ),
+        (_, Ok(0)) => tracing::warn!(
+            database = %db,
+            "NO ORGANIZATIONS YET: every guarded request will be refused until one exists; next: `modelgate --db {db} org create <id> --name <name>`, then `member add` and `model enable`"
+        ),
+        (Ok(_), Ok(n)) => tracing::info!(database = %db, organizations = n, "access data found"),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(database = %db, error = %e, "cannot read the access data; guarded requests fail closed")
+        }
+    }
 }
 
 /// Seed 003: `OPENROUTER_EXTERNAL_USER` / `ORGANIZATION_NAME` name the

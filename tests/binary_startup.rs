@@ -75,3 +75,42 @@ async fn health_subcommand_reports_the_running_instance() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_says_loudly_when_the_gate_will_refuse_everything() {
+    let up = FakeUpstream::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("modelgate.toml");
+    std::fs::write(&config, JSON_LOG).unwrap();
+    let db = dir.path().join("webui.db");
+
+    // A new machine, the wrong directory: a new empty file, said so.
+    let serve = Serve::start(&config, up.addr, &[]);
+    let line = serve.wait_for_prefix("CREATED A NEW EMPTY DATABASE");
+    assert_eq!(line["level"], "WARN");
+    let shown = line["database"].as_str().unwrap();
+    assert!(std::path::Path::new(shown).is_absolute(), "{shown}");
+    assert!(shown.ends_with("webui.db"));
+    assert!(line["message"].as_str().unwrap().contains("org create"));
+    drop(serve);
+
+    // Restarted with Open WebUI's tables but no organization yet.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE user (id TEXT PRIMARY KEY, role TEXT);")
+        .unwrap();
+    let serve = Serve::start(&config, up.addr, &[]);
+    serve.wait_for_prefix("NO ORGANIZATIONS YET");
+    drop(serve);
+
+    // A directory where the file should be is named as what it is.
+    let as_dir = dir.path().join("adir");
+    std::fs::create_dir(&as_dir).unwrap();
+    let serve = Serve::start(
+        &config,
+        up.addr,
+        &[("MODELGATE_DATABASE", as_dir.to_str().unwrap())],
+    );
+    let line = serve.wait_for_prefix("the database path is a directory");
+    assert_eq!(line["level"], "ERROR");
+}

@@ -83,6 +83,19 @@ impl Serve {
         }
     }
 
+    /// The next log line whose message starts with `prefix`.
+    pub fn wait_for_prefix(&self, prefix: &str) -> serde_json::Value {
+        loop {
+            let v = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line starting {prefix:?}"));
+            if v["message"].as_str().is_some_and(|m| m.starts_with(prefix)) {
+                return v;
+            }
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
