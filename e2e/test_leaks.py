@@ -120,3 +120,58 @@ def test_a_shared_chat(stack, gate, orgs):
     check(r, ["gpt-alpha"])
     clone = r.json()["id"]
     check(requests.get(f"{gate.url}/api/v1/chats/{clone}", headers=a, timeout=30), ["gpt-alpha"])
+
+
+def test_a_shared_folder_and_its_chats(stack, gate, orgs):
+    """The admin shares a folder (default models: gpt-beta) with user A and
+    files a gpt-beta chat in it: user A reads both without the model."""
+    admin, a = stack.admin.auth(), stack.user_a.auth()
+    r = requests.post(f"{stack.webui_url}/api/v1/folders/", headers=admin, timeout=30,
+                      json={"name": f"team {uuid.uuid4().hex[:8]}", "data": {"model_ids": ["gpt-beta"]}})
+    assert r.status_code == 200, r.text[:300]
+    folder = r.json()["id"]
+    r = requests.post(f"{stack.webui_url}/api/v1/folders/{folder}/access/update", headers=admin, timeout=30,
+                      json={"access_grants": [{"principal_type": "user", "principal_id": stack.user_a.id,
+                                               "permission": "read"}]})
+    assert r.status_code == 200, r.text[:300]
+    r = requests.post(f"{stack.webui_url}/api/v1/chats/new", headers=admin, timeout=30,
+                      json={"chat": {"title": "team chat", "models": ["gpt-beta"], "history": {
+                          "currentId": "a1", "messages": {"a1": {"id": "a1", "role": "assistant",
+                                                                 "model": "gpt-beta", "content": "hi"}}}}})
+    assert r.status_code == 200, r.text[:300]
+    chat = r.json()["id"]
+    r = requests.post(f"{stack.webui_url}/api/v1/chats/{chat}/folder", headers=admin, timeout=30,
+                      json={"folder_id": folder})
+    assert r.status_code == 200, r.text[:300]
+
+    direct = requests.get(f"{stack.webui_url}/api/v1/chats/{chat}", headers=a, timeout=30)
+    assert direct.status_code == 200 and "gpt-beta" in direct.text, direct.text[:300]
+    r = requests.get(f"{gate.url}/api/v1/chats/{chat}", headers=a, timeout=30)
+    assert r.status_code == 200, r.text[:300]
+    assert visible(r.text) == [] and r.json()["chat"]["history"]["messages"]["a1"]["content"] == "hi"
+    for path in ("/api/v1/folders/shared", f"/api/v1/folders/{folder}"):
+        direct = requests.get(f"{stack.webui_url}{path}", headers=a, timeout=30)
+        assert direct.status_code == 200 and "gpt-beta" in direct.text, f"{path}: {direct.text[:300]}"
+        r = requests.get(f"{gate.url}{path}", headers=a, timeout=30)
+        assert r.status_code == 200 and visible(r.text) == [], f"{path}: {r.text[:300]}"
+
+
+def test_groups_and_settings_with_admin_chosen_models(stack, gate, orgs):
+    admin, a = stack.admin.auth(), stack.user_a.auth()
+    r = requests.post(f"{stack.webui_url}/api/v1/groups/create", headers=admin, timeout=30,
+                      json={"name": f"g {uuid.uuid4().hex[:8]}", "description": "e2e",
+                            "data": {"config": {"default_models": ["gpt-beta", "gpt-alpha"]}}})
+    assert r.status_code == 200, r.text[:300]
+    group = r.json()["id"]
+    r = requests.post(f"{stack.webui_url}/api/v1/groups/id/{group}/users/add", headers=admin, timeout=30,
+                      json={"user_ids": [stack.user_a.id]})
+    assert r.status_code == 200, r.text[:300]
+    try:
+        for path in ("/api/v1/groups/", "/api/v1/users/groups"):
+            direct = requests.get(f"{stack.webui_url}{path}", headers=a, timeout=30)
+            assert direct.status_code == 200 and "gpt-beta" in direct.text, f"{path}: {direct.text[:300]}"
+            r = requests.get(f"{gate.url}{path}", headers=a, timeout=30)
+            assert r.status_code == 200, r.text[:300]
+            assert visible(r.text) == [] and "gpt-alpha" in r.text, f"{path}: {r.text[:300]}"
+    finally:
+        requests.delete(f"{stack.webui_url}/api/v1/groups/id/{group}/delete", headers=admin, timeout=30)

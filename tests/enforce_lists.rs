@@ -553,3 +553,46 @@ async fn shared_chats_and_channel_messages_hide_forbidden_models() {
         .await;
     assert_eq!(assert_error_shape(&anon, 401), "not_authenticated");
 }
+
+#[tokio::test]
+async fn answers_of_checked_calls_and_folders_are_redacted_too() {
+    // A member of a shared folder renames bob's chat and is answered with
+    // all of it.
+    let chat = json!({"id": "c1", "user_id": "bob", "chat": {"models": ["llama", "gpt-4o"],
+        "history": {"messages": {"m": {"role": "assistant", "model": "llama"}}}}});
+    let folder = json!({"id": "f1", "name": "team", "data": {"model_ids": ["llama", "claude"]}});
+    let env = Env::with(
+        |b| {
+            b.route(
+                "/api/v1/chats/c1",
+                json_reply(chat.to_string().into_bytes(), &[]),
+            )
+            .route(
+                "/api/v1/folders/shared",
+                json_reply(json!([folder]).to_string().into_bytes(), &[]),
+            )
+        },
+        |_| {},
+    )
+    .await;
+    let a = env
+        .post_as("alice", "/api/v1/chats/c1", r#"{"chat":{"title":"renamed"}}"#)
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["chat"]["models"], json!(["gpt-4o"]));
+    assert_eq!(a.json()["chat"]["history"]["messages"]["m"]["model"], "");
+    // The request itself is still checked.
+    let refused = env
+        .post_as(
+            "alice",
+            "/api/v1/chats/c1",
+            r#"{"chat":{"history":{"messages":{"x":{"model":"llama","meta":{"internal":true}}}}}}"#,
+        )
+        .await;
+    assert_model_refused(&refused, "llama", &ALICE_SEES);
+
+    let f = env.get_as("alice", "/api/v1/folders/shared").await;
+    assert_eq!(f.status, 200);
+    assert_eq!(f.json()[0]["data"]["model_ids"], json!(["claude"]));
+    assert_eq!(f.json()[0]["name"], "team");
+}

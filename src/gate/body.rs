@@ -385,6 +385,7 @@ pub mod fuzz {
                 ModelLocation::InternalMessages("/chat/history/messages".into()),
             ],
             required: false,
+            response: None,
         };
         // The fast path and the outbound reader see the raw bytes too.
         let _ = super::requested_from_bytes(data, &spec);

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub use super::decode::decode_body;
-use super::redact::{redact_document, Document};
+use super::redact::{redact_document, redact_paths, Document, Ids, Rule, Step};
 use super::shape::ListShape;
 
 /// The result of filtering a 2xx model-list body.
@@ -58,80 +58,68 @@ pub enum FilterError {
     TooLarge,
 }
 
-/// How a redacted field names models.
-#[derive(Clone, Copy)]
-enum Redact {
-    /// `"a,b,c"`: forbidden ids are dropped from the list.
-    CommaList,
-    /// `"a"`: a forbidden id becomes `""` (what Open WebUI shows for unset).
-    One,
-    /// `["a", "b"]`: forbidden ids are dropped from the array.
-    Array,
-}
-
-/// Rewrites the named top-level string fields of a JSON object so they
-/// name only permitted models; everything else is re-serialized as parsed.
-/// A field that is absent, null or empty is left alone; one of another type
-/// is refused (it cannot be checked).
-fn redact_fields(
-    body: &[u8],
-    fields: &[&str],
-    how: Redact,
-    permitted: &mut dyn FnMut(&str) -> bool,
-) -> Result<Filtered, FilterError> {
-    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(not_json)?;
-    let object = value
-        .as_object_mut()
-        .ok_or(FilterError::WrongShape("expected a JSON object"))?;
-    let (mut kept, mut removed) = (0, 0);
-    for field in fields {
-        let ids: Vec<String> = match (how, object.get(*field)) {
-            (_, None | Some(serde_json::Value::Null)) => continue,
-            (Redact::CommaList, Some(serde_json::Value::String(s))) => s
-                .split(',')
-                .filter(|id| !id.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            (Redact::One, Some(serde_json::Value::String(s))) => [s.clone()]
-                .into_iter()
-                .filter(|id| !id.is_empty())
-                .collect(),
-            (Redact::Array, Some(serde_json::Value::Array(items))) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .ok_or(FilterError::WrongShape("a model id is not a string"))
-                })
-                .collect::<Result<_, _>>()?,
-            _ => {
-                return Err(FilterError::WrongShape(
-                    "a model field has an unexpected type",
-                ))
-            }
-        };
-        let allowed: Vec<String> = ids.iter().filter(|id| permitted(id)).cloned().collect();
-        kept += allowed.len();
-        removed += ids.len() - allowed.len();
-        if allowed.len() != ids.len() {
-            let value = match how {
-                Redact::Array => serde_json::Value::from(allowed),
-                Redact::CommaList | Redact::One => serde_json::Value::String(allowed.join(",")),
-            };
-            object.insert((*field).to_owned(), value);
-        }
-    }
-    let body = if removed == 0 {
-        body.to_vec()
-    } else {
-        serde_json::to_vec(&value).map_err(not_json)?
-    };
-    Ok(Filtered::List {
-        body,
-        kept,
-        removed,
-    })
-}
+// Where the documents that are not lists name models (see `ListShape`).
+use Step::{Each, Key};
+const APP_CONFIG: &[Rule] = &[
+    Rule {
+        path: &[Key("default_models")],
+        ids: Ids::CommaList,
+    },
+    Rule {
+        path: &[Key("default_pinned_models")],
+        ids: Ids::CommaList,
+    },
+    Rule {
+        path: &[Key("ui"), Key("default_interface_settings"), Key("models")],
+        ids: Ids::List,
+    },
+];
+const TASK_CONFIG: &[Rule] = &[
+    Rule {
+        path: &[Key("TASK_MODEL")],
+        ids: Ids::One,
+    },
+    Rule {
+        path: &[Key("TASK_MODEL_EXTERNAL")],
+        ids: Ids::One,
+    },
+];
+const USAGE: &[Rule] = &[Rule {
+    path: &[Key("model_ids")],
+    ids: Ids::List,
+}];
+const FOLDER: &[Rule] = &[Rule {
+    path: &[Key("data"), Key("model_ids")],
+    ids: Ids::List,
+}];
+const FOLDERS: &[Rule] = &[Rule {
+    path: &[Each, Key("data"), Key("model_ids")],
+    ids: Ids::List,
+}];
+const GROUPS: &[Rule] = &[Rule {
+    path: &[Each, Key("data"), Key("config"), Key("default_models")],
+    ids: Ids::List,
+}];
+const USER_SETTINGS: &[Rule] = &[
+    Rule {
+        path: &[Key("ui"), Key("models")],
+        ids: Ids::List,
+    },
+    Rule {
+        path: &[Key("ui"), Key("pinnedModels")],
+        ids: Ids::List,
+    },
+];
+const SEARCH_RESULTS: &[Rule] = &[
+    Rule {
+        path: &[Key("items"), Each, Key("snippet")],
+        ids: Ids::Mentions,
+    },
+    Rule {
+        path: &[Key("items"), Each, Key("preview")],
+        ids: Ids::Mentions,
+    },
+];
 
 fn not_json(e: serde_json::Error) -> FilterError {
     FilterError::NotJson(e.to_string())
@@ -179,19 +167,14 @@ pub fn filter_list(
                 removed,
             })
         }
-        ListShape::AppConfig => redact_fields(
-            body,
-            &["default_models", "default_pinned_models"],
-            Redact::CommaList,
-            permitted,
-        ),
-        ListShape::TaskConfig => redact_fields(
-            body,
-            &["TASK_MODEL", "TASK_MODEL_EXTERNAL"],
-            Redact::One,
-            permitted,
-        ),
-        ListShape::Usage => redact_fields(body, &["model_ids"], Redact::Array, permitted),
+        ListShape::AppConfig => redact_paths(body, APP_CONFIG, permitted),
+        ListShape::TaskConfig => redact_paths(body, TASK_CONFIG, permitted),
+        ListShape::Usage => redact_paths(body, USAGE, permitted),
+        ListShape::Folder => redact_paths(body, FOLDER, permitted),
+        ListShape::Folders => redact_paths(body, FOLDERS, permitted),
+        ListShape::Groups => redact_paths(body, GROUPS, permitted),
+        ListShape::UserSettings => redact_paths(body, USER_SETTINGS, permitted),
+        ListShape::SearchResults => redact_paths(body, SEARCH_RESULTS, permitted),
         ListShape::Chat => redact_document(body, Document::Chat, permitted),
         ListShape::Chats => redact_document(body, Document::Chats, permitted),
         ListShape::ChannelMessage => redact_document(body, Document::ChannelMessage, permitted),

@@ -18,6 +18,11 @@
 //!   reply, the `<@M:id|label>` mentions in its `content` (cut out of the
 //!   text), and the same in its `reply_to_message`.
 //!
+//! Simpler documents name models at fixed places, written as [`Rule`]s
+//! (a path of keys and "each element" steps, and how the ids are spelled):
+//! configuration (`/api/config`, the task config, `/api/usage`), folders,
+//! groups, user settings and search results.
+//!
 //! A forbidden single id becomes `""` (what Open WebUI shows for none) and
 //! is dropped from a list. A model field of a type that cannot hold an id
 //! (a number, an object) cannot be checked: the document is refused.
@@ -44,26 +49,80 @@ pub(super) enum Document {
     ChannelMessages,
 }
 
-pub(super) fn redact_document(
+/// How a field spells the model ids it holds.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Ids {
+    /// `"a"`: a forbidden id becomes `""`.
+    One,
+    /// `["a", "b"]`: forbidden ids are dropped.
+    List,
+    /// `"a,b"`: forbidden ids are dropped from the comma-separated list.
+    CommaList,
+    /// Text with `<@M:id|label>` mentions: forbidden ones are cut out.
+    Mentions,
+}
+
+/// One step of a [`Rule`]'s path.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Step {
+    /// The member of an object (every occurrence, if it repeats).
+    Key(&'static str),
+    /// Every element of an array.
+    Each,
+}
+
+/// Where a document names models: the path to the field, and how.
+pub(super) struct Rule {
+    pub path: &'static [Step],
+    pub ids: Ids,
+}
+
+/// Redacts the fields `rules` name. The document is `null`, or of the type
+/// the first step walks (an object for a key, an array for `Each`); below
+/// the top, a value of another type holds no field to redact.
+pub(super) fn redact_paths(
     body: &[u8],
-    doc: Document,
+    rules: &[Rule],
     permitted: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Filtered, FilterError> {
+    let root = parse_root(body)?;
+    let mut r = Redactor::new(body, permitted);
+    if root.get() != "null" {
+        let top_ok = |rule: &Rule| match rule.path.first() {
+            Some(Step::Key(_)) => root.get().starts_with('{'),
+            Some(Step::Each) => root.get().starts_with('['),
+            None => true,
+        };
+        if !rules.iter().all(top_ok) {
+            return Err(FilterError::WrongShape(
+                "the document is not of the expected type",
+            ));
+        }
+        for rule in rules {
+            r.walk(root, rule.path, rule.ids)?;
+        }
+    }
+    Ok(r.finish())
+}
+
+fn parse_root(body: &[u8]) -> Result<&RawValue, FilterError> {
     let text = std::str::from_utf8(body).map_err(|e| FilterError::NotJson(e.to_string()))?;
-    let root: &RawValue = serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
             FilterError::WrongShape("expected JSON")
         } else {
             FilterError::NotJson(e.to_string())
         }
-    })?;
-    let mut r = Redactor {
-        body,
-        permitted,
-        edits: Vec::new(),
-        kept: 0,
-        removed: 0,
-    };
+    })
+}
+
+pub(super) fn redact_document(
+    body: &[u8],
+    doc: Document,
+    permitted: &mut dyn FnMut(&str) -> bool,
+) -> Result<Filtered, FilterError> {
+    let root = parse_root(body)?;
+    let mut r = Redactor::new(body, permitted);
     match doc {
         Document::Chat => r.optional(root, Redactor::chat_response)?,
         Document::ChannelMessage => r.optional(root, Redactor::channel_message)?,
@@ -90,11 +149,71 @@ struct Redactor<'a, 'p> {
     removed: usize,
 }
 
-type Step<'a, 'p> = fn(&mut Redactor<'a, 'p>, &'a RawValue) -> Result<(), FilterError>;
+type Visit<'a, 'p> = fn(&mut Redactor<'a, 'p>, &'a RawValue) -> Result<(), FilterError>;
 
 impl<'a, 'p> Redactor<'a, 'p> {
+    fn new(body: &'a [u8], permitted: &'p mut dyn FnMut(&str) -> bool) -> Self {
+        Redactor {
+            body,
+            permitted,
+            edits: Vec::new(),
+            kept: 0,
+            removed: 0,
+        }
+    }
+
+    /// Follows `path` from `raw` and redacts what it reaches.
+    fn walk(&mut self, raw: &'a RawValue, path: &[Step], ids: Ids) -> Result<(), FilterError> {
+        match path.split_first() {
+            None => match ids {
+                Ids::One => self.one_id(raw).map(drop),
+                Ids::List => self.id_list(raw),
+                Ids::CommaList => self.comma_list(raw),
+                Ids::Mentions => self.mentions(raw),
+            },
+            Some((Step::Key(key), rest)) => {
+                for (k, v) in object_members(raw)?.unwrap_or_default() {
+                    if k == *key {
+                        self.walk(v, rest, ids)?;
+                    }
+                }
+                Ok(())
+            }
+            Some((Step::Each, rest)) => {
+                for item in elements(raw)?.unwrap_or_default() {
+                    self.walk(item, rest, ids)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `"a,b,c"`: the forbidden ids are dropped from the list.
+    fn comma_list(&mut self, raw: &'a RawValue) -> Result<(), FilterError> {
+        let Some(list) = model_id(raw)? else {
+            return Ok(());
+        };
+        let mut shown: Vec<&str> = Vec::new();
+        let mut dropped = false;
+        for id in list.split(',').filter(|id| !id.is_empty()) {
+            if (self.permitted)(id) {
+                self.kept += 1;
+                shown.push(id);
+            } else {
+                self.removed += 1;
+                dropped = true;
+            }
+        }
+        if dropped {
+            let json = serde_json::to_vec(&shown.join(","))
+                .map_err(|e| FilterError::NotJson(e.to_string()))?;
+            self.replace(raw, json)?;
+        }
+        Ok(())
+    }
+
     /// `null` (an `Optional` response that found nothing) or one document.
-    fn optional(&mut self, raw: &'a RawValue, step: Step<'a, 'p>) -> Result<(), FilterError> {
+    fn optional(&mut self, raw: &'a RawValue, step: Visit<'a, 'p>) -> Result<(), FilterError> {
         if raw.get() == "null" {
             return Ok(());
         }
@@ -233,8 +352,9 @@ impl<'a, 'p> Redactor<'a, 'p> {
         if raw.get() == "null" {
             return Ok(());
         }
-        let entries =
-            elements(raw)?.ok_or(FilterError::WrongShape("a model list is not an array"))?;
+        let entries = elements(raw)?.ok_or(FilterError::WrongShape(
+            "a model field has an unexpected type",
+        ))?;
         let mut out = Vec::with_capacity(raw.get().len());
         let mut dropped = false;
         for entry in &entries {
@@ -313,7 +433,7 @@ fn model_id(raw: &RawValue) -> Result<Option<Cow<'_, str>>, FilterError> {
         return Ok(None);
     }
     let id: Cow<str> = serde_json::from_str(raw.get())
-        .map_err(|_| FilterError::WrongShape("a model field is not a string"))?;
+        .map_err(|_| FilterError::WrongShape("a model field has an unexpected type"))?;
     Ok(Some(id))
 }
 
@@ -541,5 +661,61 @@ mod tests {
             &[]
         )
         .is_ok());
+    }
+
+    fn paths(
+        body: &str,
+        rules: &[Rule],
+        ids: &[&str],
+    ) -> Result<(String, usize, usize), FilterError> {
+        let mut permitted = |id: &str| ids.contains(&id);
+        match redact_paths(body.as_bytes(), rules, &mut permitted)? {
+            Filtered::List {
+                body,
+                kept,
+                removed,
+            } => Ok((String::from_utf8(body).unwrap(), kept, removed)),
+            Filtered::Forbidden => panic!("documents are never forbidden whole"),
+        }
+    }
+
+    #[test]
+    fn rules_follow_keys_and_elements_and_keep_every_other_byte() {
+        use Step::{Each, Key};
+        const RULES: &[Rule] = &[
+            Rule {
+                path: &[Each, Key("data"), Key("model_ids")],
+                ids: Ids::List,
+            },
+            Rule {
+                path: &[Each, Key("data"), Key("pick")],
+                ids: Ids::One,
+            },
+            Rule {
+                path: &[Each, Key("csv")],
+                ids: Ids::CommaList,
+            },
+            Rule {
+                path: &[Each, Key("text")],
+                ids: Ids::Mentions,
+            },
+        ];
+        let body = r#"[ {"id":"f1","data":{"model_ids":["a","b"],"pick":"b"},"csv":"b,a,","text":"<@M:b|B> hi"},
+            {"id":"f2","data":null}, {"id":"f3","data":{"model_ids":null}}, 7 ]"#;
+        let (out, kept, removed) = paths(body, RULES, &["a"]).unwrap();
+        assert_eq!(
+            out,
+            r#"[ {"id":"f1","data":{"model_ids":["a"],"pick":""},"csv":"a","text":" hi"},
+            {"id":"f2","data":null}, {"id":"f3","data":{"model_ids":null}}, 7 ]"#
+        );
+        assert_eq!((kept, removed), (2, 4));
+        let (same, _, removed) = paths(body, RULES, &["a", "b"]).unwrap();
+        assert_eq!((same.as_str(), removed), (body, 0));
+        // The top must be what the first step walks; `null` is nothing.
+        assert!(paths("{}", RULES, &[]).is_err());
+        assert_eq!(paths("null", RULES, &[]).unwrap().0, "null");
+        // A model field of the wrong type cannot be checked.
+        assert!(paths(r#"[{"data":{"model_ids":"a"}}]"#, RULES, &[]).is_err());
+        assert!(paths(r#"[{"data":{"pick":["a"]}}]"#, RULES, &[]).is_err());
     }
 }

@@ -46,6 +46,9 @@ pub struct CallSpec {
     /// When no location names a model, the server picks one modelgate cannot
     /// see (from a stored chat, or the upstream's default): refuse instead.
     pub required: bool,
+    /// The response names models too (a chat update answers with the whole
+    /// stored chat): redacted as this shape for the user.
+    pub response: Option<ListShape>,
 }
 
 impl CallSpec {
@@ -157,7 +160,8 @@ pub struct RouteEntry {
     /// `model_call` only; see [`CallSpec::required`].
     #[serde(default)]
     pub required: bool,
-    /// `model_list` only.
+    /// `model_list`: how the response lists models; `model_call`: how its
+    /// response names models, if it does.
     #[serde(default)]
     pub shape: Option<ListShape>,
     /// `refuse` only; defaults to [`RefuseReason::Configured`].
@@ -273,8 +277,12 @@ fn compile(entry: RouteEntry) -> Result<Compiled, RouteError> {
             "`models`/`required` only belong to kind = \"model_call\"",
         ));
     }
-    if entry.kind != RouteKind::ModelList && entry.shape.is_some() {
-        return Err(kind_err("`shape` only belongs to kind = \"model_list\""));
+    if entry.kind == RouteKind::Pass && entry.shape.is_some()
+        || entry.kind == RouteKind::Refuse && entry.shape.is_some()
+    {
+        return Err(kind_err(
+            "`shape` only belongs to kind = \"model_list\" or \"model_call\"",
+        ));
     }
     if entry.kind != RouteKind::Refuse && entry.reason.is_some() {
         return Err(kind_err("`reason` only belongs to kind = \"refuse\""));
@@ -295,6 +303,7 @@ fn compile(entry: RouteEntry) -> Result<Compiled, RouteError> {
             RouteClass::ModelCall(CallSpec {
                 locations: entry.models,
                 required: entry.required,
+                response: entry.shape,
             })
         }
         RouteKind::ModelList => match entry.shape {

@@ -38,6 +38,19 @@ pub enum ListShape {
     ChannelMessage,
     /// A JSON array of channel messages (a channel, a thread, the pins).
     ChannelMessages,
+    /// One folder: `data.model_ids`, the models its chats start with
+    /// (another user's, when the folder is shared).
+    Folder,
+    /// A JSON array of folders.
+    Folders,
+    /// A JSON array of groups: `data.config.default_models`, chosen by an
+    /// admin.
+    Groups,
+    /// The user's settings: `ui.models`, `ui.pinnedModels` (merged with the
+    /// admin's default interface settings).
+    UserSettings,
+    /// Search results: `<@M:id|label>` mentions in channel-message snippets.
+    SearchResults,
 }
 
 /// What the gate does with a request that carries no credential at all.
@@ -75,8 +88,19 @@ impl ListShape {
     }
 
     /// Whether the filtered answer may be shared by users of the same
-    /// organizations (see `proxy::list_cache`).
+    /// organizations (see `proxy::list_cache`): what every user is sent
+    /// alike, not each user's own documents.
     pub fn cacheable(self) -> bool {
-        !self.is_document()
+        matches!(
+            self,
+            ListShape::Data
+                | ListShape::OllamaModels
+                | ListShape::Items
+                | ListShape::BareList
+                | ListShape::Single
+                | ListShape::AppConfig
+                | ListShape::TaskConfig
+                | ListShape::Usage
+        )
     }
 }

@@ -112,6 +112,11 @@ label_enum! {
         Chats => "chats",
         ChannelMessage => "channel_message",
         ChannelMessages => "channel_messages",
+        Folder => "folder",
+        Folders => "folders",
+        Groups => "groups",
+        UserSettings => "user_settings",
+        SearchResults => "search_results",
     }
 }
 
@@ -130,6 +135,11 @@ impl From<ListShape> for ShapeLabel {
             ListShape::Chats => ShapeLabel::Chats,
             ListShape::ChannelMessage => ShapeLabel::ChannelMessage,
             ListShape::ChannelMessages => ShapeLabel::ChannelMessages,
+            ListShape::Folder => ShapeLabel::Folder,
+            ListShape::Folders => ShapeLabel::Folders,
+            ListShape::Groups => ShapeLabel::Groups,
+            ListShape::UserSettings => ShapeLabel::UserSettings,
+            ListShape::SearchResults => ShapeLabel::SearchResults,
         }
     }
 }

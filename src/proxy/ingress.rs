@@ -103,6 +103,8 @@ impl Proxy {
                     config.access.max_body_bytes.get()
                 };
                 let store = &self.store;
+                let generation = self.store.generation();
+                let response = spec.response;
                 let guarded = self
                     .guard(config, ctx, req, Pending::Refused, |req| async move {
                         let (parts, body) = req.into_parts();
@@ -114,7 +116,13 @@ impl Proxy {
                         Ok((Request::from_parts(parts, body::full(bytes)), Some(models)))
                     })
                     .await?;
-                self.forward(config, ctx, guarded.req).await
+                match (response, guarded.who) {
+                    (Some(shape), Some(who)) => {
+                        self.filtered(config, ctx, guarded.req, &who, shape, generation)
+                            .await
+                    }
+                    _ => self.forward(config, ctx, guarded.req).await,
+                }
             }
             RouteClass::ModelList(shape) => {
                 ctx.route = RouteLabel::ModelList;
@@ -203,7 +211,7 @@ impl Proxy {
         // Read before identifying: see `ListFilter::generation`.
         let generation = self.store.generation();
         let visitor = !carries_credential(config, req.headers());
-        let (mut req, who) = match shape.visitors() {
+        let (req, who) = match shape.visitors() {
             // The login page: Open WebUI shows visitors no model ids.
             Visitors::Unchanged if visitor => return self.forward(config, ctx, req).await,
             // An open shared chat: shown to visitors without model ids.
@@ -229,6 +237,21 @@ impl Proxy {
                 (guarded.req, who)
             }
         };
+        self.filtered(config, ctx, req, &who, shape, generation)
+            .await
+    }
+
+    /// Forwards, then rewrites the response so it names only the models
+    /// `who` may use. `generation` was read before `who` was identified.
+    async fn filtered(
+        &self,
+        config: &Config,
+        ctx: &mut Ctx,
+        mut req: Request<Body>,
+        who: &Identity,
+        shape: ListShape,
+        generation: u64,
+    ) -> Result<Response<Body>, Refusal> {
         // Ask for a body we can read; decoding stays as a fallback.
         req.headers_mut().insert(
             header::ACCEPT_ENCODING,
@@ -256,7 +279,7 @@ impl Proxy {
                 config.access.max_list_bytes.get()
             },
         };
-        filter_response(lf, &who, shape, resp).await
+        filter_response(lf, who, shape, resp).await
     }
 }
 

@@ -11,6 +11,7 @@ fn spec(locations: Vec<ModelLocation>) -> CallSpec {
     CallSpec {
         locations,
         required: false,
+        response: None,
     }
 }
 
@@ -455,6 +456,7 @@ fn requests_naming_absurdly_many_models_are_refused_in_linear_time() {
     let spec = CallSpec {
         locations: vec![ModelLocation::ChannelMentions("content".into())],
         required: false,
+        response: None,
     };
     // A million mentions of one model: one model, found in linear time.
     let text = "<@M:m>".repeat(1_000_000);

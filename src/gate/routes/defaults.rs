@@ -235,10 +235,12 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     ));
     // `/{id}` also matches the router's literal POST routes (`/read`,
     // `/config`, `/tags`, ...): they carry no `chat`, so they name nothing.
-    v.push(call(
-        "/api/v1/chats/{id}",
-        internal("/chat/history/messages"),
-    ));
+    // A member of a shared folder may update another user's chat (its
+    // title), and is answered with that whole chat: redacted.
+    v.push(RouteEntry {
+        shape: Some(ListShape::Chat),
+        ..call("/api/v1/chats/{id}", internal("/chat/history/messages"))
+    });
     // Stored chats name models in `chat.models` and in every message;
     // another user's chat (shared, or cloned from a share) can name models
     // the reader may not use, so every `ChatResponse` is redacted. The
@@ -333,6 +335,27 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     // Responses that show model ids outside the lists: the admin-chosen
     // task models (`routers/tasks.py`, `get_task_config`, any signed-in user).
     v.push(list("/api/v1/tasks/config", ListShape::TaskConfig));
+    // `routers/users.py`: the user's groups (`data.config.default_models`,
+    // set by an admin) and settings (`ui.models` merged with the admin's
+    // default interface settings).
+    v.push(list("/api/v1/users/groups", ListShape::Groups));
+    v.push(list("/api/v1/users/user/settings", ListShape::UserSettings));
+    // `routers/search.py`: channel-message snippets keep `<@M:...>` mentions.
+    v.push(list("/api/v1/search", ListShape::SearchResults));
+    // `routers/folders.py`: `data.model_ids` of one's own folders and of
+    // folders others share (`/shared` is registered before `/{id}`).
+    let folders = "/api/v1/folders";
+    v.push(list(&format!("{folders}/shared"), ListShape::Folders));
+    v.push(list(&format!("{folders}/{{id}}"), ListShape::Folder));
+    for p in ["update", "update/expanded"] {
+        v.push(document(
+            &["POST"],
+            &format!("{folders}/{{id}}/{p}"),
+            ListShape::Folder,
+        ));
+    }
+    // `routers/groups.py`: the groups a user belongs to.
+    v.push(list("/api/v1/groups/", ListShape::Groups));
 
     // ---- main.py app routes (registered after the routers) ----
     // `get_app_config`: default and pinned models, for signed-in users.

@@ -26,6 +26,7 @@ fn call_on_model() -> RouteClass {
     RouteClass::ModelCall(CallSpec {
         locations: model_fields(),
         required: false,
+        response: None,
     })
 }
 
@@ -33,6 +34,7 @@ fn call_on(names: &[&str]) -> RouteClass {
     RouteClass::ModelCall(CallSpec {
         locations: fields(names),
         required: false,
+        response: None,
     })
 }
 
@@ -58,6 +60,7 @@ fn chat_completions_read_model_and_message_ids() {
             ModelLocation::MessageIds,
         ],
         required: false,
+        response: None,
     });
     assert_eq!(classify(Method::POST, "/api/chat/completions"), want);
     assert_eq!(classify(Method::POST, "/api/v1/chat/completions"), want);
@@ -168,6 +171,7 @@ fn indirect_routes() {
     let auto = RouteClass::ModelCall(CallSpec {
         locations: vec![ModelLocation::Pointer("/data/model_id".into())],
         required: true,
+        response: None,
     });
     assert_eq!(classify(Method::POST, "/api/v1/automations/create"), auto);
     assert_eq!(
@@ -182,13 +186,15 @@ fn indirect_routes() {
                 ModelLocation::ReplyTo("reply_to_id".into()),
             ],
             required: false,
+            response: None,
         })
     );
     assert_eq!(
         classify(Method::POST, "/api/v1/chats/c1/compact"),
         RouteClass::ModelCall(CallSpec {
             locations: model_fields(),
-            required: true
+            required: true,
+            response: None,
         })
     );
     assert_eq!(
@@ -241,6 +247,7 @@ fn model_lists_including_head() {
     let base = RouteClass::ModelCall(CallSpec {
         locations: vec![ModelLocation::NullableField("base_model_id".into())],
         required: false,
+        response: None,
     });
     assert_eq!(classify(Method::POST, "/api/v1/models/model/update"), base);
     assert_eq!(classify(Method::POST, "/api/v1/models/create"), base);
@@ -299,6 +306,7 @@ fn switches_turn_refusals_into_checks() {
     let call = RouteClass::ModelCall(CallSpec {
         locations: model_fields(),
         required: true,
+        response: None,
     });
     assert_eq!(t.classify(&Method::POST, "/openai/completions"), call);
     assert_eq!(t.classify(&Method::HEAD, "/openai/x"), call);
@@ -355,6 +363,7 @@ fn entries_load_from_toml_and_override_defaults() {
                 ModelLocation::ChannelMentions("text".into()),
             ],
             required: false,
+            response: None,
         })
     );
     // Operator entries come first, so they override defaults...
@@ -518,11 +527,32 @@ fn chats_and_channel_messages_are_redacted() {
             "{p}"
         );
     }
-    // A chat update is still checked for the internal messages it stores.
+    // A chat update is still checked for the internal messages it stores,
+    // and its answer (the whole chat) redacted.
     assert!(matches!(
         classify(Method::POST, "/api/v1/chats/c1"),
-        RouteClass::ModelCall(_)
+        RouteClass::ModelCall(CallSpec {
+            response: Some(Chat),
+            ..
+        })
     ));
+    use crate::gate::shape::ListShape::{Folder, Folders, Groups, SearchResults, UserSettings};
+    for (method, path, shape) in [
+        (Method::GET, "/api/v1/folders/shared", Folders),
+        (Method::GET, "/api/v1/folders/f1", Folder),
+        (Method::POST, "/api/v1/folders/f1/update", Folder),
+        (Method::POST, "/api/v1/folders/f1/update/expanded", Folder),
+        (Method::GET, "/api/v1/groups/", Groups),
+        (Method::GET, "/api/v1/users/groups", Groups),
+        (Method::GET, "/api/v1/users/user/settings", UserSettings),
+        (Method::GET, "/api/v1/search", SearchResults),
+    ] {
+        assert_eq!(
+            classify(method.clone(), path),
+            RouteClass::ModelList(shape),
+            "{method} {path}"
+        );
+    }
     assert!(matches!(
         classify(Method::POST, "/api/v1/channels/ch/messages/post"),
         RouteClass::ModelCall(_)
