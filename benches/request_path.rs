@@ -66,6 +66,7 @@ fn spec() -> CallSpec {
             ModelLocation::MessageIds,
         ],
         required: false,
+        response: None,
     }
 }
 
