@@ -61,10 +61,12 @@ fn bench_adversarial(c: &mut Criterion) {
             ModelLocation::MessageIds,
         ],
         required: false,
+        response: None,
     };
     let channel = CallSpec {
         locations: vec![ModelLocation::ChannelMentions("content".into())],
         required: false,
+        response: None,
     };
     // Each case: (name, body, parser, whether it is refused).
     type Parse<'a> = Box<dyn Fn(&[u8]) -> bool + 'a>;
