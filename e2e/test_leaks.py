@@ -175,3 +175,46 @@ def test_groups_and_settings_with_admin_chosen_models(stack, gate, orgs):
             assert visible(r.text) == [] and "gpt-alpha" in r.text, f"{path}: {r.text[:300]}"
     finally:
         requests.delete(f"{stack.webui_url}/api/v1/groups/id/{group}/delete", headers=admin, timeout=30)
+
+
+def test_live_channel_events(stack, gate, orgs):
+    """Open WebUI pushes channel messages over Socket.IO as they are written:
+    user A, connected through the gate, gets gpt-beta's reply to user B
+    without the model; connected straight to Open WebUI, with it."""
+    b_auth = stack.user_b.auth()
+    r = requests.post(f"{gate.url}/api/v1/channels/create", headers=b_auth, timeout=30,
+                      json={"name": f"live-{uuid.uuid4().hex[:8]}", "type": "group",
+                            "user_ids": [stack.user_a.id]})
+    assert r.status_code == 200, r.text[:300]
+    channel = r.json()["id"]
+
+    def listen(base):
+        events = []
+        client = socketio.Client(reconnection=False)
+        client.on("events:channel", lambda data: events.append(data))
+        client.connect(base, socketio_path="/ws/socket.io", transports=["websocket"],
+                       headers=stack.user_a.auth(), auth={"token": stack.user_a.token}, wait_timeout=30)
+        client.call("user-join", {"auth": {"token": stack.user_a.token}}, timeout=30)
+        return client, events
+
+    through_gate, seen = listen(gate.url)
+    direct, control = listen(stack.webui_url)
+    try:
+        r = requests.post(f"{gate.url}/api/v1/channels/{channel}/messages/post", headers=b_auth, timeout=30,
+                          json={"content": "<@M:gpt-beta|beta> hello"})
+        assert r.status_code == 200, r.text[:300]
+
+        def replied(events):
+            return [e for e in events if e.get("channel_id") == channel
+                    and (((e.get("data") or {}).get("data") or {}).get("meta") or {}).get("done")]
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (replied(seen) and replied(control)):
+            time.sleep(0.2)
+        assert replied(control), f"Open WebUI pushed gpt-beta's reply: {control}"
+        assert "gpt-beta" in str(replied(control)), "the control sees the model"
+        assert replied(seen), f"the gate passed the reply on: {seen}"
+        assert visible(str([e for e in seen if e.get("channel_id") == channel])) == [], seen
+    finally:
+        through_gate.disconnect()
+        direct.disconnect()

@@ -576,7 +576,11 @@ async fn answers_of_checked_calls_and_folders_are_redacted_too() {
     )
     .await;
     let a = env
-        .post_as("alice", "/api/v1/chats/c1", r#"{"chat":{"title":"renamed"}}"#)
+        .post_as(
+            "alice",
+            "/api/v1/chats/c1",
+            r#"{"chat":{"title":"renamed"}}"#,
+        )
         .await;
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     assert_eq!(a.json()["chat"]["models"], json!(["gpt-4o"]));
@@ -595,4 +599,90 @@ async fn answers_of_checked_calls_and_folders_are_redacted_too() {
     assert_eq!(f.status, 200);
     assert_eq!(f.json()[0]["data"]["model_ids"], json!(["claude"]));
     assert_eq!(f.json()[0]["name"], "team");
+}
+
+#[tokio::test]
+async fn socket_events_are_redacted_in_the_tunnel() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let env = Env::with(|b| b.route("/ws/socket.io/", Reply::WebSocketEcho), |_| {}).await;
+    // The upstream echoes: what the "server" pushes is what we send.
+    let event = r#"42["events:channel",{"data":{"type":"message","data":{"content":"<@M:llama|L> go","meta":{"model_id":"llama","model_name":"Llama"}}}}]"#;
+    let hidden = r#"42["events:channel",{"data":{"type":"message","data":{"content":" go","meta":{"model_id":"","model_name":""}}}}]"#;
+    let connect = |who: Option<&str>| {
+        let mut req = format!(
+            "ws://{}/ws/socket.io/?EIO=4&transport=websocket",
+            env.proxy.addr
+        )
+        .into_client_request()
+        .unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-extensions",
+            "permessage-deflate; client_max_window_bits"
+                .parse()
+                .unwrap(),
+        );
+        if let Some(uid) = who {
+            let (k, v) = bearer(uid);
+            req.headers_mut().insert(k, v.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+    };
+    for (who, expected) in [
+        (Some("alice"), hidden),
+        (Some("bob"), event),
+        (None, hidden),
+    ] {
+        let (mut ws, resp) = connect(who).await.unwrap();
+        assert_eq!(resp.status(), 101);
+        ws.send(Message::Text(event.into())).await.unwrap();
+        // Other packets pass untouched.
+        ws.send(Message::Text("2".into())).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, Message::Text(expected.into()), "{who:?}");
+        let got = ws.next().await.unwrap().unwrap();
+        assert_eq!(got, Message::Text("2".into()));
+        ws.close(None).await.unwrap();
+    }
+    // The upstream was never offered compression it could not be read in.
+    for seen in env.up.requests_to("/ws/socket.io/") {
+        assert!(!seen.headers.contains_key("sec-websocket-extensions"));
+    }
+}
+
+#[tokio::test]
+async fn socket_long_polls_are_redacted_too() {
+    let event = r#"42["events:channel",{"data":{"data":{"meta":{"model_id":"llama","model_name":"Llama"}}}}]"#;
+    let poll = format!("2\u{1e}{event}\u{1e}42[\"user-list\",{{}}]");
+    let env = Env::with(
+        |b| {
+            b.route(
+                "/ws/socket.io/",
+                Reply::Fixed(
+                    StatusCode::OK,
+                    vec![("content-type", "text/plain; charset=UTF-8".into())],
+                    Bytes::from(poll.clone()),
+                ),
+            )
+        },
+        |_| {},
+    )
+    .await;
+    let path = "/ws/socket.io/?EIO=4&transport=polling&sid=x";
+    let a = env.get_as("alice", path).await;
+    assert_eq!(a.status, 200);
+    let hidden =
+        r#"42["events:channel",{"data":{"data":{"meta":{"model_id":"","model_name":""}}}}]"#;
+    assert_eq!(
+        String::from_utf8_lossy(&a.body),
+        format!("2\u{1e}{hidden}\u{1e}42[\"user-list\",{{}}]")
+    );
+    let b = env.get_as("bob", path).await;
+    assert_eq!(String::from_utf8_lossy(&b.body), poll);
 }

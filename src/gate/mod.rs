@@ -8,6 +8,6 @@ pub mod forwarded;
 pub mod jwt;
 pub mod outbound;
 pub mod path;
-mod redact;
+pub(crate) mod redact;
 pub mod routes;
 pub mod shape;

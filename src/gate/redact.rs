@@ -141,6 +141,83 @@ pub(super) fn redact_document(
     Ok(r.finish())
 }
 
+/// Redacts one Socket.IO packet sent to a browser (a WebSocket text
+/// message): the events that carry other people's model ids. Returns the
+/// new packet, or `None` when it is unchanged or not such an event.
+///
+/// - `events:channel`: `data.data` is a channel message (a new one, an
+///   update while a model's reply streams, a reply's parent, a reaction);
+/// - `events`: `data.data.messages` of `chat:messages` (a turn of a chat
+///   the reader watches: a shared folder, a continue-mode share) and
+///   `data.data.selected_model_id` of `chat:completion`.
+///
+/// A packet is Engine.IO `4` (message) + Socket.IO `2` (event), an
+/// optional `/namespace,`, an optional ack id, then the JSON array
+/// `[name, payload]`.
+pub(crate) fn redact_socket_packet(
+    packet: &str,
+    permitted: &mut dyn FnMut(&str) -> bool,
+) -> Result<Option<String>, FilterError> {
+    let Some(rest) = packet.strip_prefix("42") else {
+        return Ok(None);
+    };
+    let rest = match rest.strip_prefix('/') {
+        Some(ns) => match ns.find(',') {
+            Some(i) => &ns[i + 1..],
+            None => return Ok(None),
+        },
+        None => rest,
+    };
+    let json = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    // Only these two events carry model ids: skip parsing everything else
+    // (a streaming completion sends many small `events` packets, though).
+    if !json.starts_with("[\"events") {
+        return Ok(None);
+    }
+    let prefix = packet.len() - json.len();
+    let root = parse_root(json.as_bytes())?;
+    let items = elements(root)?.ok_or(FilterError::WrongShape("expected an event array"))?;
+    let (Some(name), Some(payload)) = (items.first(), items.get(1)) else {
+        return Ok(None);
+    };
+    let name: Cow<str> = serde_json::from_str(name.get()).unwrap_or_default();
+    let mut r = Redactor::new(json.as_bytes(), permitted);
+    match name.as_ref() {
+        "events:channel" => {
+            for data in r.member_values(payload, "data")? {
+                for message in r.member_values(data, "data")? {
+                    r.optional(message, Redactor::channel_message)?;
+                }
+            }
+        }
+        "events" => {
+            for event in r.member_values(payload, "data")? {
+                for data in r.member_values(event, "data")? {
+                    for messages in r.member_values(data, "messages")? {
+                        for (_, message) in object_members(messages)?.unwrap_or_default() {
+                            r.chat_message(message)?;
+                        }
+                    }
+                    for selected in r.member_values(data, "selected_model_id")? {
+                        r.one_id(selected)?;
+                    }
+                }
+            }
+        }
+        _ => return Ok(None),
+    }
+    if r.edits.is_empty() {
+        return Ok(None);
+    }
+    let Filtered::List { body, .. } = r.finish() else {
+        return Ok(None);
+    };
+    let mut out = String::with_capacity(prefix + body.len());
+    out.push_str(&packet[..prefix]);
+    out.push_str(&String::from_utf8(body).map_err(|e| FilterError::NotJson(e.to_string()))?);
+    Ok(Some(out))
+}
+
 struct Redactor<'a, 'p> {
     body: &'a [u8],
     permitted: &'p mut dyn FnMut(&str) -> bool,
@@ -160,6 +237,20 @@ impl<'a, 'p> Redactor<'a, 'p> {
             kept: 0,
             removed: 0,
         }
+    }
+
+    /// The values of every member `key` of `raw` (none if not an object).
+    fn member_values(
+        &self,
+        raw: &'a RawValue,
+        key: &str,
+    ) -> Result<Vec<&'a RawValue>, FilterError> {
+        Ok(object_members(raw)?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .collect())
     }
 
     /// Follows `path` from `raw` and redacts what it reaches.
@@ -717,5 +808,51 @@ mod tests {
         // A model field of the wrong type cannot be checked.
         assert!(paths(r#"[{"data":{"model_ids":"a"}}]"#, RULES, &[]).is_err());
         assert!(paths(r#"[{"data":{"pick":["a"]}}]"#, RULES, &[]).is_err());
+    }
+
+    #[test]
+    fn socket_events_hide_other_peoples_models() {
+        let mut permitted = |id: &str| id == "gpt-4o";
+        let channel = r#"42["events:channel",{"channel_id":"c","data":{"type":"message","data":{"id":"1","content":"<@M:llama|L> hi","meta":{"model_id":"llama","model_name":"Llama"}}},"user":{"id":"u"}}]"#;
+        assert_eq!(
+            redact_socket_packet(channel, &mut permitted)
+                .unwrap()
+                .unwrap(),
+            r#"42["events:channel",{"channel_id":"c","data":{"type":"message","data":{"id":"1","content":" hi","meta":{"model_id":"","model_name":""}}},"user":{"id":"u"}}]"#
+        );
+        // A namespace and an ack id are kept.
+        let shared = r#"42/ns,7["events",{"chat_id":"c","data":{"type":"chat:messages","data":{"messages":{"a":{"model":"llama","modelName":"Llama"},"b":{"model":"gpt-4o"}}}}}]"#;
+        assert_eq!(
+            redact_socket_packet(shared, &mut permitted)
+                .unwrap()
+                .unwrap(),
+            r#"42/ns,7["events",{"chat_id":"c","data":{"type":"chat:messages","data":{"messages":{"a":{"model":"","modelName":""},"b":{"model":"gpt-4o"}}}}}]"#
+        );
+        let picked = r#"42["events",{"data":{"type":"chat:completion","data":{"selected_model_id":"llama","content":"x"}}}]"#;
+        assert_eq!(
+            redact_socket_packet(picked, &mut permitted)
+                .unwrap()
+                .unwrap(),
+            r#"42["events",{"data":{"type":"chat:completion","data":{"selected_model_id":"","content":"x"}}}]"#
+        );
+        // Nothing to hide, other events, other packets: unchanged.
+        for same in [
+            r#"42["events",{"data":{"type":"chat:completion","data":{"selected_model_id":"gpt-4o"}}}]"#,
+            r#"42["user-list",{"user_ids":["a"]}]"#,
+            "3",
+            "40{\"sid\":\"x\"}",
+            "42/ns",
+        ] {
+            assert_eq!(
+                redact_socket_packet(same, &mut permitted).unwrap(),
+                None,
+                "{same}"
+            );
+        }
+        assert!(redact_socket_packet(
+            r#"42["events:channel",{"data":{"data":{"meta":{"model_id":1}}}}]"#,
+            &mut permitted
+        )
+        .is_err());
     }
 }

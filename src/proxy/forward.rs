@@ -38,6 +38,7 @@ impl Proxy {
                     upstream_upgrade,
                     ctx.request_id.clone(),
                     self.metrics.track_upgraded(),
+                    ctx.socket.take(),
                 );
                 let (mut parts, _) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers, true);

@@ -22,15 +22,20 @@ use super::body::{self, Body};
 use super::guard::{self, Identity, Verdict};
 use super::inspect::{read_json_body, requested_models, unlisted_model};
 use super::rewrite::{filter_response, ListFilter};
+use super::upgrade::SocketFilter;
 use super::{headers, Ctx, Proxy};
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::gate::body::has_json_content_type;
 use crate::gate::credential::extract_credential;
+use crate::gate::filter::FilterError;
 use crate::gate::path::routing_path;
 use crate::gate::routes::{is_defence_in_depth_candidate, RouteClass};
 use crate::gate::shape::{ListShape, Visitors};
 use crate::metrics::{Gate, RouteLabel};
+
+/// Where Open WebUI mounts its Socket.IO server (`/ws` + `socket.io`).
+const SOCKET_IO_PATH: &str = "/ws/socket.io/";
 
 /// What the guard does with a pending account.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,6 +94,9 @@ impl Proxy {
             {
                 ctx.route = RouteLabel::ModelCall;
                 self.unlisted_json(config, ctx, req).await
+            }
+            RouteClass::Pass if routing == SOCKET_IO_PATH && req.method() != Method::POST => {
+                self.socket(config, ctx, req, upgrading).await
             }
             RouteClass::Pass => self.forward(config, ctx, req).await,
             RouteClass::Refuse(reason) => {
@@ -168,6 +176,81 @@ impl Proxy {
             req,
             who: Some(who),
         })
+    }
+
+    /// Open WebUI's Socket.IO connection: it authenticates inside the
+    /// tunnel, so it is never refused here, but what it pushes is redacted
+    /// for the user its credential names (someone who may use nothing when
+    /// it names nobody valid; an admin bypass sees it unchanged).
+    /// Without WebSocket support Open WebUI serves Socket.IO by long
+    /// polling: each GET answers with packets, redacted the same way.
+    async fn socket(
+        &self,
+        config: &Config,
+        ctx: &mut Ctx,
+        mut req: Request<Body>,
+        upgrading: bool,
+    ) -> Result<Response<Body>, Refusal> {
+        let who = if carries_credential(config, req.headers()) {
+            guard::identify(config, &self.store, &self.metrics, req.headers())
+                .await
+                .unwrap_or_else(|_| Identity::nobody(String::new()))
+        } else {
+            Identity::nobody(String::new())
+        };
+        if !who.user_id.is_empty() {
+            ctx.user = Some(who.user_id.clone());
+        }
+        if guard::bypasses(config, &self.metrics, Gate::Ingress, &who) {
+            ctx.verdict = Some(Verdict::Bypassed);
+            return self.forward(config, ctx, req).await;
+        }
+        let filter = SocketFilter {
+            store: self.store.clone(),
+            access: who.access.clone(),
+        };
+        if upgrading {
+            // Uncompressed frames, so each message can be read and rewritten.
+            req.headers_mut().remove(header::SEC_WEBSOCKET_EXTENSIONS);
+            ctx.socket = Some(filter);
+            return self.forward(config, ctx, req).await;
+        }
+        req.headers_mut().insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        let resp = self.forward(config, ctx, req).await?;
+        if !resp.status().is_success() {
+            return Ok(resp);
+        }
+        let (mut parts, body) = resp.into_parts();
+        let cap = config.access.max_list_bytes.get();
+        let bytes = match body::collect_limited(body, cap).await {
+            Ok(b) => b,
+            Err(body::CollectError::TooLarge) => {
+                return Err(Refusal::UnfilterableList(FilterError::TooLarge))
+            }
+            Err(body::CollectError::Body(e)) => return Err(Refusal::ListUnreadable(e.to_string())),
+        };
+        if parts.headers.contains_key(header::CONTENT_ENCODING) {
+            return Err(Refusal::UnfilterableList(FilterError::UnsupportedEncoding(
+                "a compressed Socket.IO poll".into(),
+            )));
+        }
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| Refusal::ListUnreadable("a Socket.IO poll is not text".into()))?;
+        let mut packets = Vec::new();
+        // Engine.IO 4 separates the packets of one poll with U+001E.
+        for packet in text.split('\u{1e}') {
+            if let Some(packet) = filter.apply(packet.to_owned()).await {
+                packets.push(packet);
+            }
+        }
+        let out = packets.join("\u{1e}");
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        Ok(Response::from_parts(parts, body::full(out)))
     }
 
     /// Defence in depth: a JSON body on a route the table does not know is

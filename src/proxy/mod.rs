@@ -63,6 +63,8 @@ pub struct Ctx {
     pub user: Option<String>,
     /// What the guard decided.
     pub verdict: Option<Verdict>,
+    /// For a Socket.IO tunnel: whose view its events are redacted for.
+    pub socket: Option<upgrade::SocketFilter>,
 }
 
 impl Ctx {
@@ -101,6 +103,7 @@ impl Ctx {
             refusal: None,
             user: None,
             verdict: None,
+            socket: None,
         }
     }
 
