@@ -261,9 +261,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(async {
                 let demo = crate::demo::start().await?;
                 print!("{}", crate::demo::instructions(&demo));
-                tokio::signal::ctrl_c()
-                    .await
-                    .context("waiting for Ctrl-C")?;
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .context("waiting for SIGTERM")?;
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+                    _ = term.recv() => {}
+                }
+                // Dropping the demo removes its temporary database.
+                drop(demo);
                 anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)

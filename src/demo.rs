@@ -41,6 +41,9 @@ pub struct Demo {
     pub upstream: SocketAddr,
     /// (user, organization, session token)
     pub users: Vec<(String, String, String)>,
+    /// The demo's database: the CLI can be tried on it while it runs.
+    pub database: std::path::PathBuf,
+    /// Removed when the demo ends (dropped on Ctrl-C and on SIGTERM).
     _dir: tempfile::TempDir,
 }
 
@@ -97,6 +100,7 @@ pub async fn start() -> anyhow::Result<Demo> {
         admin: admin_addr,
         upstream,
         users,
+        database: db,
         _dir: dir,
     })
 }
@@ -262,9 +266,14 @@ pub fn instructions(d: &Demo) -> String {
          curl -s http://{p}/api/models -H 'Authorization: Bearer {bob}'\n\
          curl -s http://{admin}/metrics | grep modelgate_decisions_total\n\
          \n\
-         Press Ctrl-C to stop.\n",
+         # 5. The operator CLI on the demo's database (revoke, and try 2. again):\n\
+         modelgate --db {db} report --org acme\n\
+         modelgate --db {db} model disable acme openai/gpt-4o\n\
+         \n\
+         Press Ctrl-C to stop (the temporary database is removed).\n",
         admin = d.admin,
         up = d.upstream,
+        db = d.database.display(),
     )
 }
 
