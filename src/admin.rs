@@ -165,7 +165,7 @@ async fn reachable(config: &Config, uri: &http::Uri) -> Result<(), String> {
 }
 
 /// Converts the store's counters for the metrics registry.
-pub fn store_snapshot(stats: &StoreStats) -> StoreSnapshot {
+pub fn store_snapshot(stats: &StoreStats, watcher_polls: u64) -> StoreSnapshot {
     StoreSnapshot {
         entries: stats.entries,
         hits: stats.hits,
@@ -175,6 +175,8 @@ pub fn store_snapshot(stats: &StoreStats) -> StoreSnapshot {
         data_version: stats.data_version.map_or(0, |v| v.max(0) as u64),
         policy_age_seconds: policy_age(stats),
         query_errors: 0,
+        watcher_polls,
+        up: stats.last_error.is_none(),
     }
 }
 
@@ -190,7 +192,10 @@ fn policy_age(stats: &StoreStats) -> f64 {
 fn metrics_text(state: &AdminState, accept: Option<&HeaderValue>) -> Response<Body> {
     state
         .metrics
-        .publish_store(store_snapshot(&state.store.stats()));
+        .publish_store(store_snapshot(
+            &state.store.stats(),
+            state.store.watcher_polls(),
+        ));
     let format = metrics::Format::negotiate(accept);
     let mut resp = Response::new(full(Bytes::from(state.metrics.encode_as(format))));
     let headers = resp.headers_mut();

@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::Request;
 use tokio::net::TcpListener;
@@ -153,6 +153,8 @@ async fn metrics_reflect_traffic() {
         "modelgate_requests_total{gate=\"ingress\",route=\"model_call\",status=\"403\"} 1",
         "modelgate_enforcement_enabled 1",
         "modelgate_cache_entries",
+        "modelgate_store_up 1",
+        "modelgate_policy_watch_polls_total",
         "# EOF",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
@@ -284,6 +286,14 @@ async fn store_errors_are_counted() {
         text.contains("modelgate_decisions_total{gate=\"ingress\",outcome=\"error\""),
         "{text}"
     );
+    // The change watcher cannot read it either: the store is down.
+    let a = &a;
+    eventually(Duration::from_secs(10), "modelgate_store_up 0", || async move {
+        let m = scrape(a, Some("text/plain")).await;
+        let text = String::from_utf8(m.body.to_vec()).unwrap();
+        text.lines().any(|l| l == "modelgate_store_up 0")
+    })
+    .await;
 }
 
 #[tokio::test]

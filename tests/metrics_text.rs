@@ -202,6 +202,8 @@ fn record_a_bit_of_everything(m: &Metrics) {
         data_version: 9,
         policy_age_seconds: 12.5,
         query_errors: 3,
+        watcher_polls: 4,
+        up: false,
     });
 }
 
@@ -260,6 +262,8 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
         ("modelgate_policy_data_version", Gauge, &[]),
         ("modelgate_policy_data_age_seconds", Gauge, &[]),
         ("modelgate_store_query_errors", Counter, &[]),
+        ("modelgate_policy_watch_polls", Counter, &[]),
+        ("modelgate_store_up", Gauge, &[]),
     ];
     for (name, ty, labels) in expected {
         let f = family(&x, name);
@@ -412,6 +416,8 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
     assert_eq!(v("modelgate_policy_data_version", &[]), 9.0);
     assert_eq!(v("modelgate_policy_data_age_seconds", &[]), 12.5);
     assert_eq!(v("modelgate_store_query_errors", &[]), 3.0);
+    assert_eq!(v("modelgate_policy_watch_polls", &[]), 4.0);
+    assert_eq!(v("modelgate_store_up", &[]), 0.0);
 }
 
 #[test]

@@ -682,6 +682,8 @@ mod tests {
             data_version: 12,
             policy_age_seconds: 1.5,
             query_errors: 1,
+            watcher_polls: 30,
+            up: true,
         });
         let text = m.encode();
         for line in [
@@ -693,6 +695,8 @@ mod tests {
             "modelgate_policy_data_version 12",
             "modelgate_policy_data_age_seconds 1.5",
             "modelgate_store_query_errors_total 1",
+            "modelgate_policy_watch_polls_total 30",
+            "modelgate_store_up 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
