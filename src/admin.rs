@@ -190,12 +190,10 @@ fn policy_age(stats: &StoreStats) -> f64 {
 /// Prometheus (which asks for it first), the Prometheus text format 0.0.4
 /// for `text/plain`, `promtool check metrics` and a bare `curl`.
 fn metrics_text(state: &AdminState, accept: Option<&HeaderValue>) -> Response<Body> {
-    state
-        .metrics
-        .publish_store(store_snapshot(
-            &state.store.stats(),
-            state.store.watcher_polls(),
-        ));
+    state.metrics.publish_store(store_snapshot(
+        &state.store.stats(),
+        state.store.watcher_polls(),
+    ));
     let format = metrics::Format::negotiate(accept);
     let mut resp = Response::new(full(Bytes::from(state.metrics.encode_as(format))));
     let headers = resp.headers_mut();

@@ -57,7 +57,10 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
             match reload::reload(&reload_live, &overrides, &process_env) {
                 Ok(c) => {
                     tracing::info!(
-                        source = c.source.as_ref().map(|p| tracing::field::display(p.display())),
+                        source = c
+                            .source
+                            .as_ref()
+                            .map(|p| tracing::field::display(p.display())),
                         "config reloaded"
                     );
                     // A reload can turn a check off or trust a new header:

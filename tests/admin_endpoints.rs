@@ -219,12 +219,14 @@ async fn metrics_speak_the_format_the_scraper_accepts() {
     for accept in [Some("text/plain; version=0.0.4"), Some("*/*"), None] {
         let m = scrape(&a, accept).await;
         assert_eq!(
-            m.headers["content-type"],
-            "text/plain; version=0.0.4; charset=utf-8",
+            m.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8",
             "{accept:?}"
         );
         let text = String::from_utf8(m.body.to_vec()).unwrap();
-        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
         for line in [
             "# TYPE modelgate_decisions_total counter",
             "# TYPE modelgate_requests_total counter",
@@ -233,7 +235,10 @@ async fn metrics_speak_the_format_the_scraper_accepts() {
             "# TYPE modelgate_request_duration_seconds histogram",
             build.as_str(),
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert!(text.contains("# HELP modelgate_decisions_total Model-access decisions"));
         assert!(text.contains(
@@ -288,11 +293,15 @@ async fn store_errors_are_counted() {
     );
     // The change watcher cannot read it either: the store is down.
     let a = &a;
-    eventually(Duration::from_secs(10), "modelgate_store_up 0", || async move {
-        let m = scrape(a, Some("text/plain")).await;
-        let text = String::from_utf8(m.body.to_vec()).unwrap();
-        text.lines().any(|l| l == "modelgate_store_up 0")
-    })
+    eventually(
+        Duration::from_secs(10),
+        "modelgate_store_up 0",
+        || async move {
+            let m = scrape(a, Some("text/plain")).await;
+            let text = String::from_utf8(m.body.to_vec()).unwrap();
+            text.lines().any(|l| l == "modelgate_store_up 0")
+        },
+    )
     .await;
 }
 
@@ -338,7 +347,9 @@ async fn diagnostics_are_for_admins_only() {
 async fn unauthenticated_decisions(a: &Admin) -> f64 {
     let text = String::from_utf8(scrape(a, Some("text/plain")).await.body.to_vec()).unwrap();
     text.lines()
-        .filter(|l| l.starts_with("modelgate_decisions_total{") && l.contains("outcome=\"unauthenticated\""))
+        .filter(|l| {
+            l.starts_with("modelgate_decisions_total{") && l.contains("outcome=\"unauthenticated\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

@@ -258,10 +258,19 @@ async fn every_dashboard_query_names_an_exported_metric() {
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let mut exprs = Vec::new();
         dashboard_exprs(&json, &mut exprs);
-        assert!(exprs.len() > 10, "{}: {} queries", path.display(), exprs.len());
+        assert!(
+            exprs.len() > 10,
+            "{}: {} queries",
+            path.display(),
+            exprs.len()
+        );
         for expr in exprs {
             let names = metric_names(&expr);
-            assert!(!names.is_empty(), "{}: no metric in {expr:?}", path.display());
+            assert!(
+                !names.is_empty(),
+                "{}: no metric in {expr:?}",
+                path.display()
+            );
             for name in names {
                 assert!(
                     exported(&live, &name),

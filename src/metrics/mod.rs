@@ -710,7 +710,10 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert!(text.lines().any(|l| l == want), "{text}");
-        assert!(text.contains("# TYPE modelgate_build_info gauge\n"), "{text}");
+        assert!(
+            text.contains("# TYPE modelgate_build_info gauge\n"),
+            "{text}"
+        );
         assert!(!GIT_COMMIT.is_empty());
         assert!(text.ends_with("# EOF\n"));
         assert_eq!(text.matches("# EOF").count(), 1);
@@ -759,7 +762,9 @@ mod tests {
                 .filter_map(|s| name.strip_suffix(s))
                 .find(|f| typed.get(*f).map(String::as_str) == Some("histogram"))
                 .unwrap_or(name);
-            let kind = typed.get(family).unwrap_or_else(|| panic!("untyped {name}"));
+            let kind = typed
+                .get(family)
+                .unwrap_or_else(|| panic!("untyped {name}"));
             assert_eq!(kind == "counter", family.ends_with("_total"), "{family}");
         }
         assert!(text.contains("modelgate_decisions_total{gate=\"egress\",outcome=\"denied\",organization=\"acme\"} 1\n"));

@@ -40,11 +40,11 @@ impl Collector for ProcessCollector {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use procfs::process::{LimitValue, Process};
     use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
     use prometheus_client::metrics::counter::ConstCounter;
     use prometheus_client::metrics::gauge::ConstGauge;
     use prometheus_client::registry::Unit;
-    use procfs::process::{LimitValue, Process};
 
     use super::ProcessCollector;
 
