@@ -61,11 +61,15 @@ COPY --from=planner /skeleton/ ./
 RUN cargo build --release --locked -p modelgate
 
 # 2. The real sources. Touch them so cargo's mtime fingerprints never mistake
-#    the stubs above for an up-to-date build.
+#    the stubs above for an up-to-date build. The context has no .git, so
+#    build.rs takes the commit for modelgate_build_info from REVISION
+#    (declared here, after the dependency layer, so a new commit keeps
+#    that layer cached).
+ARG REVISION=unknown
 COPY . .
 RUN set -eu; \
     find . -path ./target -prune -o -name '*.rs' -type f -exec touch {} +; \
-    cargo build --release --locked -p modelgate; \
+    MODELGATE_GIT_COMMIT="$REVISION" cargo build --release --locked -p modelgate; \
     install -D -m 0755 target/release/modelgate /out/modelgate; \
     /out/modelgate --version
 

@@ -68,7 +68,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
     match path.as_str() {
         "/health" => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         "/health/ready" => ready(state).await,
-        "/metrics" => metrics_text(state),
+        "/metrics" => metrics_text(state, req.headers().get(header::ACCEPT)),
         "/health/detailed" => match require_admin(state, &req).await {
             Ok(()) => detailed(state).await,
             Err(e) => e.to_response(),
@@ -100,7 +100,9 @@ async fn require_admin(state: &AdminState, req: &Request<Incoming>) -> Result<()
             return Ok(());
         }
     }
-    let who = guard::identify(&config, &state.store, &state.metrics, req.headers()).await?;
+    // Not `identify`: a failed admin login is no model-access decision, and
+    // counting it would let health probes move `decisions_total`.
+    let who = guard::authenticate(&config, &state.store, req.headers()).await?;
     if who.admin {
         Ok(())
     } else {
@@ -163,7 +165,7 @@ async fn reachable(config: &Config, uri: &http::Uri) -> Result<(), String> {
 }
 
 /// Converts the store's counters for the metrics registry.
-pub fn store_snapshot(stats: &StoreStats) -> StoreSnapshot {
+pub fn store_snapshot(stats: &StoreStats, watcher_polls: u64) -> StoreSnapshot {
     StoreSnapshot {
         entries: stats.entries,
         hits: stats.hits,
@@ -173,6 +175,8 @@ pub fn store_snapshot(stats: &StoreStats) -> StoreSnapshot {
         data_version: stats.data_version.map_or(0, |v| v.max(0) as u64),
         policy_age_seconds: policy_age(stats),
         query_errors: 0,
+        watcher_polls,
+        up: stats.last_error.is_none(),
     }
 }
 
@@ -182,17 +186,23 @@ fn policy_age(stats: &StoreStats) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn metrics_text(state: &AdminState) -> Response<Body> {
-    state
-        .metrics
-        .publish_store(store_snapshot(&state.store.stats()));
-    let mut resp = Response::new(full(Bytes::from(state.metrics.encode())));
-    resp.headers_mut().insert(
+/// `/metrics` in the format the `Accept` header asks for: OpenMetrics for
+/// Prometheus (which asks for it first), the Prometheus text format 0.0.4
+/// for `text/plain`, `promtool check metrics` and a bare `curl`.
+fn metrics_text(state: &AdminState, accept: Option<&HeaderValue>) -> Response<Body> {
+    state.metrics.publish_store(store_snapshot(
+        &state.store.stats(),
+        state.store.watcher_polls(),
+    ));
+    let format = metrics::Format::negotiate(accept);
+    let mut resp = Response::new(full(Bytes::from(state.metrics.encode_as(format))));
+    let headers = resp.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(metrics::CONTENT_TYPE),
+        HeaderValue::from_static(format.content_type()),
     );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 

@@ -56,7 +56,13 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
         while hup.recv().await.is_some() {
             match reload::reload(&reload_live, &overrides, &process_env) {
                 Ok(c) => {
-                    tracing::info!(source = ?c.source, "config reloaded");
+                    tracing::info!(
+                        source = c
+                            .source
+                            .as_ref()
+                            .map(|p| tracing::field::display(p.display())),
+                        "config reloaded"
+                    );
                     // A reload can turn a check off or trust a new header:
                     // announced as loudly as at start-up, and in the metrics.
                     announce_enforcement(&c);
@@ -146,7 +152,7 @@ fn prepare_database(config: &Config) {
         }
         Ok(report) => tracing::info!(
             database = %shown.display(),
-            created = %report.created.join(","),
+            created = %report.created.join(", "),
             "organization schema created or repaired"
         ),
         Err(e) => tracing::warn!(

@@ -27,7 +27,8 @@
 //! - [`ops`]: the operator commands (`init`, `org`, `member`, `model`,
 //!   `access`, `report`, `audit`, `db-bench`, `migrate`) as library functions.
 //! - [`metrics`]: Prometheus families and typed record methods; label
-//!   enums, organization-label interning and the store collector beside it.
+//!   enums, organization-label interning, the store and process collectors
+//!   and the two exposition formats (OpenMetrics, text 0.0.4) beside it.
 //! - [`admin`]: the admin listener (`/health`, `/health/ready`,
 //!   `/health/detailed`, `/health/model-access/{user}`, `/metrics`).
 //! - [`app`]: start-up wiring for `serve` (listeners, signals).

@@ -1,5 +1,8 @@
 //! `tracing` subscriber set-up. Logs go to stderr so command output on
-//! stdout stays machine-readable.
+//! stdout stays machine-readable. Colours only on a terminal: a container
+//! log, a file or a pipe gets plain text without ANSI escapes.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +17,8 @@ pub fn init(log: &LogSection, rust_log: Option<String>) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),

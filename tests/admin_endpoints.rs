@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::Request;
 use tokio::net::TcpListener;
@@ -140,7 +140,7 @@ async fn metrics_reflect_traffic() {
     };
     assert_eq!(send(call("gpt-4o")).await.status, 200);
     assert_eq!(send(call("llama")).await.status, 403);
-    let m = admin_get(&a, "/metrics", None).await;
+    let m = scrape(&a, Some("application/openmetrics-text; version=1.0.0")).await;
     assert_eq!(m.status, 200);
     assert!(m.headers["content-type"]
         .to_str()
@@ -153,6 +153,8 @@ async fn metrics_reflect_traffic() {
         "modelgate_requests_total{gate=\"ingress\",route=\"model_call\",status=\"403\"} 1",
         "modelgate_enforcement_enabled 1",
         "modelgate_cache_entries",
+        "modelgate_store_up 1",
+        "modelgate_policy_watch_polls_total",
         "# EOF",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
@@ -166,6 +168,99 @@ async fn metrics_reflect_traffic() {
         .parse()
         .unwrap();
     assert!(queries >= 1.0, "the store's queries are observed");
+}
+
+/// `/metrics` with the given `Accept` header.
+async fn scrape(a: &Admin, accept: Option<&str>) -> Answer {
+    let mut b = Request::get(format!("http://{}/metrics", a.addr));
+    if let Some(accept) = accept {
+        b = b.header("accept", accept);
+    }
+    let m = send(b.body(full("")).unwrap()).await;
+    assert_eq!(m.status, 200);
+    assert_eq!(m.headers["vary"], "accept");
+    m
+}
+
+#[tokio::test]
+async fn metrics_speak_the_format_the_scraper_accepts() {
+    let up = FakeUpstream::builder().start().await;
+    let a = start(up.addr, |_| {}).await;
+    let unauthenticated = Request::post(a.proxy.url("/api/chat/completions"))
+        .header("content-type", "application/json")
+        .body(full("{\"model\":\"gpt-4o\"}"))
+        .unwrap();
+    assert_eq!(send(unauthenticated).await.status, 401);
+    let build = format!(
+        "modelgate_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        modelgate::metrics::GIT_COMMIT
+    );
+
+    // Prometheus' own Accept header, and OpenMetrics alone: OpenMetrics.
+    for accept in [
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        "application/openmetrics-text",
+    ] {
+        let m = scrape(&a, Some(accept)).await;
+        assert_eq!(
+            m.headers["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        let text = String::from_utf8(m.body.to_vec()).unwrap();
+        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("# TYPE modelgate_decisions counter\n"));
+        assert!(text.contains("# TYPE modelgate_build_info gauge\n"));
+        assert!(text.lines().any(|l| l == build), "{text}");
+    }
+
+    // text/plain, anything without an OpenMetrics type, or no header: the
+    // Prometheus text format, every family named as its samples are.
+    for accept in [Some("text/plain; version=0.0.4"), Some("*/*"), None] {
+        let m = scrape(&a, accept).await;
+        assert_eq!(
+            m.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8",
+            "{accept:?}"
+        );
+        let text = String::from_utf8(m.body.to_vec()).unwrap();
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        for line in [
+            "# TYPE modelgate_decisions_total counter",
+            "# TYPE modelgate_requests_total counter",
+            "# TYPE modelgate_build_info gauge",
+            "# TYPE modelgate_cache_hits_total counter",
+            "# TYPE modelgate_request_duration_seconds histogram",
+            build.as_str(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.contains("# HELP modelgate_decisions_total Model-access decisions"));
+        assert!(text.contains(
+            "modelgate_decisions_total{gate=\"ingress\",outcome=\"unauthenticated\",organization=\"none\"} 1\n"
+        ));
+        if cfg!(target_os = "linux") {
+            for family in [
+                "process_resident_memory_bytes",
+                "process_virtual_memory_bytes",
+                "process_open_fds",
+                "process_max_fds",
+                "process_start_time_seconds",
+                "process_cpu_seconds_total",
+            ] {
+                assert!(
+                    text.contains(&format!("\n# HELP {family} ")),
+                    "missing {family}"
+                );
+                assert!(text.contains(&format!("\n{family} ")), "no {family} sample");
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -196,6 +291,18 @@ async fn store_errors_are_counted() {
         text.contains("modelgate_decisions_total{gate=\"ingress\",outcome=\"error\""),
         "{text}"
     );
+    // The change watcher cannot read it either: the store is down.
+    let a = &a;
+    eventually(
+        Duration::from_secs(10),
+        "modelgate_store_up 0",
+        || async move {
+            let m = scrape(a, Some("text/plain")).await;
+            let text = String::from_utf8(m.body.to_vec()).unwrap();
+            text.lines().any(|l| l == "modelgate_store_up 0")
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -234,4 +341,45 @@ async fn diagnostics_are_for_admins_only() {
         .json();
     assert_eq!(m["organizations"], serde_json::json!(["acme"]));
     assert!(m.to_string().contains("gpt-4o"));
+}
+
+/// The `unauthenticated` decisions counted so far (0 when never counted).
+async fn unauthenticated_decisions(a: &Admin) -> f64 {
+    let text = String::from_utf8(scrape(a, Some("text/plain")).await.body.to_vec()).unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("modelgate_decisions_total{") && l.contains("outcome=\"unauthenticated\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Issue 16, item 7: a probe of the admin endpoints without a valid admin
+/// credential is a failed login, not a model-access decision.
+#[tokio::test]
+async fn failed_admin_logins_are_not_access_decisions() {
+    let up = FakeUpstream::builder().start().await;
+    let token_dir = tempfile::tempdir().unwrap();
+    let token_file = token_dir.path().join("admin-token");
+    std::fs::write(&token_file, "s3cret-admin-token\n").unwrap();
+    let a = start(up.addr, |f| f.admin.token_file = Some(token_file.clone())).await;
+
+    for _ in 0..3 {
+        for path in ["/health/detailed", "/health/model-access/joe"] {
+            assert_eq!(admin_get(&a, path, None).await.status, 401);
+            let wrong = admin_get(&a, path, Some("s3cret-admin-tokeX")).await;
+            assert_eq!(wrong.status, 401);
+            assert_eq!(admin_get(&a, path, Some("not.a.jwt")).await.status, 401);
+            assert_eq!(admin_get(&a, path, Some(&token("joe"))).await.status, 403);
+        }
+    }
+    assert_eq!(unauthenticated_decisions(&a).await, 0.0);
+
+    // The counter itself works: an unauthenticated model call moves it.
+    let call = Request::post(a.proxy.url("/api/chat/completions"))
+        .header("content-type", "application/json")
+        .body(full("{\"model\":\"gpt-4o\"}"))
+        .unwrap();
+    assert_eq!(send(call).await.status, 401);
+    assert_eq!(unauthenticated_decisions(&a).await, 1.0);
 }

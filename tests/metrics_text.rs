@@ -84,7 +84,10 @@ fn every_seconds_family_declares_its_unit() {
         .filter_map(|l| l.split(' ').next())
         .filter(|n| n.ends_with("_seconds"))
         .collect();
-    assert_eq!(typed.len(), 6, "{typed:?}");
+    // Six of modelgate's own, and (on Linux) process_cpu_seconds and
+    // process_start_time_seconds.
+    let process = if cfg!(target_os = "linux") { 2 } else { 0 };
+    assert_eq!(typed.len(), 6 + process, "{typed:?}");
     for name in typed {
         let unit = format!("# UNIT {name} seconds");
         assert!(text.lines().any(|l| l == unit), "missing {unit}");
@@ -199,6 +202,8 @@ fn record_a_bit_of_everything(m: &Metrics) {
         data_version: 9,
         policy_age_seconds: 12.5,
         query_errors: 3,
+        watcher_polls: 4,
+        up: false,
     });
 }
 
@@ -248,7 +253,7 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
         ("modelgate_upgraded_connections_active", Gauge, &[]),
         ("modelgate_enforcement_enabled", Gauge, &[]),
         ("modelgate_access_control_bypass", Gauge, &["scope"]),
-        ("modelgate_build_info", Gauge, &["version"]),
+        ("modelgate_build_info", Gauge, &["commit", "version"]),
         ("modelgate_cache_hits", Counter, &[]),
         ("modelgate_cache_misses", Counter, &[]),
         ("modelgate_cache_evictions", Counter, &[]),
@@ -257,6 +262,8 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
         ("modelgate_policy_data_version", Gauge, &[]),
         ("modelgate_policy_data_age_seconds", Gauge, &[]),
         ("modelgate_store_query_errors", Counter, &[]),
+        ("modelgate_policy_watch_polls", Counter, &[]),
+        ("modelgate_store_up", Gauge, &[]),
     ];
     for (name, ty, labels) in expected {
         let f = family(&x, name);
@@ -267,7 +274,23 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
             assert_eq!(got, want, "{name} label names");
         }
     }
-    let known: BTreeSet<&str> = expected.iter().map(|(n, ..)| *n).collect();
+    let mut known: BTreeSet<&str> = expected.iter().map(|(n, ..)| *n).collect();
+    if cfg!(target_os = "linux") {
+        let process: &[(&str, OpenMetricsType)] = &[
+            ("process_cpu_seconds", Counter),
+            ("process_resident_memory_bytes", Gauge),
+            ("process_virtual_memory_bytes", Gauge),
+            ("process_start_time_seconds", Gauge),
+            ("process_open_fds", Gauge),
+            ("process_max_fds", Gauge),
+        ];
+        for (name, ty) in process {
+            let f = family(&x, name);
+            assert_eq!(f.family_type, *ty, "{name} type");
+            assert!(samples(f).iter().all(|(l, v)| l.is_empty() && *v >= 0.0));
+            known.insert(name);
+        }
+    }
     let exported: BTreeSet<&str> = x.families.keys().map(String::as_str).collect();
     assert_eq!(exported, known, "exactly the documented families");
 
@@ -378,7 +401,10 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
     assert_eq!(
         v(
             "modelgate_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", modelgate::metrics::GIT_COMMIT)
+            ]
         ),
         1.0
     );
@@ -390,6 +416,8 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
     assert_eq!(v("modelgate_policy_data_version", &[]), 9.0);
     assert_eq!(v("modelgate_policy_data_age_seconds", &[]), 12.5);
     assert_eq!(v("modelgate_store_query_errors", &[]), 3.0);
+    assert_eq!(v("modelgate_policy_watch_polls", &[]), 4.0);
+    assert_eq!(v("modelgate_store_up", &[]), 0.0);
 }
 
 #[test]

@@ -13,6 +13,11 @@ def sel(extra=""):
     return "{" + inner + "}"
 RI = "[$__rate_interval]"
 DENIED = sel('outcome="denied"')
+FAILED_CLOSED = sel('outcome="error"')
+BYPASSED = sel('outcome="bypassed"')
+BYPASS_MODEL = sel('scope="model_access"')
+BYPASS_ADMIN = sel('scope="admin_access"')
+RELOAD_FAILED = sel('result="failed"')
 panels = []
 pid = [0]
 def nid():
@@ -68,6 +73,25 @@ stat("Policy data age", f"max(modelgate_policy_data_age_seconds{F})", 16, y, uni
 stat("Upstream errors/s", f"sum(rate(modelgate_upstream_errors_total{F}{RI})) or vector(0)", 20, y, unit="reqps", decimals=2,
      thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 0.01}])
 y += 4
+stat("Model access bypass", f'max(modelgate_access_control_bypass{BYPASS_MODEL})', 0, y,
+     desc="BYPASS_MODEL_ACCESS_CONTROL: 1 lets every model call through unchecked.",
+     thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
+     mappings=[{"type": "value", "options": {"0": {"text": "off", "color": "green"}, "1": {"text": "BYPASSED", "color": "red"}}}])
+stat("Admin access bypass", f'max(modelgate_access_control_bypass{BYPASS_ADMIN})', 4, y,
+     desc="BYPASS_ADMIN_ACCESS_CONTROL: 1 lets Open WebUI administrators use every model.",
+     thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+     mappings=[{"type": "value", "options": {"0": {"text": "off", "color": "green"}, "1": {"text": "BYPASSED", "color": "orange"}}}])
+stat("Access store", f"min(modelgate_store_up{F})", 8, y,
+     desc="1 while the access database reads fine; 0 after the change watcher's last read failed (guarded requests for uncached users fail closed).",
+     thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}],
+     mappings=[{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "up", "color": "green"}}}])
+stat("Since last good reload", f"time() - max(modelgate_config_last_reload_success_timestamp_seconds{F})", 12, y, unit="s",
+     desc="Time since the configuration was last loaded successfully (start-up or SIGHUP).")
+stat("Failed reloads (range)", f'sum(increase(modelgate_config_reloads_total{RELOAD_FAILED}[$__range])) or vector(0)', 16, y,
+     decimals=0, thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}])
+stat("Resident memory", f"max(process_resident_memory_bytes{F})", 20, y, unit="bytes",
+     desc="Largest resident set among the selected instances.")
+y += 4
 
 row("Traffic", y); y += 1
 ts("Request rate by route", [(f"sum by (route) (rate(modelgate_requests_total{F}{RI}))", "{{route}}")], 0, y, unit="reqps", stack=True)
@@ -110,13 +134,58 @@ ts("Cache hit ratio", [
 ts("Cache entries", [(f"sum by (instance) (modelgate_cache_entries{F})", "{{instance}}")], 8, y, w=8, legend_calcs=("lastNotNull",))
 ts("Policy data age", [(f"modelgate_policy_data_age_seconds{F}", "{{instance}}")], 16, y, w=8, unit="s", legend_calcs=("lastNotNull", "max"))
 y += 8
+y += 8
+
+row("Access store", y); y += 1
+ts("Store up", [(f"modelgate_store_up{F}", "{{instance}}")], 0, y, w=8, legend_calcs=("min", "lastNotNull"),
+   desc="0 when the change watcher cannot read the access database: revocations go unnoticed and uncached users are refused.")
+ts("Store errors by kind", [
+    (f"sum by (kind) (rate(modelgate_store_errors_total{F}{RI}))", "{{kind}}"),
+    (f'sum(rate(modelgate_decisions_total{FAILED_CLOSED}{RI}))', "decisions failed closed"),
+], 8, y, w=8, unit="ops")
+ts("Store query latency", [
+    (f"histogram_quantile(0.50, sum by (le) (rate(modelgate_store_query_duration_seconds_bucket{F}{RI})))", "p50"),
+    (f"histogram_quantile(0.99, sum by (le) (rate(modelgate_store_query_duration_seconds_bucket{F}{RI})))", "p99"),
+    (f"sum(rate(modelgate_store_query_duration_seconds_sum{F}{RI})) / clamp_min(sum(rate(modelgate_store_query_duration_seconds_count{F}{RI})), 1e-9)", "mean"),
+], 16, y, w=8, unit="s")
+y += 8
+ts("Change watcher polls", [(f"sum by (instance) (rate(modelgate_policy_watch_polls_total{F}{RI}))", "{{instance}}")], 0, y, w=8, unit="ops",
+   desc="Flat at 0 means changes to memberships and models are no longer noticed (alert ModelgatePolicyDataStale).")
+ts("Cache invalidations and evictions", [
+    (f"sum(rate(modelgate_policy_invalidations_total{F}{RI}))", "invalidations (data changed)"),
+    (f"sum(rate(modelgate_cache_evictions_total{F}{RI}))", "evictions (size/TTL)"),
+], 8, y, w=8, unit="ops")
+ts("Policy data version", [(f"modelgate_policy_data_version{F}", "{{instance}}")], 16, y, w=8, legend_calcs=("lastNotNull",))
+y += 8
+
+row("Enforcement, bypass and reloads", y); y += 1
+ts("Enforcement enabled", [(f"modelgate_enforcement_enabled{F}", "{{instance}}")], 0, y, w=8, legend_calcs=("min",))
+ts("Access-control bypass", [(f"max by (scope) (modelgate_access_control_bypass{F})", "{{scope}}")], 8, y, w=8, legend_calcs=("max",),
+   desc="1 while BYPASS_MODEL_ACCESS_CONTROL (model_access) or BYPASS_ADMIN_ACCESS_CONTROL (admin_access) is on.")
+ts("Bypassed decisions", [(f'sum by (gate) (rate(modelgate_decisions_total{BYPASSED}{RI}))', "{{gate}}")], 16, y, w=8, unit="reqps",
+   desc="Model calls let through unchecked because enforcement is bypassed.")
+y += 8
 ts("Config reloads", [(f"sum by (result) (increase(modelgate_config_reloads_total{F}[$__range]))", "{{result}}")], 0, y, w=12, legend_calcs=("lastNotNull",))
-ts("Enforcement enabled", [(f"modelgate_enforcement_enabled{F}", "{{instance}}")], 12, y, w=12, legend_calcs=("min",))
+ts("Last successful config load", [(f"modelgate_config_last_reload_success_timestamp_seconds{F} * 1000", "{{instance}}")], 12, y, w=12,
+   unit="dateTimeAsIso", legend_calcs=("lastNotNull",))
+y += 8
+
+row("Process", y); y += 1
+ts("Memory", [
+    (f"process_resident_memory_bytes{F}", "resident {{instance}}"),
+    (f"process_virtual_memory_bytes{F}", "virtual {{instance}}"),
+], 0, y, w=8, unit="bytes", legend_calcs=("lastNotNull", "max"))
+ts("CPU", [(f"rate(process_cpu_seconds_total{F}{RI})", "{{instance}}")], 8, y, w=8, unit="percentunit",
+   desc="CPU seconds per second (1 = one core).")
+ts("File descriptors", [
+    (f"process_open_fds{F}", "open {{instance}}"),
+    (f"process_max_fds{F}", "limit {{instance}}"),
+], 16, y, w=8, legend_calcs=("lastNotNull", "max"))
 
 dash = {
     "uid": "modelgate",
     "title": "modelgate",
-    "description": "Model-access gateway in front of Open WebUI: traffic, access decisions, cache and policy freshness.",
+    "description": "Model-access gateway in front of Open WebUI: traffic, access decisions, cache and policy freshness, the access store, enforcement bypass and reloads, the process.",
     "tags": ["modelgate", "open-webui"],
     "timezone": "browser",
     "schemaVersion": 39,

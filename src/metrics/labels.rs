@@ -213,4 +213,5 @@ pub(super) struct BypassLabels {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct BuildLabels {
     pub(super) version: &'static str,
+    pub(super) commit: &'static str,
 }

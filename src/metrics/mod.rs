@@ -1,8 +1,9 @@
 //! Prometheus metrics: one [`Metrics`] value owns its own registry (no global
 //! state, so tests build as many as they like) and every family modelgate
 //! exports. Hot paths call the small typed `record_*`/`observe_*` methods; the
-//! admin listener calls [`Metrics::publish_store`] and then [`Metrics::encode`]
-//! on each scrape of `/metrics`.
+//! admin listener calls [`Metrics::publish_store`] and then
+//! [`Metrics::encode_as`] on each scrape of `/metrics`, in the format the
+//! scraper's `Accept` header asks for ([`Format::negotiate`]).
 //!
 //! # Cardinality
 //! Every label value comes from a closed enum, a numeric HTTP status (at most
@@ -14,7 +15,9 @@
 
 mod labels;
 mod orgs;
+mod process;
 mod store_collector;
+mod text;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,11 +34,18 @@ use labels::*;
 pub use labels::{Gate, Outcome, RouteLabel, StoreErrorKind, UpstreamErrorKind};
 use orgs::OrgLabels;
 pub use orgs::ORG_LABEL_CAP;
+use process::ProcessCollector;
 use store_collector::StoreCollector;
 pub use store_collector::StoreSnapshot;
+pub use text::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
-/// The content type `/metrics` answers with.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of [`Metrics::encode`] (OpenMetrics).
+pub const CONTENT_TYPE: &str = OPENMETRICS_CONTENT_TYPE;
+
+/// The git commit this binary was built from (`build.rs`: the
+/// `MODELGATE_GIT_COMMIT` build-time variable, else `git rev-parse --short
+/// HEAD`, else `unknown`).
+pub const GIT_COMMIT: &str = env!("MODELGATE_GIT_COMMIT");
 
 /// Request and upstream latency: sub-millisecond pass-through up to a slow
 /// model call; SSE streams that last minutes fall into `+Inf`.
@@ -94,6 +104,8 @@ impl Drop for GaugeGuard {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// The unprefixed `process_*` families.
+    process: Registry,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram>,
     upstream_duration: Family<RouteLabels, Histogram>,
@@ -126,6 +138,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut m = Metrics {
             registry: Registry::with_prefix("modelgate"),
+            process: Registry::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(request_histogram),
             upstream_duration: Family::new_with_constructor(request_histogram),
@@ -233,14 +246,25 @@ impl Metrics {
             "1 when the given access-control bypass is configured",
             m.bypass.clone(),
         );
+        // An info metric the way Prometheus' own `prometheus_build_info` is
+        // one: a gauge named `_info`, always 1, its facts in labels. (Not
+        // the OpenMetrics `info` type: promtool and the text format 0.0.4
+        // have no such type, and Prometheus stores it as a gauge anyway.)
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION"),
+                commit: GIT_COMMIT,
             })
             .set(1);
-        r.register("build_info", "Build information; always 1", build);
+        r.register(
+            "build_info",
+            "The version and git commit of this binary; always 1",
+            build,
+        );
         r.register_collector(Box::new(StoreCollector(m.store.clone())));
+        m.process
+            .register_collector(Box::new(ProcessCollector::new()));
 
         m.config_last_reload_success.set(unix_now());
         m
@@ -373,8 +397,12 @@ impl Metrics {
     /// The OpenMetrics text served at `/metrics` (see [`CONTENT_TYPE`]),
     /// ending with `# EOF`.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::with_capacity(16 * 1024);
-        match prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &self.process))
+            .and_then(|()| encode_eof(&mut out));
+        match encoded {
             Ok(()) => out,
             Err(e) => {
                 // Writing into a String cannot fail; should an encoder ever
@@ -383,6 +411,14 @@ impl Metrics {
                 tracing::error!(error = %e, "metrics encoding failed");
                 String::from("# EOF\n")
             }
+        }
+    }
+
+    /// The `/metrics` text in `format` (see [`Format::content_type`]).
+    pub fn encode_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.encode(),
+            Format::Text => text::to_prometheus_text(&self.encode()),
         }
     }
 }
@@ -646,6 +682,8 @@ mod tests {
             data_version: 12,
             policy_age_seconds: 1.5,
             query_errors: 1,
+            watcher_polls: 30,
+            up: true,
         });
         let text = m.encode();
         for line in [
@@ -657,6 +695,8 @@ mod tests {
             "modelgate_policy_data_version 12",
             "modelgate_policy_data_age_seconds 1.5",
             "modelgate_store_query_errors_total 1",
+            "modelgate_policy_watch_polls_total 30",
+            "modelgate_store_up 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
@@ -666,11 +706,68 @@ mod tests {
     fn build_info_and_eof() {
         let text = Metrics::new().encode();
         let want = format!(
-            "modelgate_build_info{{version=\"{}\"}} 1",
+            "modelgate_build_info{{version=\"{}\",commit=\"{GIT_COMMIT}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
         assert!(text.lines().any(|l| l == want), "{text}");
+        assert!(
+            text.contains("# TYPE modelgate_build_info gauge\n"),
+            "{text}"
+        );
+        assert!(!GIT_COMMIT.is_empty());
         assert!(text.ends_with("# EOF\n"));
+        assert_eq!(text.matches("# EOF").count(), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_families_come_unprefixed_from_proc() {
+        let text = Metrics::new().encode_as(Format::Text);
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name}:\n{text}"))
+        };
+        assert!(value("process_resident_memory_bytes") > 1e5);
+        assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+        let start = value("process_start_time_seconds");
+        let now = unix_now();
+        assert!(start > 1.0e9 && start <= now + 1.0, "{start} vs {now}");
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
+    }
+
+    #[test]
+    fn text_format_describes_every_sample_family() {
+        let m = Metrics::new();
+        m.record_request(Gate::Ingress, RouteLabel::Pass, StatusCode::OK, MS);
+        m.record_decision(Gate::Egress, Outcome::Denied, Some("acme"), MS);
+        m.record_config_reload(false);
+        m.publish_store(StoreSnapshot::default());
+        let text = m.encode_as(Format::Text);
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
+        let mut typed = std::collections::HashMap::new();
+        for l in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let (name, kind) = l.split_once(' ').unwrap();
+            typed.insert(name.to_owned(), kind.to_owned());
+            let help = format!("# HELP {name} ");
+            assert!(text.contains(&help), "no help for {name}");
+        }
+        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = sample.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|s| name.strip_suffix(s))
+                .find(|f| typed.get(*f).map(String::as_str) == Some("histogram"))
+                .unwrap_or(name);
+            let kind = typed
+                .get(family)
+                .unwrap_or_else(|| panic!("untyped {name}"));
+            assert_eq!(kind == "counter", family.ends_with("_total"), "{family}");
+        }
+        assert!(text.contains("modelgate_decisions_total{gate=\"egress\",outcome=\"denied\",organization=\"acme\"} 1\n"));
     }
 
     #[test]

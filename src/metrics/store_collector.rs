@@ -29,6 +29,11 @@ pub struct StoreSnapshot {
     pub policy_age_seconds: f64,
     /// Cumulative failed access-data queries, as the store counts them.
     pub query_errors: u64,
+    /// Completed polls of the change watcher: when this stops moving,
+    /// changes to the access data are no longer noticed.
+    pub watcher_polls: u64,
+    /// The change watcher's last read of the access data succeeded.
+    pub up: bool,
 }
 
 /// Emits the store's last published snapshot on each scrape.
@@ -40,7 +45,7 @@ impl Collector for StoreCollector {
         let Some(s) = *self.0.lock().unwrap_or_else(PoisonError::into_inner) else {
             return Ok(());
         };
-        let counters: [(&str, &str, u64); 5] = [
+        let counters: [(&str, &str, u64); 6] = [
             ("cache_hits", "Access cache hits.", s.hits),
             ("cache_misses", "Access cache misses (loads).", s.misses),
             (
@@ -58,6 +63,11 @@ impl Collector for StoreCollector {
                 "Failed access-data queries as counted by the store (all kinds).",
                 s.query_errors,
             ),
+            (
+                "policy_watch_polls",
+                "Completed polls of the access-data change watcher; flat means changes go unnoticed.",
+                s.watcher_polls,
+            ),
         ];
         for (name, help, value) in counters {
             let c = ConstCounter::new(value);
@@ -69,6 +79,13 @@ impl Collector for StoreCollector {
             "Users currently in the access cache.",
             None,
             entries.metric_type(),
+        )?)?;
+        let up = ConstGauge::new(i64::from(s.up));
+        up.encode(encoder.encode_descriptor(
+            "store_up",
+            "1 while the access data reads fine, 0 after the change watcher's last read failed.",
+            None,
+            up.metric_type(),
         )?)?;
         let version = ConstGauge::new(s.data_version);
         version.encode(encoder.encode_descriptor(

@@ -79,14 +79,17 @@ pub async fn identify(
     headers: &HeaderMap,
 ) -> Result<Identity, Refusal> {
     let started = Instant::now();
-    let result = identify_inner(config, store, headers).await;
+    let result = authenticate(config, store, headers).await;
     if let Err(refusal) = &result {
         record_refusal(metrics, Gate::Ingress, refusal, None, started.elapsed());
     }
     result
 }
 
-async fn identify_inner(
+/// [`identify`] without counting a failure as an access decision: for
+/// callers that are not a model call or list, such as the admin listener's
+/// login (a probe of `/health/detailed` is no decision about a model).
+pub async fn authenticate(
     config: &Config,
     store: &AccessStore,
     headers: &HeaderMap,

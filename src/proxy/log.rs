@@ -3,6 +3,7 @@
 //! structured line per request, and the request metrics at the same moment.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::Response;
 
@@ -38,8 +39,8 @@ impl Finish for AccessLog {
         let c = &self.ctx;
         self.metrics
             .record_request(c.gate, c.route, c.status, c.start.elapsed());
-        let duration_ms = c.start.elapsed().as_secs_f64() * 1000.0;
-        let upstream_ms = c.upstream_time.map(|d| d.as_secs_f64() * 1000.0);
+        let duration_ms = millis(c.start.elapsed());
+        let upstream_ms = c.upstream_time.map(millis);
         tracing::info!(
             target: "modelgate::access",
             gate = c.gate.as_str(),
@@ -58,5 +59,24 @@ impl Finish for AccessLog {
             error = c.refusal.as_ref().map(tracing::field::display),
             "request"
         );
+    }
+}
+
+/// Milliseconds to the microsecond (3 decimals): `12.346`, not
+/// `12.345678901`.
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_milliseconds_with_three_decimals() {
+        assert_eq!(millis(Duration::from_nanos(12_345_678)), 12.346);
+        assert_eq!(millis(Duration::from_nanos(400)), 0.0);
+        assert_eq!(millis(Duration::from_secs(2)), 2000.0);
+        assert_eq!(millis(Duration::from_micros(1)).to_string(), "0.001");
     }
 }

@@ -229,7 +229,8 @@ impl AccessStore {
         &self.inner.cfg
     }
 
-    /// Completed watcher polls (monotonic); tests wait on it.
+    /// Completed watcher polls (monotonic); tests wait on it, and
+    /// `modelgate_policy_watch_polls_total` shows it.
     pub fn watcher_polls(&self) -> u64 {
         self.inner.watcher_ticks.load(Ordering::Relaxed)
     }
