@@ -51,6 +51,11 @@ pub enum ConfigError {
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A reload found the file the running config was read from gone. The
+    /// built-in defaults are never a fallback for it: they would drop the
+    /// operator's routes and switches without a word.
+    #[error("config file {path} was loaded before and is now missing; a reload never falls back to the built-in defaults")]
+    Vanished { path: PathBuf },
     #[error("invalid value {value:?} for {key}: {reason}")]
     Invalid {
         key: &'static str,

@@ -1,0 +1,81 @@
+//! Fault injection (issue 15): each way found to take the gate down or turn
+//! it off unnoticed, reproduced against real servers on 127.0.0.1, with the
+//! behaviour the fix gives.
+
+mod common;
+mod enforce_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+use common::serve::{Serve, JSON_LOG};
+use common::*;
+use enforce_support::*;
+
+fn metric_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+async fn metrics_text(serve: &Serve) -> String {
+    String::from_utf8(
+        get(&format!("http://{}/metrics", serve.admin))
+            .await
+            .body
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+/// A default config file (found at `config/modelgate.toml`, no flag) that
+/// was loaded and then deleted: SIGHUP must keep the running config — its
+/// operator routes — and say so, never fall back to the built-in defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_after_the_default_config_file_is_deleted_keeps_the_running_config() {
+    let up = FakeUpstream::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    let path = dir.path().join("config/modelgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{JSON_LOG}[[access.routes]]\nmethods = [\"POST\"]\npath = \"/api/v1/custom/run\"\nkind = \"refuse\"\n"
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start_in(dir.path(), up.addr, &[]);
+    let post = || async {
+        send(
+            http::Request::post(serve.url("/api/v1/custom/run"))
+                .header("content-type", "text/plain")
+                .body(modelgate::proxy::body::full("x"))
+                .unwrap(),
+        )
+        .await
+    };
+    assert_eq!(assert_error_shape(&post().await, 403), "route_refused");
+
+    std::fs::remove_file(&path).unwrap();
+    serve.signal("-HUP");
+    let err = serve.wait_for("config reload failed; the running config stays in force");
+    assert_eq!(err["level"], "ERROR");
+    assert!(
+        err["error"].as_str().unwrap_or_default().contains("missing"),
+        "{err}"
+    );
+    assert_eq!(
+        assert_error_shape(&post().await, 403),
+        "route_refused",
+        "the operator's route still applies"
+    );
+    assert!(up.requests_to("/api/v1/custom/run").is_empty());
+    let text = metrics_text(&serve).await;
+    assert!(
+        metric_line(&text, r#"modelgate_config_reloads_total{result="failed"} 1"#),
+        "{text}"
+    );
+}
