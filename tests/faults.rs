@@ -79,3 +79,60 @@ async fn sighup_after_the_default_config_file_is_deleted_keeps_the_running_confi
         "{text}"
     );
 }
+
+/// Reads until the peer closes; true when it did (EOF or reset), false if
+/// it was still open after `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Every connection slot taken by sockets that never send a byte (or only
+/// the start of the HTTP/2 preface) must not lock everyone else out: they
+/// are closed after `timeouts.header_read_secs`, and a normal request
+/// waiting in the backlog is then served. An idle keep-alive connection is
+/// closed the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_and_do_not_lock_others_out() {
+    let up = FakeUpstream::builder().start().await;
+    let proxy = start_proxy(up.addr, |f| {
+        f.limits.max_connections = 6;
+        f.timeouts.header_read_secs = 1;
+    })
+    .await;
+    let mut silent = Vec::new();
+    for i in 0..6 {
+        let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        if i % 2 == 1 {
+            // Looks like h2c, then stalls inside the preface.
+            s.write_all(b"PRI * HTTP/2").await.unwrap();
+        }
+        silent.push(s);
+    }
+    // Every slot is taken: this waits in the backlog until one is freed.
+    let a = get(&proxy.url("/after-the-silent-ones")).await;
+    assert_eq!(a.status, 200);
+    for (i, s) in silent.iter_mut().enumerate() {
+        assert!(
+            closed_within(s, Duration::from_secs(10)).await,
+            "silent socket {i} still open"
+        );
+    }
+
+    // An idle keep-alive connection gives its slot back too.
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"GET /once HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(closed_within(&mut s, Duration::from_secs(10)).await);
+}
