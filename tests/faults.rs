@@ -136,3 +136,264 @@ async fn silent_connections_are_closed_and_do_not_lock_others_out() {
     assert_eq!(&head, b"HTTP/1.1 200");
     assert!(closed_within(&mut s, Duration::from_secs(10)).await);
 }
+
+/// A model-list response whose head arrives but whose body stalls held a
+/// list-filter slot forever; with every slot held, every model list hung.
+/// The body now has `timeouts.list_body_secs` to arrive (504), and the slot
+/// is given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_list_bodies_time_out_and_give_their_slot_back() {
+    let stall = Arc::new(Semaphore::new(0));
+    let env = Env::with(
+        |b| {
+            b.route(
+                "/api/models",
+                Reply::Sse {
+                    events: vec![r#"{"data":["#.into(), "]}".into()],
+                    gate: Some(stall.clone()),
+                },
+            )
+            .route(
+                "/api/v1/models",
+                Reply::Fixed(
+                    StatusCode::OK,
+                    vec![("content-type", "application/json".into())],
+                    Bytes::from_static(br#"{"data":[{"id":"gpt-4o"},{"id":"llama"}]}"#),
+                ),
+            )
+        },
+        |f| {
+            f.access.max_concurrent_list_filters = 2;
+            f.timeouts.list_body_secs = 1;
+        },
+    )
+    .await;
+    let env = Arc::new(env);
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let env = env.clone();
+            tokio::spawn(async move { env.get_as("alice", "/api/models").await })
+        })
+        .collect();
+    eventually(Duration::from_secs(10), "both stalled lists sent", || async {
+        env.up.requests_to("/api/models").len() == 2
+    })
+    .await;
+    // Both slots are held by stalled bodies: this list waits for one.
+    let other = env.get_as("alice", "/api/v1/models").await;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.json()["data"].as_array().unwrap().len(), 1);
+    for t in stalled {
+        let a = t.await.unwrap();
+        assert_eq!(assert_error_shape(&a, 504), "upstream_timeout");
+    }
+    // And the slots are free again.
+    assert_eq!(env.get_as("alice", "/api/v1/models").await.status, 200);
+}
+
+/// An error response can carry a model list too (a 500 once showed a
+/// forbidden id): it is filtered like a success; one that names no models
+/// passes unchanged; one with the list's shape that cannot be filtered is
+/// refused (502), as for a success.
+#[tokio::test]
+async fn error_responses_that_list_models_are_filtered() {
+    let fixed = |status: u16, body: &'static str| {
+        Reply::Fixed(
+            StatusCode::from_u16(status).unwrap(),
+            vec![("content-type", "application/json".into())],
+            Bytes::from_static(body.as_bytes()),
+        )
+    };
+    let env = Env::with(
+        |b| {
+            b.route(
+                "/api/models",
+                fixed(500, r#"{"data":[{"id":"gpt-4o"},{"id":"llama"}]}"#),
+            )
+            .route("/api/v1/models", fixed(500, r#"{"detail":"llama broke"}"#))
+            .route("/api/models/base", fixed(503, r#"{"data":[{"name":"x"}]}"#))
+            .route(
+                "/api/v1/models/model",
+                fixed(404, r#"{"detail":"Model not found"}"#),
+            )
+        },
+        |_| {},
+    )
+    .await;
+    let a = env.get_as("alice", "/api/models").await;
+    assert_eq!(a.status, 500);
+    assert_eq!(a.json(), serde_json::json!({"data":[{"id":"gpt-4o"}]}));
+    let b = env.get_as("alice", "/api/v1/models").await;
+    assert_eq!(b.status, 500);
+    assert_eq!(&b.body[..], br#"{"detail":"llama broke"}"#);
+    let c = env.get_as("alice", "/api/models/base").await;
+    assert_eq!(assert_error_shape(&c, 502), "upstream_bad_response");
+    let d = env.get_as("alice", "/api/v1/models/model?id=nope").await;
+    assert_eq!(d.status, 404);
+    assert_eq!(&d.body[..], br#"{"detail":"Model not found"}"#);
+}
+
+/// With a writer holding the database lock (rollback journal), cold
+/// lookups queued for a read connection and then waited their own
+/// busy_timeout each. A guarded request now gets its answer — 503, fail
+/// closed — within `store.lookup_timeout_ms`, while the lock is still held,
+/// and is served again once it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_lock_bounds_the_wait_of_every_lookup() {
+    let env = Env::with(
+        |b| b,
+        |f| {
+            f.store.read_connections = 1;
+            f.store.busy_timeout_ms = 60_000;
+            f.store.lookup_timeout_ms = 300;
+            // Rollback journal, set before the proxy opens anything: there
+            // a writer's exclusive lock keeps every reader out.
+            let c = rusqlite::Connection::open(&f.database).unwrap();
+            let mode: String = c
+                .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "delete");
+        },
+    )
+    .await;
+    let writer = rusqlite::Connection::open(&env.db).unwrap();
+    writer.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let env = Arc::new(env);
+    let asks: Vec<_> = ["alice", "bob", "carol", "dave"]
+        .into_iter()
+        .map(|u| {
+            let env = env.clone();
+            tokio::spawn(async move {
+                env.post_as(u, "/api/chat/completions", r#"{"model":"gpt-4o"}"#)
+                    .await
+            })
+        })
+        .collect();
+    for t in asks {
+        let a = t.await.unwrap();
+        assert_eq!(assert_error_shape(&a, 503), "access_data_unavailable");
+    }
+    // Still locked: every answer above came within the lookup deadline,
+    // not after the writer let go.
+    writer.execute_batch("COMMIT").unwrap();
+    eventually(Duration::from_secs(20), "served after the lock", || async {
+        env.post_as("alice", "/api/chat/completions", r#"{"model":"gpt-4o"}"#)
+            .await
+            .status
+            == 200
+    })
+    .await;
+}
+
+/// Sends a request head over a raw socket, then `body_prefix` of a body
+/// whose declared length is `declared`; returns the socket.
+async fn raw_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    declared: usize,
+    body_prefix: &[u8],
+) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body_prefix).await.unwrap();
+    s
+}
+
+/// The status line of the response on `s`.
+async fn status_of(s: &mut tokio::net::TcpStream) -> String {
+    let mut buf = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(20), s.read_exact(&mut buf))
+        .await
+        .expect("no answer")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// JSON bodies to routes outside the table were read (up to 64 MiB) before
+/// the user was known. Now who asks is settled first: without a valid
+/// credential the body is streamed to Open WebUI (which serves it as
+/// nobody) instead of buffered, and on a guarded route the 401 comes
+/// before the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_bodies_are_never_buffered() {
+    let env = Env::with(|b| b.route("/api/v1/unlisted", Reply::Head), |_| {}).await;
+    let big = 60 * 1024 * 1024;
+    for auth in [
+        vec![],
+        vec![("authorization", "Bearer not-a-token".to_owned())],
+        vec![("cookie", format!("token={}", token_with(&serde_json::json!({"id": "alice"}), "wrong-key")))],
+    ] {
+        let before = env.up.requests_to("/api/v1/unlisted").len();
+        let mut s = raw_post(env.proxy.addr, "/api/v1/unlisted", &auth, big, b"{\"model\":").await;
+        // Forwarded on its head: the rest of the 60 MB was never sent.
+        assert_eq!(status_of(&mut s).await, "HTTP/1.1 200", "{auth:?}");
+        assert_eq!(env.up.requests_to("/api/v1/unlisted").len(), before + 1);
+    }
+    // A guarded route answers 401 before the body.
+    let mut s = raw_post(
+        env.proxy.addr,
+        "/api/chat/completions",
+        &[("authorization", "Bearer not-a-token".to_owned())],
+        big,
+        b"{",
+    )
+    .await;
+    assert_eq!(status_of(&mut s).await, "HTTP/1.1 401");
+    assert!(env.up.requests_to("/api/chat/completions").is_empty());
+}
+
+/// Buffered bodies share one memory budget: a body that would pass it is
+/// refused at once with 503 `body_budget_exhausted`, not queued, and the
+/// budget is whole again once the first body has been forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_bodies_share_a_memory_budget() {
+    let mib = 1024 * 1024;
+    let env = Env::with(
+        |b| b,
+        |f| {
+            f.access.max_body_bytes = mib;
+            f.access.max_unlisted_body_bytes = mib;
+            f.egress.max_body_bytes = mib;
+            f.limits.max_buffered_body_bytes = mib;
+        },
+    )
+    .await;
+    let declared = 800 * 1024;
+    // Alice's first body is being read: it holds 800 KiB of the 1 MiB.
+    let prefix = b"{\"model\":\"gpt-4o\",\"pad\":\"";
+    let mut first = raw_post(
+        env.proxy.addr,
+        "/api/v1/unlisted",
+        &[bearer("alice")],
+        declared,
+        prefix,
+    )
+    .await;
+    eventually(Duration::from_secs(10), "first body reserved", || async {
+        let second = env
+            .send(
+                Method::POST,
+                "/api/v1/unlisted",
+                &[bearer("alice"), ("content-type", "application/json".into())],
+                format!("{{\"pad\":\"{}\"}}", " ".repeat(declared - 11)),
+            )
+            .await;
+        second.status == 503 && assert_error_shape(&second, 503) == "body_budget_exhausted"
+    })
+    .await;
+    let rest = format!("{}\"}}", " ".repeat(declared - prefix.len() - 2));
+    first.write_all(rest.as_bytes()).await.unwrap();
+    assert_eq!(status_of(&mut first).await, "HTTP/1.1 200");
+    let again = env
+        .post_as("alice", "/api/v1/unlisted", &format!("{{\"pad\":\"{}\"}}", " ".repeat(declared - 11)))
+        .await;
+    assert_eq!(again.status, 200);
+}

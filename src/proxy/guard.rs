@@ -86,6 +86,16 @@ pub async fn identify(
     result
 }
 
+/// [`identify`] without counting a failure as an access decision, for
+/// callers that may still let the request pass as anonymous.
+pub async fn identify_unrecorded(
+    config: &Config,
+    store: &AccessStore,
+    headers: &HeaderMap,
+) -> Result<Identity, Refusal> {
+    identify_inner(config, store, headers).await
+}
+
 async fn identify_inner(
     config: &Config,
     store: &AccessStore,

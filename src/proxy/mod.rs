@@ -14,6 +14,7 @@
 //! [`list_cache`] (filtered lists shared by one organization set).
 
 pub mod body;
+pub mod budget;
 pub mod egress;
 mod forward;
 pub mod guard;
@@ -152,6 +153,8 @@ pub struct Proxy {
     list_filters: Arc<tokio::sync::Semaphore>,
     /// Model lists already filtered for an organization set.
     list_cache: list_cache::ListCache,
+    /// The memory buffered request bodies may hold at once.
+    body_budget: budget::BodyBudget,
 }
 
 impl Proxy {
@@ -173,9 +176,12 @@ impl Proxy {
         ));
         let list_cache =
             list_cache::ListCache::new(LIST_CACHE_BYTES, config.load().startup.store.cache_ttl);
+        let body_budget =
+            budget::BodyBudget::new(config.load().startup.max_buffered_body_bytes.get());
         Arc::new(Self {
             list_filters,
             list_cache,
+            body_budget,
             config,
             store,
             metrics,
