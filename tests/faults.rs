@@ -397,3 +397,31 @@ async fn buffered_bodies_share_a_memory_budget() {
         .await;
     assert_eq!(again.status, 200);
 }
+
+/// 401 and 403 refusals echo the request id like forwarded responses.
+#[tokio::test]
+async fn refusals_echo_the_request_id() {
+    let env = Env::start().await;
+    let json = ("content-type", "application/json".to_owned());
+    let rid = ("x-request-id", "req-faults-1".to_owned());
+    let a = env
+        .send(
+            Method::POST,
+            "/api/chat/completions",
+            &[json.clone(), rid.clone()],
+            r#"{"model":"gpt-4o"}"#,
+        )
+        .await;
+    assert_eq!(assert_error_shape(&a, 401), "not_authenticated");
+    assert_eq!(a.headers["x-request-id"], "req-faults-1");
+    let b = env
+        .send(
+            Method::POST,
+            "/api/chat/completions",
+            &[bearer("alice"), json, rid],
+            r#"{"model":"llama"}"#,
+        )
+        .await;
+    assert_eq!(assert_error_shape(&b, 403), "model_not_allowed");
+    assert_eq!(b.headers["x-request-id"], "req-faults-1");
+}
