@@ -64,7 +64,10 @@ async fn sighup_after_the_default_config_file_is_deleted_keeps_the_running_confi
     let err = serve.wait_for("config reload failed; the running config stays in force");
     assert_eq!(err["level"], "ERROR");
     assert!(
-        err["error"].as_str().unwrap_or_default().contains("missing"),
+        err["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("missing"),
         "{err}"
     );
     assert_eq!(
@@ -75,7 +78,10 @@ async fn sighup_after_the_default_config_file_is_deleted_keeps_the_running_confi
     assert!(up.requests_to("/api/v1/custom/run").is_empty());
     let text = metrics_text(&serve).await;
     assert!(
-        metric_line(&text, r#"modelgate_config_reloads_total{result="failed"} 1"#),
+        metric_line(
+            &text,
+            r#"modelgate_config_reloads_total{result="failed"} 1"#
+        ),
         "{text}"
     );
 }
@@ -175,9 +181,11 @@ async fn stalled_list_bodies_time_out_and_give_their_slot_back() {
             tokio::spawn(async move { env.get_as("alice", "/api/models").await })
         })
         .collect();
-    eventually(Duration::from_secs(10), "both stalled lists sent", || async {
-        env.up.requests_to("/api/models").len() == 2
-    })
+    eventually(
+        Duration::from_secs(10),
+        "both stalled lists sent",
+        || async { env.up.requests_to("/api/models").len() == 2 },
+    )
     .await;
     // Both slots are held by stalled bodies: this list waits for one.
     let other = env.get_as("alice", "/api/v1/models").await;
@@ -329,10 +337,23 @@ async fn unauthenticated_bodies_are_never_buffered() {
     for auth in [
         vec![],
         vec![("authorization", "Bearer not-a-token".to_owned())],
-        vec![("cookie", format!("token={}", token_with(&serde_json::json!({"id": "alice"}), "wrong-key")))],
+        vec![(
+            "cookie",
+            format!(
+                "token={}",
+                token_with(&serde_json::json!({"id": "alice"}), "wrong-key")
+            ),
+        )],
     ] {
         let before = env.up.requests_to("/api/v1/unlisted").len();
-        let mut s = raw_post(env.proxy.addr, "/api/v1/unlisted", &auth, big, b"{\"model\":").await;
+        let mut s = raw_post(
+            env.proxy.addr,
+            "/api/v1/unlisted",
+            &auth,
+            big,
+            b"{\"model\":",
+        )
+        .await;
         // Forwarded on its head: the rest of the 60 MB was never sent.
         assert_eq!(status_of(&mut s).await, "HTTP/1.1 200", "{auth:?}");
         assert_eq!(env.up.requests_to("/api/v1/unlisted").len(), before + 1);
@@ -393,7 +414,11 @@ async fn buffered_bodies_share_a_memory_budget() {
     first.write_all(rest.as_bytes()).await.unwrap();
     assert_eq!(status_of(&mut first).await, "HTTP/1.1 200");
     let again = env
-        .post_as("alice", "/api/v1/unlisted", &format!("{{\"pad\":\"{}\"}}", " ".repeat(declared - 11)))
+        .post_as(
+            "alice",
+            "/api/v1/unlisted",
+            &format!("{{\"pad\":\"{}\"}}", " ".repeat(declared - 11)),
+        )
         .await;
     assert_eq!(again.status, 200);
 }

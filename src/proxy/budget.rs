@@ -158,7 +158,11 @@ mod tests {
         assert_eq!(budget.available_bytes(), UNIT);
         // A second body that would pass the budget is refused, not queued.
         let refused = budget
-            .read_json(1 << 20, &json_headers(Some(2 * UNIT)), body::full(vec![b' '; 2 * UNIT]))
+            .read_json(
+                1 << 20,
+                &json_headers(Some(2 * UNIT)),
+                body::full(vec![b' '; 2 * UNIT]),
+            )
             .await;
         assert!(matches!(refused, Err(Refusal::BodyBudgetExhausted)));
         let forwarded = held.into_body();
@@ -179,9 +183,17 @@ mod tests {
         drop(ok);
         assert_eq!(budget.available_bytes(), 2 * UNIT);
         let too_much = budget
-            .read_json(1 << 20, &json_headers(None), chunked(vec![chunk, chunk, chunk]))
+            .read_json(
+                1 << 20,
+                &json_headers(None),
+                chunked(vec![chunk, chunk, chunk]),
+            )
             .await;
         assert!(matches!(too_much, Err(Refusal::BodyBudgetExhausted)));
-        assert_eq!(budget.available_bytes(), 2 * UNIT, "a refusal keeps nothing");
+        assert_eq!(
+            budget.available_bytes(),
+            2 * UNIT,
+            "a refusal keeps nothing"
+        );
     }
 }

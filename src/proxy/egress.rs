@@ -26,9 +26,9 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::body::Body;
+use super::budget::BodyBudget;
 use super::forward::downstream;
 use super::guard::{self, Identity, Verdict};
-use super::budget::BodyBudget;
 use super::inspect::parse_off_thread;
 use super::upstream::{TlsError, TlsUpstream};
 use super::{headers, Ctx};
@@ -109,7 +109,10 @@ impl Egress {
         // Who, before a byte of the body is buffered.
         let caller = self.caller(config, ctx, &parts.headers).await?;
         let cap = config.egress.max_body_bytes.get();
-        let buffered = self.body_budget.read_json(cap, &parts.headers, body).await?;
+        let buffered = self
+            .body_budget
+            .read_json(cap, &parts.headers, body)
+            .await?;
         let models = parse_off_thread(buffered.bytes.clone(), outbound_models).await?;
         let started = Instant::now();
         ctx.verdict = Some(match caller {
@@ -123,8 +126,12 @@ impl Egress {
             }
             Caller::System => self.system_call(config, &models, started.elapsed())?,
         });
-        self.forward(config, ctx, Request::from_parts(parts, buffered.into_body()))
-            .await
+        self.forward(
+            config,
+            ctx,
+            Request::from_parts(parts, buffered.into_body()),
+        )
+        .await
     }
 
     /// The identify phase: Open WebUI's signed user header, or (only when

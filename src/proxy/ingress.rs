@@ -113,7 +113,10 @@ impl Proxy {
                         // one we cannot see.
                         let models =
                             requested_models(config, store, buffered.bytes.clone(), spec).await?;
-                        Ok((Request::from_parts(parts, buffered.into_body()), Some(models)))
+                        Ok((
+                            Request::from_parts(parts, buffered.into_body()),
+                            Some(models),
+                        ))
                     })
                     .await?;
                 self.forward(config, ctx, guarded.req).await
@@ -181,24 +184,23 @@ impl Proxy {
         ctx: &mut Ctx,
         req: Request<Body>,
     ) -> Result<Response<Body>, Refusal> {
-        let who =
-            match guard::identify_unrecorded(config, &self.store, req.headers()).await {
-                Ok(who) => who,
-                Err(refusal) if is_nobody(&refusal) => {
-                    ctx.route = RouteLabel::Pass;
-                    return self.forward(config, ctx, req).await;
-                }
-                Err(refusal) => {
-                    guard::record_refusal(
-                        &self.metrics,
-                        Gate::Ingress,
-                        &refusal,
-                        None,
-                        std::time::Duration::ZERO,
-                    );
-                    return Err(refusal);
-                }
-            };
+        let who = match guard::identify_unrecorded(config, &self.store, req.headers()).await {
+            Ok(who) => who,
+            Err(refusal) if is_nobody(&refusal) => {
+                ctx.route = RouteLabel::Pass;
+                return self.forward(config, ctx, req).await;
+            }
+            Err(refusal) => {
+                guard::record_refusal(
+                    &self.metrics,
+                    Gate::Ingress,
+                    &refusal,
+                    None,
+                    std::time::Duration::ZERO,
+                );
+                return Err(refusal);
+            }
+        };
         ctx.user = Some(who.user_id.clone());
         if guard::bypasses(config, &self.metrics, Gate::Ingress, &who) {
             ctx.verdict = Some(Verdict::Bypassed);
@@ -219,9 +221,8 @@ impl Proxy {
             ctx.route = RouteLabel::Pass;
             return self.forward(config, ctx, req).await;
         }
-        ctx.verdict = Some(
-            guard::authorize(&self.store, &self.metrics, Gate::Ingress, &who, &models).await?,
-        );
+        ctx.verdict =
+            Some(guard::authorize(&self.store, &self.metrics, Gate::Ingress, &who, &models).await?);
         self.forward(config, ctx, req).await
     }
 

@@ -147,8 +147,14 @@ mod tests {
         assert!(!names_models(ListShape::Data, br#"{"detail":"x"}"#));
         assert!(!names_models(ListShape::Data, b"Internal Server Error"));
         assert!(names_models(ListShape::BareList, br#"[]"#));
-        assert!(!names_models(ListShape::Single, br#"{"detail":"Model not found"}"#));
+        assert!(!names_models(
+            ListShape::Single,
+            br#"{"detail":"Model not found"}"#
+        ));
         assert!(names_models(ListShape::Single, br#"{"id":"m"}"#));
-        assert!(names_models(ListShape::TaskConfig, br#"{"TASK_MODEL":"m"}"#));
+        assert!(names_models(
+            ListShape::TaskConfig,
+            br#"{"TASK_MODEL":"m"}"#
+        ));
     }
 }
