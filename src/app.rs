@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::{self, AdminState};
@@ -21,14 +20,11 @@ use crate::store::AccessStore;
 
 /// Runs the proxy and the admin listener until SIGTERM or SIGINT.
 pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.startup.listen)
-        .await
+    let listener = server::bind(config.startup.listen)
         .with_context(|| format!("cannot listen on {}", config.startup.listen))?;
-    let admin_listener = TcpListener::bind(config.startup.admin_listen)
-        .await
+    let admin_listener = server::bind(config.startup.admin_listen)
         .with_context(|| format!("cannot listen on {} (admin)", config.startup.admin_listen))?;
-    let egress_listener = TcpListener::bind(config.startup.egress_listen)
-        .await
+    let egress_listener = server::bind(config.startup.egress_listen)
         .with_context(|| format!("cannot listen on {} (egress)", config.startup.egress_listen))?;
     tracing::info!(addr = %listener.local_addr()?, upstream = %config.upstream, "proxy listening");
     tracing::info!(

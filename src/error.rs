@@ -65,6 +65,11 @@ pub enum Refusal {
     /// The client's body stream failed while being read.
     #[error("request body could not be read: {0}")]
     BodyUnreadable(String),
+    /// Buffered request bodies already hold `limits.max_buffered_body_bytes`:
+    /// refused at once rather than queued (a queue would hold the client's
+    /// connection and its body in the kernel's buffers instead).
+    #[error("buffered request bodies at their memory budget")]
+    BodyBudgetExhausted,
     /// A request target that cannot be pointed at the upstream.
     #[error("invalid request target")]
     BadTarget,
@@ -184,6 +189,12 @@ impl Refusal {
                 400,
                 "body_unreadable",
                 format!("Request body could not be read: {e}").into(),
+            ),
+            R::BodyBudgetExhausted => (
+                503,
+                "body_budget_exhausted",
+                "The gateway is checking too many large requests right now. Please try again shortly."
+                    .into(),
             ),
             R::BadTarget => (400, "bad_request", "Invalid request target.".into()),
             R::ModelNotAllowed { model, .. } => (

@@ -1,7 +1,7 @@
 //! The one path that changes the live configuration: re-read the file,
 //! validate, keep start-up-only keys, swap. A bad file changes nothing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -19,7 +19,11 @@ pub struct Overrides {
 
 impl Overrides {
     pub fn load(&self, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-        Config::load_with(self.config_path.as_deref(), env, |file| {
+        self.load_from(self.config_path.as_deref(), env)
+    }
+
+    fn load_from(&self, path: Option<&Path>, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        Config::load_with(path, env, |file| {
             if let Some(db) = &self.database {
                 file.database = db.clone();
             }
@@ -34,7 +38,20 @@ pub fn reload(
     env: EnvLookup<'_>,
 ) -> Result<Arc<Config>, ConfigError> {
     let running = live.load_full();
-    let mut next = overrides.load(env)?;
+    // The file the running config came from is read again, whatever the
+    // flag said: the default path is only used "when present", and a
+    // deleted default file must not quietly become "no file" (built-in
+    // defaults, the operator's routes gone).
+    let path = overrides
+        .config_path
+        .as_deref()
+        .or(running.source.as_deref());
+    if let Some(p) = path.filter(|p| !p.exists()) {
+        return Err(ConfigError::Vanished {
+            path: p.to_path_buf(),
+        });
+    }
+    let mut next = overrides.load_from(path, env)?;
     for key in next.keep_static_from(&running) {
         tracing::warn!(
             key,
@@ -79,6 +96,27 @@ mod tests {
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(b"[proxy\npreserve_host = true\n").unwrap();
         assert!(reload(&live, &o, &no_env).is_err());
+        assert!(!live.load().proxy.preserve_host, "old config still serves");
+    }
+
+    #[test]
+    fn a_vanished_file_is_an_error_not_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[proxy]\npreserve_host = false\n").unwrap();
+        // As if found at the default path: no flag named it.
+        let o = Overrides::default();
+        let mut first = Overrides {
+            config_path: Some(path.clone()),
+            database: None,
+        }
+        .load(&no_env)
+        .unwrap();
+        first.source = Some(path.clone());
+        let live = ArcSwap::from_pointee(first);
+        std::fs::remove_file(&path).unwrap();
+        let err = reload(&live, &o, &no_env).unwrap_err();
+        assert!(matches!(err, ConfigError::Vanished { .. }), "{err}");
         assert!(!live.load().proxy.preserve_host, "old config still serves");
     }
 

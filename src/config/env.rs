@@ -27,6 +27,16 @@ pub(super) fn apply(file: &mut FileConfig, env: EnvLookup<'_>) -> Result<(), Con
     if let Some(v) = env("MODELGATE_DATABASE") {
         file.database = PathBuf::from(v);
     }
+    if let Some(v) = env("MODELGATE_LIST_BODY_TIMEOUT_SECS") {
+        file.timeouts.list_body_secs = parse_number("MODELGATE_LIST_BODY_TIMEOUT_SECS", &v)?;
+    }
+    if let Some(v) = env("MODELGATE_MAX_BUFFERED_BODY_BYTES") {
+        file.limits.max_buffered_body_bytes =
+            parse_number("MODELGATE_MAX_BUFFERED_BODY_BYTES", &v)?;
+    }
+    if let Some(v) = env("MODELGATE_STORE_LOOKUP_TIMEOUT_MS") {
+        file.store.lookup_timeout_ms = parse_number("MODELGATE_STORE_LOOKUP_TIMEOUT_MS", &v)?;
+    }
     if let Some(v) = env("ENABLE_MODEL_FILTER") {
         file.access.enabled = parse_bool("ENABLE_MODEL_FILTER", &v)?;
     }
@@ -77,6 +87,17 @@ pub(super) fn admin_token(
         },
     };
     Ok(token.filter(|t| !t.is_empty()).map(Arc::from))
+}
+
+/// A count, size or duration given in the environment.
+fn parse_number<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| invalid(key, value, e.to_string()))
 }
 
 /// Booleans as Open WebUI's environment spells them.

@@ -100,6 +100,10 @@ pub struct TimeoutSection {
     pub header_read_secs: u64,
     /// On SIGTERM/SIGINT, how long in-flight requests and streams may finish.
     pub drain_secs: u64,
+    /// A model-list response body must arrive whole within this many seconds
+    /// of its headers (→ 504): the list is buffered to be filtered, and a
+    /// stalled one would hold a list-filter slot forever.
+    pub list_body_secs: u64,
 }
 
 impl Default for TimeoutSection {
@@ -109,6 +113,7 @@ impl Default for TimeoutSection {
             upstream_headers_secs: 300,
             header_read_secs: 30,
             drain_secs: 30,
+            list_body_secs: 30,
         }
     }
 }
@@ -122,6 +127,12 @@ pub struct LimitSection {
     pub max_header_bytes: usize,
     /// Most header fields in one request.
     pub max_headers: usize,
+    /// Bytes that buffered request bodies (guarded bodies read to find their
+    /// models) may hold at once, across all requests of a gate; a body that
+    /// would pass it is refused with 503 `body_budget_exhausted` instead of
+    /// waiting. At least `access.max_body_bytes` and
+    /// `access.max_unlisted_body_bytes`.
+    pub max_buffered_body_bytes: usize,
 }
 
 impl Default for LimitSection {
@@ -130,6 +141,7 @@ impl Default for LimitSection {
             max_connections: 10_000,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            max_buffered_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -225,6 +237,9 @@ pub struct StoreSection {
     pub read_connections: usize,
     /// How long a read waits on a locked database before failing (503).
     pub busy_timeout_ms: u64,
+    /// The longest a lookup may take, waiting for a read connection
+    /// included, before the request gets 503.
+    pub lookup_timeout_ms: u64,
     /// Users whose access is cached. Restart.
     pub cache_capacity: u64,
     /// How long a cached answer may be served without a change signal.
@@ -241,6 +256,7 @@ impl Default for StoreSection {
         Self {
             read_connections: d.read_connections,
             busy_timeout_ms: d.busy_timeout.as_millis() as u64,
+            lookup_timeout_ms: d.lookup_timeout.as_millis() as u64,
             cache_capacity: d.cache_capacity,
             cache_ttl_secs: d.cache_ttl.as_secs(),
             watch_interval_ms: d.watch_interval.as_millis() as u64,
@@ -328,6 +344,22 @@ impl FileConfig {
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "", "must not be empty"));
         }
+        let max_buffered_body_bytes: NonZeroUsize = non_zero(
+            "limits.max_buffered_body_bytes",
+            self.limits.max_buffered_body_bytes,
+        )?;
+        let largest_body = self
+            .access
+            .max_body_bytes
+            .max(self.access.max_unlisted_body_bytes)
+            .max(self.egress.max_body_bytes);
+        if max_buffered_body_bytes.get() < largest_body {
+            return Err(invalid(
+                "limits.max_buffered_body_bytes",
+                max_buffered_body_bytes.to_string(),
+                format!("must be at least access.max_body_bytes, access.max_unlisted_body_bytes and egress.max_body_bytes ({largest_body}): a body the caps allow must fit"),
+            ));
+        }
         let max_concurrent_list_filters = non_zero(
             "access.max_concurrent_list_filters",
             self.access.max_concurrent_list_filters,
@@ -343,6 +375,7 @@ impl FileConfig {
                 database: self.database,
                 log: self.log,
                 max_connections,
+                max_buffered_body_bytes,
                 connect_timeout,
                 max_concurrent_list_filters,
                 store,
@@ -396,6 +429,7 @@ impl TimeoutSection {
             header_read: non_zero_secs("timeouts.header_read_secs", self.header_read_secs)?,
             // Zero is meaningful: stop without waiting for in-flight requests.
             drain: Duration::from_secs(self.drain_secs),
+            list_body: non_zero_secs("timeouts.list_body_secs", self.list_body_secs)?,
         })
     }
 }
@@ -467,6 +501,7 @@ impl StoreSection {
             )?
             .get(),
             busy_timeout: Duration::from_millis(self.busy_timeout_ms),
+            lookup_timeout: non_zero_millis("store.lookup_timeout_ms", self.lookup_timeout_ms)?,
             cache_capacity: non_zero::<_, NonZeroU64>("store.cache_capacity", self.cache_capacity)?
                 .get(),
             cache_ttl: non_zero_secs("store.cache_ttl_secs", self.cache_ttl_secs)?,

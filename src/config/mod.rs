@@ -51,6 +51,11 @@ pub enum ConfigError {
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A reload found the file the running config was read from gone. The
+    /// built-in defaults are never a fallback for it: they would drop the
+    /// operator's routes and switches without a word.
+    #[error("config file {path} was loaded before and is now missing; a reload never falls back to the built-in defaults")]
+    Vanished { path: PathBuf },
     #[error("invalid value {value:?} for {key}: {reason}")]
     Invalid {
         key: &'static str,
@@ -104,6 +109,8 @@ pub struct Startup {
     pub log: LogSection,
     /// `limits.max_connections`.
     pub max_connections: NonZeroUsize,
+    /// `limits.max_buffered_body_bytes`: the budget is sized once.
+    pub max_buffered_body_bytes: NonZeroUsize,
     /// `timeouts.connect_ms`.
     pub connect_timeout: Duration,
     /// `access.max_concurrent_list_filters`.
@@ -129,6 +136,7 @@ impl Startup {
             database,
             log,
             max_connections,
+            max_buffered_body_bytes,
             connect_timeout,
             max_concurrent_list_filters,
             store,
@@ -144,6 +152,10 @@ impl Startup {
             (
                 "limits.max_connections",
                 *max_connections != other.max_connections,
+            ),
+            (
+                "limits.max_buffered_body_bytes",
+                *max_buffered_body_bytes != other.max_buffered_body_bytes,
             ),
             (
                 "timeouts.connect_ms",
@@ -184,6 +196,8 @@ pub struct Timeouts {
     pub upstream_headers: Duration,
     pub header_read: Duration,
     pub drain: Duration,
+    /// `timeouts.list_body_secs`: a model-list body, from its headers to its end.
+    pub list_body: Duration,
 }
 
 /// Bounds on a client's request head.

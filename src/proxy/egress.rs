@@ -25,10 +25,11 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri, Versi
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use super::body::{self, Body};
+use super::body::Body;
+use super::budget::BodyBudget;
 use super::forward::downstream;
 use super::guard::{self, Identity, Verdict};
-use super::inspect::{parse_off_thread, read_json_body};
+use super::inspect::parse_off_thread;
 use super::upstream::{TlsError, TlsUpstream};
 use super::{headers, Ctx};
 use crate::config::Config;
@@ -43,6 +44,8 @@ pub struct Egress {
     store: AccessStore,
     metrics: Arc<Metrics>,
     upstream: TlsUpstream,
+    /// The memory buffered outbound bodies may hold at once.
+    body_budget: BodyBudget,
 }
 
 /// Who an outbound call is made for.
@@ -60,7 +63,9 @@ impl Egress {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, TlsError> {
         let upstream = TlsUpstream::tls(&config.load(), metrics.clone())?;
+        let body_budget = BodyBudget::new(config.load().startup.max_buffered_body_bytes.get());
         Ok(Arc::new(Self {
+            body_budget,
             config,
             store,
             metrics,
@@ -104,8 +109,11 @@ impl Egress {
         // Who, before a byte of the body is buffered.
         let caller = self.caller(config, ctx, &parts.headers).await?;
         let cap = config.egress.max_body_bytes.get();
-        let bytes = read_json_body(cap, &parts.headers, body).await?;
-        let models = parse_off_thread(bytes.clone(), outbound_models).await?;
+        let buffered = self
+            .body_budget
+            .read_json(cap, &parts.headers, body)
+            .await?;
+        let models = parse_off_thread(buffered.bytes.clone(), outbound_models).await?;
         let started = Instant::now();
         ctx.verdict = Some(match caller {
             Caller::User(who) => {
@@ -118,8 +126,12 @@ impl Egress {
             }
             Caller::System => self.system_call(config, &models, started.elapsed())?,
         });
-        self.forward(config, ctx, Request::from_parts(parts, body::full(bytes)))
-            .await
+        self.forward(
+            config,
+            ctx,
+            Request::from_parts(parts, buffered.into_body()),
+        )
+        .await
     }
 
     /// The identify phase: Open WebUI's signed user header, or (only when

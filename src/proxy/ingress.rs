@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use super::body::{self, Body};
 use super::guard::{self, Identity, Verdict};
-use super::inspect::{read_json_body, requested_models, unlisted_model};
+use super::inspect::{requested_models, unlisted_model};
 use super::rewrite::{filter_response, ListFilter};
 use super::upgrade::SocketFilter;
 use super::{headers, Ctx, Proxy};
@@ -113,15 +113,20 @@ impl Proxy {
                 let store = &self.store;
                 let generation = self.store.generation();
                 let response = spec.response;
+                let budget = &self.body_budget;
                 let guarded = self
                     .guard(config, ctx, req, Pending::Refused, |req| async move {
                         let (parts, body) = req.into_parts();
-                        let bytes = read_json_body(cap, &parts.headers, body).await?;
+                        let buffered = budget.read_json(cap, &parts.headers, body).await?;
                         // A route that must name its model refuses an empty
                         // list here (`missing_model`): the server would pick
                         // one we cannot see.
-                        let models = requested_models(config, store, bytes.clone(), spec).await?;
-                        Ok((Request::from_parts(parts, body::full(bytes)), Some(models)))
+                        let models =
+                            requested_models(config, store, buffered.bytes.clone(), spec).await?;
+                        Ok((
+                            Request::from_parts(parts, buffered.into_body()),
+                            Some(models),
+                        ))
                     })
                     .await?;
                 match (response, guarded.who) {
@@ -254,32 +259,62 @@ impl Proxy {
     }
 
     /// Defence in depth: a JSON body on a route the table does not know is
-    /// still checked when it names a top-level `model`.
+    /// still checked when it names a top-level `model` — the body of a
+    /// known user only.
+    ///
+    /// Who asks is settled from the headers before a byte of the body is
+    /// read. A request without a valid credential (signing in or up, or
+    /// with a stale cookie) is someone Open WebUI also serves as nobody, and
+    /// it calls no model for nobody (the egress gate refuses a call without
+    /// a verified user), so it is streamed as is: a stranger's body is never
+    /// buffered. A credential that cannot be checked right now (the store
+    /// or the session key unavailable) is refused as on any guarded route.
     async fn unlisted_json(
         &self,
         config: &Config,
         ctx: &mut Ctx,
         req: Request<Body>,
     ) -> Result<Response<Body>, Refusal> {
+        let who = match guard::authenticate(config, &self.store, req.headers()).await {
+            Ok(who) => who,
+            Err(refusal) if is_nobody(&refusal) => {
+                ctx.route = RouteLabel::Pass;
+                return self.forward(config, ctx, req).await;
+            }
+            Err(refusal) => {
+                guard::record_refusal(
+                    &self.metrics,
+                    Gate::Ingress,
+                    &refusal,
+                    None,
+                    std::time::Duration::ZERO,
+                );
+                return Err(refusal);
+            }
+        };
+        ctx.user = Some(who.user_id.clone());
+        if guard::bypasses(config, &self.metrics, Gate::Ingress, &who) {
+            ctx.verdict = Some(Verdict::Bypassed);
+            return self.forward(config, ctx, req).await;
+        }
         let (parts, body) = req.into_parts();
-        let bytes = read_json_body(
-            config.access.max_unlisted_body_bytes.get(),
-            &parts.headers,
-            body,
-        )
-        .await?;
-        let models = unlisted_model(config, bytes.clone()).await?;
-        let req = Request::from_parts(parts, body::full(bytes));
+        let buffered = self
+            .body_budget
+            .read_json(
+                config.access.max_unlisted_body_bytes.get(),
+                &parts.headers,
+                body,
+            )
+            .await?;
+        let models = unlisted_model(config, buffered.bytes.clone()).await?;
+        let req = Request::from_parts(parts, buffered.into_body());
         if models.is_empty() {
             ctx.route = RouteLabel::Pass;
             return self.forward(config, ctx, req).await;
         }
-        let guarded = self
-            .guard(config, ctx, req, Pending::Refused, |req| async move {
-                Ok((req, Some(models)))
-            })
-            .await?;
-        self.forward(config, ctx, guarded.req).await
+        ctx.verdict =
+            Some(guard::authorize(&self.store, &self.metrics, Gate::Ingress, &who, &models).await?);
+        self.forward(config, ctx, req).await
     }
 
     /// A route whose response lists models: forward, then filter the list
@@ -342,7 +377,10 @@ impl Proxy {
         );
         let is_head = req.method() == Method::HEAD;
         let resp = self.forward(config, ctx, req).await?;
-        if is_head || !resp.status().is_success() {
+        // Every status is read: an error page can carry a model list too
+        // (a 500 once showed a forbidden id); `filter_response` passes an
+        // error through unchanged when it names no models.
+        if is_head {
             return Ok(resp);
         }
         // The body waits in the connection's buffers until a slot frees.
@@ -361,7 +399,10 @@ impl Proxy {
             } else {
                 config.access.max_list_bytes.get()
             },
+            read_timeout: config.timeouts.list_body,
         };
+        // The slot is given back when this returns, the deadline included:
+        // a list whose body stalls costs its slot for `list_body` at most.
         filter_response(lf, who, shape, resp).await
     }
 }
@@ -389,6 +430,23 @@ impl crate::server::Handler for Proxy {
 
     fn tunnels(&self) -> Option<&tokio_util::task::TaskTracker> {
         Some(&self.tunnels)
+    }
+}
+
+/// A failed identification that leaves the request as Open WebUI would
+/// see it: from nobody. Failures of our own (store, session key) and
+/// ambiguous credentials are not: those are refused.
+fn is_nobody(refusal: &Refusal) -> bool {
+    use crate::gate::credential::CredentialError;
+    use crate::gate::jwt::JwtError;
+    match refusal {
+        Refusal::NotAuthenticated
+        | Refusal::Credential(CredentialError::Empty(_))
+        | Refusal::UnknownApiKey
+        | Refusal::ApiKeyExpired
+        | Refusal::AccountPending { .. } => true,
+        Refusal::Session(e) => !matches!(e, JwtError::KeyFile { .. } | JwtError::EmptyKeyFile(_)),
+        _ => false,
     }
 }
 

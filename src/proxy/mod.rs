@@ -14,6 +14,7 @@
 //! [`list_cache`] (filtered lists shared by one organization set).
 
 pub mod body;
+pub mod budget;
 pub mod egress;
 mod forward;
 pub mod guard;
@@ -48,6 +49,8 @@ pub struct Ctx {
     /// Which gate the request crossed.
     pub gate: Gate,
     pub request_id: HeaderValue,
+    /// Where the request id is echoed (`proxy.request_id_header`).
+    pub request_id_header: http::HeaderName,
     pub method: Method,
     /// The path as received (no query: query strings may carry secrets).
     pub path: String,
@@ -79,7 +82,8 @@ impl Ctx {
     ) -> (Ctx, Request<Body>, GaugeGuard) {
         let in_flight = metrics.track_in_flight();
         let request_id = headers::request_id(req.headers(), &config.proxy.request_id_header);
-        let ctx = Ctx::new(gate, &req, peer, request_id);
+        let mut ctx = Ctx::new(gate, &req, peer, request_id);
+        ctx.request_id_header = config.proxy.request_id_header.clone();
         let (parts, incoming) = req.into_parts();
         (
             ctx,
@@ -93,6 +97,7 @@ impl Ctx {
         Ctx {
             gate,
             request_id,
+            request_id_header: http::HeaderName::from_static("x-request-id"),
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
             peer,
@@ -130,7 +135,11 @@ impl Ctx {
                 if self.verdict.is_none() {
                     self.verdict = guard::verdict_of(&refusal);
                 }
-                let resp = refusal.to_response();
+                let mut resp = refusal.to_response();
+                // Echoed like on a forwarded response, so a refusal can be
+                // found in the log by the id the client sent.
+                resp.headers_mut()
+                    .insert(self.request_id_header.clone(), self.request_id.clone());
                 self.refusal = Some(refusal);
                 resp
             }
@@ -155,6 +164,8 @@ pub struct Proxy {
     list_filters: Arc<tokio::sync::Semaphore>,
     /// Model lists already filtered for an organization set.
     list_cache: list_cache::ListCache,
+    /// The memory buffered request bodies may hold at once.
+    body_budget: budget::BodyBudget,
 }
 
 impl Proxy {
@@ -176,9 +187,12 @@ impl Proxy {
         ));
         let list_cache =
             list_cache::ListCache::new(LIST_CACHE_BYTES, config.load().startup.store.cache_ttl);
+        let body_budget =
+            budget::BodyBudget::new(config.load().startup.max_buffered_body_bytes.get());
         Arc::new(Self {
             list_filters,
             list_cache,
+            body_budget,
             config,
             store,
             metrics,

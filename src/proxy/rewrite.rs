@@ -1,6 +1,13 @@
 //! The rewrite leaf for model lists: decode, filter (or reuse the same list
-//! filtered for the same organizations), re-frame. A 2xx body that cannot be
-//! filtered is never passed on (502).
+//! filtered for the same organizations), re-frame. A body that has the
+//! list's shape but cannot be filtered is never passed on (502), whatever
+//! its status; an error response that names no models passes unchanged.
+//! The body must arrive whole within `timeouts.list_body` of its headers
+//! (504 otherwise): it is buffered while its caller holds a list-filter
+//! slot.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use std::borrow::Cow;
 
@@ -26,6 +33,8 @@ pub struct ListFilter<'a> {
     pub cache: &'a ListCache,
     pub generation: u64,
     pub cap: usize,
+    /// From the response's headers to the end of its body.
+    pub read_timeout: Duration,
 }
 
 pub async fn filter_response(
@@ -40,14 +49,22 @@ pub async fn filter_response(
         cache,
         generation,
         cap,
+        read_timeout,
     } = lf;
     let (mut parts, body) = resp.into_parts();
-    let bytes = match collect_limited(body, cap).await {
-        Ok(b) => b,
-        Err(CollectError::TooLarge) => {
+    let bytes = match tokio::time::timeout(read_timeout, collect_limited(body, cap)).await {
+        Err(_) => {
+            tracing::warn!(
+                timeout_secs = read_timeout.as_secs(),
+                "upstream model list body did not arrive in time"
+            );
+            return Err(Refusal::UpstreamTimeout);
+        }
+        Ok(Ok(b)) => b,
+        Ok(Err(CollectError::TooLarge)) => {
             return Err(Refusal::UnfilterableList(FilterError::TooLarge))
         }
-        Err(CollectError::Body(e)) => return Err(Refusal::ListUnreadable(e.to_string())),
+        Ok(Err(CollectError::Body(e))) => return Err(Refusal::ListUnreadable(e.to_string())),
     };
     let encodings: Vec<&HeaderValue> = parts
         .headers
@@ -60,9 +77,13 @@ pub async fn filter_response(
         )));
     }
     let decoded = match decode_body(encodings.first().copied(), &bytes, cap)? {
-        Cow::Borrowed(_) => bytes,
+        Cow::Borrowed(_) => bytes.clone(),
         Cow::Owned(d) => Bytes::from(d),
     };
+    if !parts.status.is_success() && !names_models(shape, &decoded) {
+        // An error that lists no models reaches the client as sent.
+        return Ok(Response::from_parts(parts, full(bytes)));
+    }
     let key = ListKey::new(&decoded, shape, generation, &who.access.organizations);
     let cached = if shape.cacheable() {
         cache.get(&key).await
@@ -125,4 +146,55 @@ where
         .await
         .map_err(|e| Refusal::ListUnreadable(format!("filter task failed: {e}")))??;
     Ok(filtered)
+}
+
+/// Whether a body has the shape's model-bearing part: the list member, the
+/// array, the redacted fields, the single model's `id`. Only an error
+/// response is asked; one that has it is filtered like a success (and
+/// refused when it cannot be).
+fn names_models(shape: ListShape, body: &[u8]) -> bool {
+    let members = |names: &[&str]| {
+        serde_json::from_slice::<BTreeMap<String, serde::de::IgnoredAny>>(body)
+            .is_ok_and(|m| names.iter().any(|n| m.contains_key(*n)))
+    };
+    match shape {
+        ListShape::Data => members(&["data"]),
+        ListShape::OllamaModels => members(&["models"]),
+        ListShape::Items => members(&["items"]),
+        ListShape::BareList => serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body).is_ok(),
+        ListShape::AppConfig => members(&["default_models", "default_pinned_models", "ui"]),
+        ListShape::TaskConfig => members(&["TASK_MODEL", "TASK_MODEL_EXTERNAL"]),
+        ListShape::Usage => members(&["model_ids"]),
+        ListShape::Single => members(&["id"]),
+        ListShape::Chat => members(&["chat"]),
+        ListShape::ChannelMessage => members(&["meta", "content", "reply_to_message"]),
+        ListShape::Folder => members(&["data"]),
+        ListShape::UserSettings => members(&["ui"]),
+        ListShape::SearchResults => members(&["items"]),
+        ListShape::Chats | ListShape::ChannelMessages | ListShape::Folders | ListShape::Groups => {
+            serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body).is_ok()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_name_models_only_in_the_shape_s_own_place() {
+        assert!(names_models(ListShape::Data, br#"{"data":[{"id":"x"}]}"#));
+        assert!(!names_models(ListShape::Data, br#"{"detail":"x"}"#));
+        assert!(!names_models(ListShape::Data, b"Internal Server Error"));
+        assert!(names_models(ListShape::BareList, br#"[]"#));
+        assert!(!names_models(
+            ListShape::Single,
+            br#"{"detail":"Model not found"}"#
+        ));
+        assert!(names_models(ListShape::Single, br#"{"id":"m"}"#));
+        assert!(names_models(
+            ListShape::TaskConfig,
+            br#"{"TASK_MODEL":"m"}"#
+        ));
+    }
 }

@@ -25,6 +25,10 @@ pub struct StoreConfig {
     pub path: PathBuf,
     pub read_connections: usize,
     pub busy_timeout: Duration,
+    /// The longest a lookup may take, its wait for a read connection
+    /// included: past it the caller gets [`StoreError::Busy`] (503), however
+    /// long a writer holds the database.
+    pub lookup_timeout: Duration,
     /// Users (and API keys) cached, each.
     pub cache_capacity: u64,
     /// Model links the organization cache may hold in total (an
@@ -41,6 +45,7 @@ impl Default for StoreConfig {
             path: PathBuf::from("./data/webui.db"),
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
+            lookup_timeout: Duration::from_secs(5),
             cache_capacity: 100_000,
             // Twice the 500k links of the reference data set.
             org_cache_capacity: 1_000_000,
@@ -99,6 +104,7 @@ impl AccessStore {
                 cfg.path.clone(),
                 cfg.read_connections,
                 cfg.busy_timeout,
+                cfg.lookup_timeout,
             )),
             caches: Caches::new(cfg.cache_capacity, cfg.org_cache_capacity, cfg.cache_ttl),
             shutdown: shutdown.child_token(),

@@ -36,6 +36,8 @@ pub(crate) struct PooledConn {
 pub(crate) struct ReadPool {
     path: PathBuf,
     busy_timeout: Duration,
+    // Bounds a lookup from its call: the wait for a permit plus the query.
+    lookup_timeout: Duration,
     // A std mutex: held only to push/pop, never across I/O or an await.
     idle: Mutex<Vec<PooledConn>>,
     // Bounds open connections (and concurrent blocking lookups) to `size`.
@@ -51,10 +53,16 @@ pub(crate) struct ReadPool {
 pub type QueryObserver = Arc<dyn Fn(Duration, Option<&StoreError>) + Send + Sync>;
 
 impl ReadPool {
-    pub fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> ReadPool {
+    pub fn new(
+        path: PathBuf,
+        size: usize,
+        busy_timeout: Duration,
+        lookup_timeout: Duration,
+    ) -> ReadPool {
         ReadPool {
             path,
             busy_timeout,
+            lookup_timeout,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1))),
             epoch: AtomicU64::new(0),
@@ -76,7 +84,19 @@ impl ReadPool {
         F: FnOnce(&Connection, &Tables) -> Result<T, StoreError> + Send + 'static,
     {
         let started = std::time::Instant::now();
-        let result = self.run_unobserved(data_gen, f).await;
+        // Without a deadline a locked database made lookups queue for a
+        // connection and then wait their own busy_timeout each, so answers
+        // came in waves for as long as the writer held the lock. A lookup
+        // that times out here leaves its blocking query to finish (within
+        // busy_timeout) on its own; its connection permit goes back then.
+        let result = tokio::time::timeout(self.lookup_timeout, self.run_unobserved(data_gen, f))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Busy(format!(
+                    "no answer within the lookup timeout ({} ms)",
+                    self.lookup_timeout.as_millis()
+                )))
+            });
         if let Some(observe) = self.observer.get() {
             observe(started.elapsed(), result.as_ref().err());
         }

@@ -66,6 +66,9 @@ pub enum Reply {
     Delay(Duration, Box<Reply>),
     /// Accepts a WebSocket upgrade and echoes every message.
     WebSocketEcho,
+    /// Records the request as soon as its head arrives and answers 200 `{}`
+    /// without reading the body (shows a body was streamed, not buffered).
+    Head,
 }
 
 pub struct FakeUpstream {
@@ -211,6 +214,10 @@ fn answer<'a>(
             body,
         };
         match reply {
+            Reply::Head => {
+                rec.lock().unwrap().push(record(&req, Bytes::new()));
+                json_reply(serde_json::json!({}))
+            }
             Reply::WebSocketEcho => {
                 rec.lock().unwrap().push(record(&req, Bytes::new()));
                 let key = req.headers().get("sec-websocket-key").cloned();
@@ -294,7 +301,9 @@ fn answer<'a>(
                         b.body(full(bytes)).unwrap()
                     }
                     Reply::Sse { events, gate } => sse(events, gate),
-                    Reply::Delay(..) | Reply::Sink | Reply::WebSocketEcho => unreachable!(),
+                    Reply::Delay(..) | Reply::Sink | Reply::WebSocketEcho | Reply::Head => {
+                        unreachable!()
+                    }
                 }
             }
         }

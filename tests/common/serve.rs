@@ -24,9 +24,30 @@ impl Serve {
         upstream: std::net::SocketAddr,
         env: &[(&str, &str)],
     ) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modelgate"))
-            .args(["serve", "--config"])
-            .arg(config)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelgate"));
+        cmd.args(["serve", "--config"]).arg(config);
+        Serve::spawn(cmd, config, upstream, env)
+    }
+
+    /// Runs `modelgate serve` without `--config`, in `dir`: the config is
+    /// found at the default path `dir/config/modelgate.toml`, when present.
+    pub fn start_in(
+        dir: &std::path::Path,
+        upstream: std::net::SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Serve {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelgate"));
+        cmd.arg("serve").current_dir(dir);
+        Serve::spawn(cmd, &dir.join("modelgate.toml"), upstream, env)
+    }
+
+    fn spawn(
+        mut cmd: Command,
+        config: &std::path::Path,
+        upstream: std::net::SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Serve {
+        let mut child = cmd
             .env_clear()
             .env("MODELGATE_LISTEN", "127.0.0.1:0")
             .env("MODELGATE_ADMIN_LISTEN", "127.0.0.1:0")
