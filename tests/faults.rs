@@ -468,3 +468,112 @@ async fn refusals_echo_the_request_id() {
     assert_eq!(assert_error_shape(&b, 403), "model_not_allowed");
     assert_eq!(b.headers["x-request-id"], "req-faults-1");
 }
+
+/// The database under a running gate is deleted, replaced by garbage, or
+/// loses an organization table: guarded requests get 503 (never a pass from
+/// a warm cache), and the same process recovers once the file is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_database_fails_closed_and_recovers_without_a_restart() {
+    let env = Env::start().await;
+    let chat = r#"{"model":"gpt-4o","messages":[]}"#;
+    let status = || async {
+        env.post_as("alice", "/api/chat/completions", chat)
+            .await
+            .status
+    };
+    assert_eq!(status().await, StatusCode::OK);
+    // Everything SQLite needs to reopen the database as it was.
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    drop(conn);
+    let good = std::fs::read(&env.db).unwrap();
+    // As an operator restores a copy: without the old write-ahead log,
+    // whose frames SQLite would otherwise apply to the copy.
+    let restore = || {
+        for side in ["db-wal", "db-shm"] {
+            let _ = std::fs::remove_file(env.db.with_extension(side));
+        }
+        let tmp = env.db.with_extension("restore");
+        std::fs::write(&tmp, &good).unwrap();
+        std::fs::rename(&tmp, &env.db).unwrap();
+    };
+    let becomes = |want: StatusCode, what: &'static str| {
+        let status = &status;
+        async move {
+            eventually(Duration::from_secs(5), what, || async {
+                status().await == want
+            })
+            .await
+        }
+    };
+    let breakages: [(&str, Box<dyn Fn()>); 3] = [
+        (
+            "replaced by garbage",
+            Box::new(|| {
+                let tmp = env.db.with_extension("garbage");
+                std::fs::write(&tmp, vec![0x5a; 64 * 1024]).unwrap();
+                std::fs::rename(&tmp, &env.db).unwrap();
+            }),
+        ),
+        (
+            "deleted",
+            Box::new(|| std::fs::remove_file(&env.db).unwrap()),
+        ),
+        (
+            "an organization table dropped",
+            Box::new(|| {
+                rusqlite::Connection::open(&env.db)
+                    .unwrap()
+                    .execute_batch(
+                        "DROP VIEW IF EXISTS v_user_model_access; DROP TABLE organization_models;",
+                    )
+                    .unwrap()
+            }),
+        ),
+    ];
+    for (what, breakage) in breakages {
+        breakage();
+        becomes(StatusCode::SERVICE_UNAVAILABLE, what).await;
+        let refused = env.post_as("alice", "/api/chat/completions", chat).await;
+        assert_eq!(
+            assert_error_shape(&refused, 503),
+            "access_data_unavailable",
+            "{what}"
+        );
+        restore();
+        becomes(StatusCode::OK, "recovery").await;
+    }
+    // No forbidden call ever reached the upstream meanwhile.
+    assert!(env
+        .bodies("/api/chat/completions")
+        .iter()
+        .all(|b| String::from_utf8_lossy(b).contains("gpt-4o")));
+}
+
+/// An upstream that resets the connection or answers garbage: a clear JSON
+/// refusal, never a hang or a half-response.
+#[tokio::test]
+async fn an_upstream_that_resets_or_answers_garbage_is_a_clear_502() {
+    for behaviour in ["reset", "garbage"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                if behaviour == "garbage" {
+                    let _ = s.write_all(b"\x00\x01 this is not HTTP\r\n\r\n").await;
+                } else {
+                    let _ = s.set_linger(Some(Duration::ZERO));
+                }
+                drop(s);
+            }
+        });
+        let proxy = start_proxy(addr, |_| {}).await;
+        let a = get(&proxy.url("/health")).await;
+        assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{behaviour}");
+        let code = assert_error_shape(&a, 502);
+        assert!(code.starts_with("upstream"), "{behaviour}: {code}");
+    }
+}

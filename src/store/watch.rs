@@ -103,8 +103,13 @@ pub(crate) async fn run<T: WatchTarget>(
                 // data that no longer exists: fail closed. A busy lock does
                 // not: nothing was committed, keep serving the cache.
                 let gone = matches!(e, StoreError::Missing { .. }) || watched.is_none();
-                if healthy && gone {
-                    tracing::warn!(error = %e, "access database lost; caches invalidated");
+                if gone {
+                    // On every such poll, not only the first: answers cached
+                    // while the watcher was unhealthy for another reason
+                    // (a busy lock) must not outlive the file either.
+                    if healthy {
+                        tracing::warn!(error = %e, "access database lost; caches invalidated");
+                    }
                     store.reset_connections();
                     caches.changed(None);
                 }
