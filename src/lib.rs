@@ -13,13 +13,17 @@
 //!   [`proxy::egress`] (Open WebUI → the model API, authoritative): identify
 //!   (signed user header) → inspect → authorize → forward → log. The
 //!   leaves they share: [`proxy::guard`], [`proxy::inspect`] (guarded bodies),
-//!   [`proxy::rewrite`] (model-list filtering), [`proxy::headers`],
-//!   [`proxy::upstream`] (pooled client, failure classes), [`proxy::upgrade`]
-//!   (WebSocket tunnels), [`proxy::body`], [`proxy::list_cache`].
+//!   [`proxy::budget`] (the memory all buffered bodies may take),
+//!   [`proxy::rewrite`] (responses that name models, filtered for the
+//!   user), [`proxy::headers`], [`proxy::upstream`] (pooled client, failure
+//!   classes), [`proxy::upgrade`] (WebSocket tunnels; Socket.IO events
+//!   redacted), [`proxy::body`], [`proxy::list_cache`].
 //! - [`gate`]: the pure leaves: credentials, JWTs (sessions, and Open
 //!   WebUI's signed user header in [`gate::forwarded`]), paths, route table,
 //!   body model extraction (inbound, and outbound in [`gate::outbound`]),
-//!   list filtering.
+//!   list filtering ([`gate::filter`]) and the redaction of model ids in
+//!   chats, channel messages, configuration and Socket.IO events
+//!   (`gate::redact`).
 //! - [`error`]: [`error::Refusal`], every refusal, and the one table that
 //!   maps each to status, `error.code`, message and decision outcome.
 //! - [`store`]: the access data: schema, read pool, lookups, moka caches,
