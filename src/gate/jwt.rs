@@ -74,6 +74,13 @@ struct RawClaims {
     iss: Option<Value>,
     sub: Option<Value>,
     jti: Option<Value>,
+    /// Every other claim, built only so that it is checked: serde skips
+    /// unknown members without checking their UTF-8, and PyJWT's
+    /// `json.loads` refuses a payload with invalid UTF-8 anywhere. Being a
+    /// map also refuses a payload that is a JSON array (PyJWT: "must be a
+    /// json object"), which plain field structs read by position.
+    #[serde(flatten)]
+    _other: serde_json::Map<String, Value>,
 }
 
 /// Verifies HS256 session tokens against one or more candidate secrets.
@@ -437,6 +444,27 @@ mod tests {
                 jti: Some("j".into())
             }
         );
+    }
+
+    /// Signed with `KEY` over payloads `encode` cannot produce (found by the
+    /// `jwt` fuzz target): PyJWT's `json.loads` refuses invalid UTF-8
+    /// anywhere, and PyJWT refuses a payload that is not an object; serde
+    /// skipped unknown claims unchecked and read arrays by position.
+    #[test]
+    fn payloads_python_refuses() {
+        for token in [
+            // {"id":"u1","x":"\xff"}
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6InUxIiwieCI6Iv8ifQ.SWUmCdsKdmEzL6eVz0KT6thOMtDe1Bnv4MIaspcoR54",
+            // ["u1",null,null,null,null,null,null,null,null]
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.WyJ1MSIsbnVsbCxudWxsLG51bGwsbnVsbCxudWxsLG51bGwsbnVsbCxudWxsXQ.QWZLSwTkN5vLUuxGt6E74mQTBh3jDe0qAt390zmHz1o",
+            // ["u1",null,null,null,null]
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.WyJ1MSIsbnVsbCxudWxsLG51bGwsbnVsbF0.r9-u-EARbR8KcP9tgo1NFSHj9951QH6FctJ_uueqOOo",
+        ] {
+            assert!(
+                matches!(verifier().verify_at(token, NOW), Err(JwtError::Invalid)),
+                "{token}"
+            );
+        }
     }
 
     #[test]
