@@ -494,7 +494,10 @@ pub mod fuzz {
         // chat-shaped spec.
         if let Ok(model) = super::top_level_model_from_bytes(data) {
             let theirs = reference.as_ref().expect("accepted, so JSON");
-            assert_eq!(model.as_deref(), theirs.get("model").and_then(Value::as_str));
+            assert_eq!(
+                model.as_deref(),
+                theirs.get("model").and_then(Value::as_str)
+            );
         }
         let spec = CallSpec {
             locations: vec![

@@ -425,17 +425,19 @@ pub mod fuzz {
         // (which may still refuse the request over another header).
         if let Some(t) = bearer_token(&headers) {
             match &result {
-                Ok(Some(c)) => assert_eq!(
-                    (c.token.as_str(), c.source),
-                    (t, CredentialSource::Bearer)
-                ),
+                Ok(Some(c)) => {
+                    assert_eq!((c.token.as_str(), c.source), (t, CredentialSource::Bearer))
+                }
                 Ok(None) => panic!("bearer token {t:?} but no credential"),
                 Err(_) => {}
             }
         }
         // Headers that carry no credential change nothing.
         let mut more = headers.clone();
-        more.append("x-unrelated", HeaderValue::from_static("Bearer zzz; token=zzz"));
+        more.append(
+            "x-unrelated",
+            HeaderValue::from_static("Bearer zzz; token=zzz"),
+        );
         more.append("cookies", HeaderValue::from_static("token=zzz"));
         assert_eq!(extract_credential(&more, &api_key_header), result);
     }

@@ -370,7 +370,10 @@ pub mod fuzz {
         if mode & 1 == 0 {
             let token = String::from_utf8_lossy(rest);
             if session.verify_at(&token, NOW).is_ok() || forwarded.verify(&token).is_ok() {
-                assert!(signed_with_key(&token), "verified a token not signed with the key");
+                assert!(
+                    signed_with_key(&token),
+                    "verified a token not signed with the key"
+                );
             }
             return;
         }
@@ -388,25 +391,40 @@ pub mod fuzz {
         };
         let text = |name: &str| reference.as_ref().and_then(|r| r.get(name)?.as_str());
         if let Ok(claims) = session.verify_at(&token, NOW) {
-            assert!(reference.is_some(), "verified a payload that is not an object");
+            assert!(
+                reference.is_some(),
+                "verified a payload that is not an object"
+            );
             assert_eq!(text("id"), Some(claims.user_id.as_str()));
             assert_eq!(text("jti"), claims.jti.as_deref());
             assert_eq!(text("typ"), claims.typ.as_deref());
             assert!(claims.exp.map_or(true, |exp| exp as f64 > NOW));
         }
         if let Ok(sub) = forwarded.verify(&token) {
-            assert!(reference.is_some(), "verified a payload that is not an object");
+            assert!(
+                reference.is_some(),
+                "verified a payload that is not an object"
+            );
             assert_eq!(text("sub"), Some(sub.as_str()));
             assert_eq!(text("iss"), Some("open-webui"));
         }
         let other = JwtVerifier::from_secrets(["another-secret"]);
-        assert!(other.verify_at(&token, NOW).is_err(), "verified with the wrong key");
+        assert!(
+            other.verify_at(&token, NOW).is_err(),
+            "verified with the wrong key"
+        );
         let mut bytes = token.into_bytes();
         let at = usize::from(mode >> 1) * bytes.len() / 128;
         bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(bytes).expect("still ASCII");
-        assert!(session.verify_at(&tampered, NOW).is_err(), "verified a changed token");
-        assert!(forwarded.verify(&tampered).is_err(), "verified a changed token");
+        assert!(
+            session.verify_at(&tampered, NOW).is_err(),
+            "verified a changed token"
+        );
+        assert!(
+            forwarded.verify(&tampered).is_err(),
+            "verified a changed token"
+        );
     }
 }
 

@@ -93,7 +93,12 @@ pub mod fuzz {
             .expect("an accepted body is JSON to a plain reader too");
         let mut named: Vec<&Value> = reference.get("model").into_iter().collect();
         for list in ["models", "fallbacks", "tools"] {
-            for item in reference.get(list).and_then(Value::as_array).into_iter().flatten() {
+            for item in reference
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 named.extend(if list == "models" {
                     Some(item)
                 } else {

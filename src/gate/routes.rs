@@ -358,7 +358,11 @@ pub mod fuzz {
         let path = routing_path(raw);
         let class = table.classify(&method, &path);
         assert_eq!(class, table.classify(&method, &path), "deterministic");
-        assert_eq!(class, same.classify(&method, &path), "same table, same answer");
+        assert_eq!(
+            class,
+            same.classify(&method, &path),
+            "same table, same answer"
+        );
         let _ = is_defence_in_depth_candidate(&method, &path);
         // Starlette lets HEAD in wherever GET is, and the defaults name no
         // HEAD-only route.
