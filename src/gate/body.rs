@@ -364,7 +364,8 @@ fn walk_pointer<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a Value>,
 
 #[cfg(fuzzing)]
 pub mod fuzz {
-    //! `cargo fuzz` entry: parsing and model extraction never panic.
+    //! `cargo fuzz` entries: parsing and model extraction never panic, and
+    //! read the models a plain JSON reader reads.
     use crate::gate::routes::{CallSpec, ModelLocation};
 
     pub fn body_models(data: &[u8]) {
@@ -395,6 +396,135 @@ pub mod fuzz {
         };
         let _ = super::model_refs(&value, &spec);
         let _ = super::top_level_model(&value);
+    }
+
+    /// serde_json's plain reading, made a little more like Python's
+    /// `json.loads(bytes)`, which Open WebUI uses: a UTF-8 BOM is skipped,
+    /// and a lone surrogate escape (a valid string to Python) reads as
+    /// U+FFFD instead of failing the whole body.
+    pub fn reference(data: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+        let bytes = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return serde_json::from_slice(bytes);
+        };
+        let b = text.as_bytes();
+        let hex4 = |at: usize| {
+            let digits = b.get(at..at + 4)?;
+            let digits = std::str::from_utf8(digits).ok()?;
+            u16::from_str_radix(digits, 16).ok()
+        };
+        let (mut out, mut i, mut copied) = (String::with_capacity(b.len()), 0, 0);
+        while i < b.len() {
+            if b[i] != b'\\' {
+                i += 1;
+                continue;
+            }
+            let Some(unit) = (b.get(i + 1) == Some(&b'u')).then(|| hex4(i + 2)).flatten() else {
+                i += 2;
+                continue;
+            };
+            let paired = (0xD800..0xDC00).contains(&unit)
+                && b.get(i + 6..i + 8) == Some(&b"\\u"[..])
+                && hex4(i + 8).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+            if paired {
+                i += 12;
+            } else if (0xD800..0xE000).contains(&unit) {
+                out.push_str(&text[copied..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+            } else {
+                i += 6;
+            }
+        }
+        out.push_str(&text[copied..]);
+        serde_json::from_str(&out)
+    }
+
+    /// Our strict reading against serde_json's plain one (the last of equal
+    /// keys wins, as in Python's `json` and orjson): where ours accepts a
+    /// body, the reference accepts it too and reads the same `model` and
+    /// `models`; where ours refuses it as invalid, so does the reference.
+    /// A difference would let modelgate check one model while Open WebUI
+    /// calls another.
+    pub fn json_differential(data: &[u8]) {
+        use serde_json::Value;
+
+        use super::{parse_members, parse_strict, BodyError};
+
+        let reference = reference(data);
+        // For what our parser refuses as invalid, plain serde_json (it
+        // refuses lone surrogates too, as `parse_strict` does on purpose).
+        let bytes = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+        let plain = serde_json::from_slice::<Value>(bytes);
+        let strict = parse_strict(data);
+        match (&strict, &plain) {
+            (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "without duplicates, one reading"),
+            (Ok(_), Err(e)) => panic!("strict parse accepted what serde_json refuses: {e}"),
+            (Err(BodyError::InvalidJson), Ok(_)) => panic!("strict parse refused valid JSON"),
+            (Err(_), _) => {}
+        }
+        let members = parse_members(data, &["model", "models"]);
+        match &members {
+            Ok(ours) => {
+                let theirs = reference
+                    .as_ref()
+                    .expect("parse_members accepted what serde_json refuses");
+                match theirs {
+                    Value::Object(_) => {
+                        for key in ["model", "models"] {
+                            assert_eq!(ours.get(key), theirs.get(key), "`{key}` differs");
+                        }
+                    }
+                    _ => assert_eq!(ours, &Value::Null),
+                }
+                // Skipping members is no less strict than building them,
+                // except for duplicates inside a skipped member.
+                assert!(
+                    matches!(
+                        strict,
+                        Ok(_) | Err(BodyError::DuplicateKey(_) | BodyError::TooManyMembers)
+                    ),
+                    "parse_members accepted, parse_strict: {strict:?}"
+                );
+            }
+            Err(BodyError::InvalidJson) => assert!(plain.is_err(), "refused valid JSON"),
+            Err(_) => {}
+        }
+        // The calls the proxy makes: the defence-in-depth `model` and a
+        // chat-shaped spec.
+        if let Ok(model) = super::top_level_model_from_bytes(data) {
+            let theirs = reference.as_ref().expect("accepted, so JSON");
+            assert_eq!(
+                model.as_deref(),
+                theirs.get("model").and_then(Value::as_str)
+            );
+        }
+        let spec = CallSpec {
+            locations: vec![
+                ModelLocation::Field("model".into()),
+                ModelLocation::IdList("models".into()),
+            ],
+            required: false,
+        };
+        if let Ok(ids) = super::model_refs_from_bytes(data, &spec) {
+            let theirs = reference.as_ref().expect("accepted, so JSON");
+            let mut expected: Vec<&str> = Vec::new();
+            let named = theirs.get("model").into_iter().chain(
+                theirs
+                    .get("models")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            );
+            for v in named {
+                let id = v.as_str().expect("an accepted model id is a string");
+                if !expected.contains(&id) {
+                    expected.push(id);
+                }
+            }
+            assert_eq!(ids, expected);
+        }
     }
 }
 

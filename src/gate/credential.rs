@@ -370,6 +370,79 @@ fn octal_escape(rest: &[char]) -> Option<char> {
     char::from_u32(value)
 }
 
+/// Entry point for `cargo fuzz`: credential extraction from arbitrary
+/// headers never panics, and what it settles on is a token the other
+/// readers agree on.
+#[cfg(fuzzing)]
+pub mod fuzz {
+    use super::*;
+
+    /// `data` is read as `name:value` lines; lines whose name or value is
+    /// not a valid header are skipped.
+    pub fn credential(data: &[u8]) {
+        let api_key_header = HeaderName::from_static("x-api-key");
+        let mut headers = HeaderMap::new();
+        for line in data.split(|&b| b == b'\n') {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&line[..colon]),
+                HeaderValue::from_bytes(&line[colon + 1..]),
+            ) else {
+                continue;
+            };
+            headers.append(name, value);
+        }
+        let result = extract_credential(&headers, &api_key_header);
+        if let Ok(Some(c)) = &result {
+            assert!(!c.token.is_empty());
+            assert!(c
+                .token
+                .bytes()
+                .all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t'));
+            assert_eq!(
+                c.kind == CredentialKind::ApiKey,
+                c.token.starts_with("sk-"),
+                "kind follows the `sk-` prefix"
+            );
+            // Outside cookies (which are unquoted) the token is a verbatim
+            // part of the one header it came from.
+            let from = match c.source {
+                CredentialSource::Bearer | CredentialSource::OtherAuthorizationScheme => {
+                    Some(&AUTHORIZATION)
+                }
+                CredentialSource::ApiKeyHeader => Some(&api_key_header),
+                CredentialSource::Cookie => None,
+            };
+            if let Some(name) = from {
+                let value = headers.get(name).expect("the source header is present");
+                let value = value.to_str().expect("a credential header is ASCII");
+                assert!(value.contains(c.token.as_str()));
+            }
+        }
+        // The admin listener's reader agrees with Open WebUI's first reading
+        // (which may still refuse the request over another header).
+        if let Some(t) = bearer_token(&headers) {
+            match &result {
+                Ok(Some(c)) => {
+                    assert_eq!((c.token.as_str(), c.source), (t, CredentialSource::Bearer))
+                }
+                Ok(None) => panic!("bearer token {t:?} but no credential"),
+                Err(_) => {}
+            }
+        }
+        // Headers that carry no credential change nothing.
+        let mut more = headers.clone();
+        more.append(
+            "x-unrelated",
+            HeaderValue::from_static("Bearer zzz; token=zzz"),
+        );
+        more.append("cookies", HeaderValue::from_static("token=zzz"));
+        assert_eq!(extract_credential(&more, &api_key_header), result);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

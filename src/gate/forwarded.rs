@@ -24,6 +24,10 @@ const LEEWAY_SECS: u64 = 5;
 #[derive(Deserialize)]
 struct Claims {
     sub: Option<serde_json::Value>,
+    /// Every other claim, built only so that it is checked (UTF-8, an
+    /// object payload), as `jwt::RawClaims` does.
+    #[serde(flatten)]
+    _other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Verifies the signed user header; the algorithm is pinned to HS256 and
@@ -129,6 +133,15 @@ mod tests {
         // `alg: none` with no signature.
         let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsImlzcyI6Im9wZW4td2VidWkiLCJleHAiOjk5OTk5OTk5OTl9.";
         assert!(v.verify(none).is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_in_any_claim_is_refused() {
+        // {"sub":"u1","iss":"open-webui","exp":4000000000,"x":"\xff"}, HS256
+        // with "s3cret": PyJWT's `json.loads` refuses it (found by fuzzing).
+        let t = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1MSIsImlzcyI6Im9wZW4td2VidWkiLCJleHAiOjQwMDAwMDAwMDAsIngiOiL_In0.thRDOK04yZYEElJEKVY3KQtq_BrpGe44aC-tiKvtXsQ";
+        let v = ForwardedUserVerifier::new("s3cret").unwrap();
+        assert!(matches!(v.verify(t), Err(JwtError::Invalid)));
     }
 
     #[test]

@@ -74,6 +74,13 @@ struct RawClaims {
     iss: Option<Value>,
     sub: Option<Value>,
     jti: Option<Value>,
+    /// Every other claim, built only so that it is checked: serde skips
+    /// unknown members without checking their UTF-8, and PyJWT's
+    /// `json.loads` refuses a payload with invalid UTF-8 anywhere. Being a
+    /// map also refuses a payload that is a JSON array (PyJWT: "must be a
+    /// json object"), which plain field structs read by position.
+    #[serde(flatten)]
+    _other: serde_json::Map<String, Value>,
 }
 
 /// Verifies HS256 session tokens against one or more candidate secrets.
@@ -310,6 +317,117 @@ fn check_claims(c: RawClaims, now: f64) -> Result<SessionClaims, JwtError> {
     })
 }
 
+/// Entry point for `cargo fuzz`: verifying any token never panics, only a
+/// token signed with the key verifies, and a verified token's claims are
+/// the ones Open WebUI reads from it.
+#[cfg(fuzzing)]
+pub mod fuzz {
+    use jsonwebtoken::{crypto, EncodingKey};
+
+    use super::*;
+    use crate::gate::forwarded::ForwardedUserVerifier;
+
+    const KEY: &str = "fuzz-secret";
+    const NOW: f64 = 1_800_000_000.5;
+
+    fn sign(message: &str) -> String {
+        let key = EncodingKey::from_secret(KEY.as_bytes());
+        crypto::sign(message.as_bytes(), &key, Algorithm::HS256).expect("HMAC signs anything")
+    }
+
+    /// Base64url without padding, as JWTs spell their parts.
+    fn b64url(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
+    }
+
+    fn signed_with_key(token: &str) -> bool {
+        token
+            .rsplit_once('.')
+            .is_some_and(|(message, signature)| sign(message) == signature)
+    }
+
+    /// The first byte picks the mode: even, the rest is a token; odd, the
+    /// rest is a claims payload signed with the key, then one character of
+    /// the token (chosen by the first byte) is changed.
+    pub fn jwt(data: &[u8]) {
+        let Some((&mode, rest)) = data.split_first() else {
+            return;
+        };
+        let session = JwtVerifier::from_secrets([KEY]);
+        let forwarded = ForwardedUserVerifier::new(KEY).expect("a non-empty secret");
+        if mode & 1 == 0 {
+            let token = String::from_utf8_lossy(rest);
+            if session.verify_at(&token, NOW).is_ok() || forwarded.verify(&token).is_ok() {
+                assert!(
+                    signed_with_key(&token),
+                    "verified a token not signed with the key"
+                );
+            }
+            return;
+        }
+        let message = format!(
+            "{}.{}",
+            b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+            b64url(rest)
+        );
+        let token = format!("{message}.{}", sign(&message));
+        // PyJWT's reading: `json.loads` (the last of equal keys wins), and
+        // the payload must be an object.
+        let reference = match serde_json::from_slice::<Value>(rest) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => None,
+        };
+        let text = |name: &str| reference.as_ref().and_then(|r| r.get(name)?.as_str());
+        if let Ok(claims) = session.verify_at(&token, NOW) {
+            assert!(
+                reference.is_some(),
+                "verified a payload that is not an object"
+            );
+            assert_eq!(text("id"), Some(claims.user_id.as_str()));
+            assert_eq!(text("jti"), claims.jti.as_deref());
+            assert_eq!(text("typ"), claims.typ.as_deref());
+            assert!(claims.exp.map_or(true, |exp| exp as f64 > NOW));
+        }
+        if let Ok(sub) = forwarded.verify(&token) {
+            assert!(
+                reference.is_some(),
+                "verified a payload that is not an object"
+            );
+            assert_eq!(text("sub"), Some(sub.as_str()));
+            assert_eq!(text("iss"), Some("open-webui"));
+        }
+        let other = JwtVerifier::from_secrets(["another-secret"]);
+        assert!(
+            other.verify_at(&token, NOW).is_err(),
+            "verified with the wrong key"
+        );
+        let mut bytes = token.into_bytes();
+        let at = usize::from(mode >> 1) * bytes.len() / 128;
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).expect("still ASCII");
+        assert!(
+            session.verify_at(&tampered, NOW).is_err(),
+            "verified a changed token"
+        );
+        assert!(
+            forwarded.verify(&tampered).is_err(),
+            "verified a changed token"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +462,27 @@ mod tests {
                 jti: Some("j".into())
             }
         );
+    }
+
+    /// Signed with `KEY` over payloads `encode` cannot produce (found by the
+    /// `jwt` fuzz target): PyJWT's `json.loads` refuses invalid UTF-8
+    /// anywhere, and PyJWT refuses a payload that is not an object; serde
+    /// skipped unknown claims unchecked and read arrays by position.
+    #[test]
+    fn payloads_python_refuses() {
+        for token in [
+            // {"id":"u1","x":"\xff"}
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6InUxIiwieCI6Iv8ifQ.SWUmCdsKdmEzL6eVz0KT6thOMtDe1Bnv4MIaspcoR54",
+            // ["u1",null,null,null,null,null,null,null,null]
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.WyJ1MSIsbnVsbCxudWxsLG51bGwsbnVsbCxudWxsLG51bGwsbnVsbCxudWxsXQ.QWZLSwTkN5vLUuxGt6E74mQTBh3jDe0qAt390zmHz1o",
+            // ["u1",null,null,null,null]
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.WyJ1MSIsbnVsbCxudWxsLG51bGwsbnVsbF0.r9-u-EARbR8KcP9tgo1NFSHj9951QH6FctJ_uueqOOo",
+        ] {
+            assert!(
+                matches!(verifier().verify_at(token, NOW), Err(JwtError::Invalid)),
+                "{token}"
+            );
+        }
     }
 
     #[test]

@@ -77,6 +77,45 @@ fn model_id<'a>(v: &'a Value, field: &str) -> Result<&'a str, BodyError> {
     }
 }
 
+/// Entry point for `cargo fuzz`: the egress reader never panics, and
+/// where it accepts a body it names exactly the models a last-wins JSON
+/// reader (the upstream's) finds in the model-naming members.
+#[cfg(fuzzing)]
+pub mod fuzz {
+    use super::*;
+
+    pub fn outbound(data: &[u8]) {
+        let Ok(ids) = outbound_models(data) else {
+            return;
+        };
+        assert!(!ids.is_empty());
+        let reference = crate::gate::body::fuzz::reference(data)
+            .expect("an accepted body is JSON to a plain reader too");
+        let mut named: Vec<&Value> = reference.get("model").into_iter().collect();
+        for list in ["models", "fallbacks", "tools"] {
+            for item in reference
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                named.extend(if list == "models" {
+                    Some(item)
+                } else {
+                    item.get("model")
+                });
+            }
+        }
+        let mut expected: Vec<&str> = Vec::new();
+        for id in named.into_iter().filter_map(Value::as_str) {
+            if !expected.contains(&id) {
+                expected.push(id);
+            }
+        }
+        assert_eq!(ids, expected, "the gate and the upstream read other models");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +169,11 @@ mod tests {
             );
         }
         assert_eq!(models("[1]"), Err(BodyError::NotAnObject));
+        // Invalid UTF-8 in a member the reader skips (found by fuzzing).
+        assert_eq!(
+            outbound_models(b"{\"model\":\"a\",\"messages\":[{\"\xff\":1}]}"),
+            Err(BodyError::InvalidJson)
+        );
         assert_eq!(models("{"), Err(BodyError::InvalidJson));
     }
 }

@@ -333,5 +333,72 @@ pub fn is_defence_in_depth_candidate(method: &Method, routing_path: &str) -> boo
         })
 }
 
+/// Entry point for `cargo fuzz`: classifying any method and raw path never
+/// panics and depends on nothing but the decoded path.
+#[cfg(fuzzing)]
+pub mod fuzz {
+    use std::fmt::Write as _;
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::gate::path::routing_path;
+
+    fn tables() -> &'static (RouteTable, RouteTable) {
+        static TABLES: OnceLock<(RouteTable, RouteTable)> = OnceLock::new();
+        TABLES.get_or_init(|| {
+            let custom = RouteTable::open_webui(Switches::default(), Vec::new())
+                .expect("the defaults compile");
+            (RouteTable::open_webui_defaults(), custom)
+        })
+    }
+
+    /// `data` is `METHOD raw-path`, as on a request line.
+    pub fn routes(data: &[u8]) {
+        let Some(space) = data.iter().position(|&b| b == b' ') else {
+            return;
+        };
+        let (Ok(method), Ok(raw)) = (
+            Method::from_bytes(&data[..space]),
+            std::str::from_utf8(&data[space + 1..]),
+        ) else {
+            return;
+        };
+        let (table, same) = tables();
+        let path = routing_path(raw);
+        let class = table.classify(&method, &path);
+        assert_eq!(class, table.classify(&method, &path), "deterministic");
+        assert_eq!(
+            class,
+            same.classify(&method, &path),
+            "same table, same answer"
+        );
+        let _ = is_defence_in_depth_candidate(&method, &path);
+        // Starlette lets HEAD in wherever GET is, and the defaults name no
+        // HEAD-only route.
+        if method == Method::GET || method == Method::HEAD {
+            let other = if method == Method::GET {
+                Method::HEAD
+            } else {
+                Method::GET
+            };
+            assert_eq!(class, table.classify(&other, &path), "HEAD is GET");
+        }
+        // A query string never changes the route.
+        if !raw.contains(['?', '#']) {
+            let with_query = format!("{raw}?model=x#y");
+            assert_eq!(routing_path(&with_query), path);
+        }
+        // Spelling every byte of the decoded path as `%XX` reaches the same
+        // route: decoding happens once, before matching.
+        let mut encoded = String::with_capacity(path.len() * 3);
+        for b in path.bytes() {
+            let _ = write!(encoded, "%{b:02X}");
+        }
+        let decoded = routing_path(&encoded);
+        assert_eq!(decoded, path, "percent-encoding round-trips");
+        assert_eq!(table.classify(&method, &decoded), class);
+    }
+}
+
 #[cfg(test)]
 mod tests;

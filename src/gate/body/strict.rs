@@ -57,14 +57,19 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, BodyError> {
 ///
 /// A body that is not a JSON object is returned as `Value::Null` after a
 /// full strict parse, so the caller's "not an object" check still applies.
+/// Invalid UTF-8 anywhere is refused, skipped members included.
 pub fn parse_members(bytes: &[u8], relevant: &[&str]) -> Result<Value, BodyError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return parse_strict(bytes).map(|_| Value::Null);
     }
+    // serde_json checks UTF-8 only in the strings it builds, not in skipped
+    // ones: check the whole body first, as `parse_strict` (and Python's
+    // `json.loads(bytes)`) would refuse it.
+    let text = std::str::from_utf8(bytes).map_err(|_| BodyError::InvalidJson)?;
     let duplicate = RefCell::new(None);
     let too_many = RefCell::new(false);
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut de = serde_json::Deserializer::from_str(text);
     let parsed = MembersSeed {
         dup: &duplicate,
         too_many: &too_many,

@@ -67,6 +67,26 @@ fn fast_path_refuses_what_could_change_the_model() {
         Err(BodyError::InvalidJson)
     );
     assert_eq!(fast(r#"["model"]"#), Err(BodyError::NotAnObject));
+    // So is UTF-8 (found by the `json_differential` fuzz target: skipped
+    // strings were not checked, so the fast path accepted bodies that
+    // `parse_strict` and Python's `json.loads` refuse).
+    for bad in [
+        &b"{\"model\":\"a\",\"messages\":[{\"\xff\":1}]}"[..],
+        b"{\"messages\":[{\"content\":\"\xd5\x34\"}],\"model\":\"a\"}",
+    ] {
+        assert_eq!(
+            model_refs_from_bytes(bad, &chat),
+            Err(BodyError::InvalidJson),
+            "{bad:?}"
+        );
+        assert_eq!(top_level_model_from_bytes(bad), Err(BodyError::InvalidJson));
+    }
+    // A lone surrogate escape in a skipped member is valid to Python's
+    // `json` (serde_json refuses it only when building the string).
+    assert_eq!(
+        fast(r#"{"model":"a","x":"\ud800"}"#),
+        Ok(vec!["a".to_owned()])
+    );
     // A duplicate deep inside the message history cannot change which model
     // is called: the fast path does not build that member at all.
     assert_eq!(
