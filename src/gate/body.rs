@@ -506,6 +506,7 @@ pub mod fuzz {
                 ModelLocation::IdList("models".into()),
             ],
             required: false,
+            response: None,
         };
         if let Ok(ids) = super::model_refs_from_bytes(data, &spec) {
             let theirs = reference.as_ref().expect("accepted, so JSON");
