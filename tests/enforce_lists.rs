@@ -686,3 +686,66 @@ async fn socket_long_polls_are_redacted_too() {
     let b = env.get_as("bob", path).await;
     assert_eq!(String::from_utf8_lossy(&b.body), poll);
 }
+
+#[tokio::test]
+async fn exports_and_statistics_of_ones_own_chats_are_redacted() {
+    // A clone of bob's llama chat is now alice's own: her export streams it.
+    let line = |id: &str, model: &str| {
+        json!({"id": id, "chat": {"models": [model], "history": {"messages": {"m": {"model": model}}}}})
+            .to_string()
+    };
+    let export = format!(
+        "{}\n\n{}\n{}",
+        line("c1", "llama"),
+        line("c2", "gpt-4o"),
+        line("c3", "llama")
+    );
+    let usage = json!({"heatmap": [{"date": "2026-11-29", "models": {"llama": 3, "gpt-4o": 1}}],
+        "insights": {"most_used_model": "llama"},
+        "top_models": [{"model_id": "llama", "messages": 3}, {"model_id": "gpt-4o", "messages": 1}]});
+    let env = Env::with(
+        |b| {
+            b.route(
+                "/api/v1/chats/all",
+                Reply::Fixed(
+                    StatusCode::OK,
+                    vec![("content-type", "application/x-ndjson".into())],
+                    Bytes::from(export.clone()),
+                ),
+            )
+            .route(
+                "/api/v1/users/usage",
+                json_reply(usage.to_string().into_bytes(), &[]),
+            )
+        },
+        |_| {},
+    )
+    .await;
+    let a = env.get_as("alice", "/api/v1/chats/all").await;
+    assert_eq!(a.status, 200);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(!text.contains("llama"), "{text}");
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[1], "");
+    let first: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(first["chat"]["models"], json!([]));
+    let second: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(
+        second["chat"]["history"]["messages"]["m"]["model"],
+        "gpt-4o"
+    );
+    // Bob may use llama, not gpt-4o: his stream is redacted for him.
+    let b = env.get_as("bob", "/api/v1/chats/all").await;
+    let text = String::from_utf8_lossy(&b.body).into_owned();
+    assert_eq!(text.matches("llama").count(), 4, "{text}");
+    assert!(!text.contains("gpt-4o"), "{text}");
+
+    let u = env.get_as("alice", "/api/v1/users/usage").await;
+    assert_eq!(u.status, 200);
+    let v = u.json();
+    assert_eq!(v["heatmap"][0]["models"], json!({"gpt-4o": 1}));
+    assert_eq!(v["insights"]["most_used_model"], "");
+    assert_eq!(v["top_models"][0]["model_id"], "");
+    assert_eq!(v["top_models"][1]["model_id"], "gpt-4o");
+}

@@ -59,7 +59,7 @@ pub enum FilterError {
 }
 
 // Where the documents that are not lists name models (see `ListShape`).
-use Step::{Each, Key};
+use Step::{Each, Key, Values};
 const APP_CONFIG: &[Rule] = &[
     Rule {
         path: &[Key("default_models")],
@@ -121,6 +121,113 @@ const SEARCH_RESULTS: &[Rule] = &[
     },
 ];
 
+const CHAT_STATS: &[Rule] = &[
+    Rule {
+        path: &[Key("items"), Each, Key("models")],
+        ids: Ids::Keys,
+    },
+    Rule {
+        path: &[Key("items"), Each, Key("history_models")],
+        ids: Ids::Keys,
+    },
+];
+const CHAT_STATS_EXPORTS: &[Rule] = &[
+    Rule {
+        path: &[Key("items"), Each, Key("stats"), Key("models")],
+        ids: Ids::Keys,
+    },
+    Rule {
+        path: &[Key("items"), Each, Key("stats"), Key("history_models")],
+        ids: Ids::Keys,
+    },
+    Rule {
+        path: &[
+            Key("items"),
+            Each,
+            Key("chat"),
+            Key("history"),
+            Key("messages"),
+            Values,
+            Key("model"),
+        ],
+        ids: Ids::One,
+    },
+];
+const CHAT_STATS_EXPORT: &[Rule] = &[
+    Rule {
+        path: &[Key("stats"), Key("models")],
+        ids: Ids::Keys,
+    },
+    Rule {
+        path: &[Key("stats"), Key("history_models")],
+        ids: Ids::Keys,
+    },
+    Rule {
+        path: &[
+            Key("chat"),
+            Key("history"),
+            Key("messages"),
+            Values,
+            Key("model"),
+        ],
+        ids: Ids::One,
+    },
+];
+const USER_USAGE: &[Rule] = &[
+    Rule {
+        path: &[Key("heatmap"), Each, Key("models")],
+        ids: Ids::Keys,
+    },
+    Rule {
+        path: &[Key("weekly_heatmap"), Each, Key("models")],
+        ids: Ids::Keys,
+    },
+    Rule {
+        path: &[Key("cumulative_heatmap"), Each, Key("models")],
+        ids: Ids::Keys,
+    },
+    Rule {
+        path: &[Key("insights"), Key("most_used_model")],
+        ids: Ids::One,
+    },
+    Rule {
+        path: &[Key("top_models"), Each, Key("model_id")],
+        ids: Ids::One,
+    },
+];
+const FEEDBACKS: &[Rule] = &[
+    Rule {
+        path: &[Key("items"), Each, Key("data"), Key("model_id")],
+        ids: Ids::One,
+    },
+    Rule {
+        path: &[Key("items"), Each, Key("data"), Key("sibling_model_ids")],
+        ids: Ids::List,
+    },
+    Rule {
+        path: &[Key("items"), Each, Key("meta"), Key("model_id")],
+        ids: Ids::One,
+    },
+];
+const FEEDBACK: &[Rule] = &[
+    Rule {
+        path: &[Key("data"), Key("model_id")],
+        ids: Ids::One,
+    },
+    Rule {
+        path: &[Key("data"), Key("sibling_model_ids")],
+        ids: Ids::List,
+    },
+    Rule {
+        path: &[Key("meta"), Key("model_id")],
+        ids: Ids::One,
+    },
+    Rule {
+        path: &[Key("snapshot"), Key("chat")],
+        ids: Ids::Chat,
+    },
+];
+
 fn not_json(e: serde_json::Error) -> FilterError {
     FilterError::NotJson(e.to_string())
 }
@@ -175,6 +282,12 @@ pub fn filter_list(
         ListShape::Groups => redact_paths(body, GROUPS, permitted),
         ListShape::UserSettings => redact_paths(body, USER_SETTINGS, permitted),
         ListShape::SearchResults => redact_paths(body, SEARCH_RESULTS, permitted),
+        ListShape::ChatStats => redact_paths(body, CHAT_STATS, permitted),
+        ListShape::ChatStatsExports => redact_paths(body, CHAT_STATS_EXPORTS, permitted),
+        ListShape::ChatStatsExport => redact_paths(body, CHAT_STATS_EXPORT, permitted),
+        ListShape::UserUsage => redact_paths(body, USER_USAGE, permitted),
+        ListShape::Feedbacks => redact_paths(body, FEEDBACKS, permitted),
+        ListShape::Feedback => redact_paths(body, FEEDBACK, permitted),
         ListShape::Chat => redact_document(body, Document::Chat, permitted),
         ListShape::Chats => redact_document(body, Document::Chats, permitted),
         ListShape::ChannelMessage => redact_document(body, Document::ChannelMessage, permitted),

@@ -60,6 +60,11 @@ pub(super) enum Ids {
     CommaList,
     /// Text with `<@M:id|label>` mentions: forbidden ones are cut out.
     Mentions,
+    /// `{"a": 3, "b": 1}`: an object keyed by model id (usage counts);
+    /// the members of forbidden ids are dropped.
+    Keys,
+    /// A stored chat (the `chat` of a `ChatResponse`): see the module docs.
+    Chat,
 }
 
 /// One step of a [`Rule`]'s path.
@@ -69,6 +74,8 @@ pub(super) enum Step {
     Key(&'static str),
     /// Every element of an array.
     Each,
+    /// Every member's value of an object.
+    Values,
 }
 
 /// Where a document names models: the path to the field, and how.
@@ -89,7 +96,7 @@ pub(super) fn redact_paths(
     let mut r = Redactor::new(body, permitted);
     if root.get() != "null" {
         let top_ok = |rule: &Rule| match rule.path.first() {
-            Some(Step::Key(_)) => root.get().starts_with('{'),
+            Some(Step::Key(_) | Step::Values) => root.get().starts_with('{'),
             Some(Step::Each) => root.get().starts_with('['),
             None => true,
         };
@@ -261,6 +268,8 @@ impl<'a, 'p> Redactor<'a, 'p> {
                 Ids::List => self.id_list(raw),
                 Ids::CommaList => self.comma_list(raw),
                 Ids::Mentions => self.mentions(raw),
+                Ids::Keys => self.keys(raw),
+                Ids::Chat => self.chat(raw),
             },
             Some((Step::Key(key), rest)) => {
                 for (k, v) in object_members(raw)?.unwrap_or_default() {
@@ -276,7 +285,49 @@ impl<'a, 'p> Redactor<'a, 'p> {
                 }
                 Ok(())
             }
+            Some((Step::Values, rest)) => {
+                for (_, v) in object_members(raw)?.unwrap_or_default() {
+                    self.walk(v, rest, ids)?;
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// An object keyed by model id: the forbidden members are dropped (the
+    /// object is rebuilt from the kept members' original values).
+    fn keys(&mut self, raw: &'a RawValue) -> Result<(), FilterError> {
+        if raw.get() == "null" {
+            return Ok(());
+        }
+        let members = object_members(raw)?.ok_or(FilterError::WrongShape(
+            "a model field has an unexpected type",
+        ))?;
+        let mut kept = Vec::with_capacity(members.len());
+        for (id, value) in &members {
+            if (self.permitted)(id) {
+                self.kept += 1;
+                kept.push((id, value));
+            } else {
+                self.removed += 1;
+            }
+        }
+        if kept.len() == members.len() {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(raw.get().len());
+        out.push(b'{');
+        for (i, (id, value)) in kept.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, id.as_ref())
+                .map_err(|e| FilterError::NotJson(e.to_string()))?;
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+        }
+        out.push(b'}');
+        self.replace(raw, out)
     }
 
     /// `"a,b,c"`: the forbidden ids are dropped from the list.
@@ -854,5 +905,34 @@ mod tests {
             &mut permitted
         )
         .is_err());
+    }
+
+    #[test]
+    fn usage_counts_keyed_by_model_and_chats_inside_documents() {
+        use Step::{Key, Values};
+        const RULES: &[Rule] = &[
+            Rule {
+                path: &[Key("models")],
+                ids: Ids::Keys,
+            },
+            Rule {
+                path: &[Key("snapshot"), Key("chat")],
+                ids: Ids::Chat,
+            },
+            Rule {
+                path: &[Key("chats"), Values, Key("model")],
+                ids: Ids::One,
+            },
+        ];
+        let body = r#"{"models":{"a":3,"b":1,"c\u0021":2},"snapshot":{"chat":{"models":["b"]}},"chats":{"x":{"model":"b"},"y":{"model":"a"}}}"#;
+        let (out, kept, removed) = paths(body, RULES, &["a"]).unwrap();
+        assert_eq!(
+            out,
+            r#"{"models":{"a":3},"snapshot":{"chat":{"models":[]}},"chats":{"x":{"model":""},"y":{"model":"a"}}}"#
+        );
+        assert_eq!((kept, removed), (2, 4));
+        let (out, _, _) = paths(body, RULES, &["a", "b", "c!"]).unwrap();
+        assert_eq!(out, body);
+        assert!(paths(r#"{"models":["a"]}"#, RULES, &[]).is_err());
     }
 }

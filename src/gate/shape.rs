@@ -51,6 +51,21 @@ pub enum ListShape {
     UserSettings,
     /// Search results: `<@M:id|label>` mentions in channel-message snippets.
     SearchResults,
+    /// `/api/v1/chats/stats/usage`: per chat, usage counts keyed by model.
+    ChatStats,
+    /// `/api/v1/chats/stats/export`: a page of per-chat statistics (counts
+    /// keyed by model, each message's model); one per line when streamed.
+    ChatStatsExports,
+    /// One chat's statistics (`/stats/export/{chat_id}`).
+    ChatStatsExport,
+    /// `/api/v1/users/usage`: heatmaps keyed by model, the top models, the
+    /// most used one.
+    UserUsage,
+    /// `/api/v1/evaluations/feedbacks/user`: the rated model and its
+    /// siblings (an arena comparison).
+    Feedbacks,
+    /// One feedback, with the snapshot of its chat.
+    Feedback,
 }
 
 /// What the gate does with a request that carries no credential at all.
@@ -102,5 +117,16 @@ impl ListShape {
                 | ListShape::TaskConfig
                 | ListShape::Usage
         )
+    }
+
+    /// The shape of each line when Open WebUI streams the response as NDJSON
+    /// (`application/x-ndjson`) instead: the export of one's chats, the
+    /// streamed statistics export.
+    pub fn line_shape(self) -> Option<ListShape> {
+        match self {
+            ListShape::Chats => Some(ListShape::Chat),
+            ListShape::ChatStatsExports => Some(ListShape::ChatStatsExport),
+            _ => None,
+        }
     }
 }

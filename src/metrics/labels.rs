@@ -117,6 +117,12 @@ label_enum! {
         Groups => "groups",
         UserSettings => "user_settings",
         SearchResults => "search_results",
+        ChatStats => "chat_stats",
+        ChatStatsExports => "chat_stats_exports",
+        ChatStatsExport => "chat_stats_export",
+        UserUsage => "user_usage",
+        Feedbacks => "feedbacks",
+        Feedback => "feedback",
     }
 }
 
@@ -140,6 +146,12 @@ impl From<ListShape> for ShapeLabel {
             ListShape::Groups => ShapeLabel::Groups,
             ListShape::UserSettings => ShapeLabel::UserSettings,
             ListShape::SearchResults => ShapeLabel::SearchResults,
+            ListShape::ChatStats => ShapeLabel::ChatStats,
+            ListShape::ChatStatsExports => ShapeLabel::ChatStatsExports,
+            ListShape::ChatStatsExport => ShapeLabel::ChatStatsExport,
+            ListShape::UserUsage => ShapeLabel::UserUsage,
+            ListShape::Feedbacks => ShapeLabel::Feedbacks,
+            ListShape::Feedback => ShapeLabel::Feedback,
         }
     }
 }

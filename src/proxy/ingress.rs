@@ -21,7 +21,7 @@ use tracing::Instrument;
 use super::body::{self, Body};
 use super::guard::{self, Identity, Verdict};
 use super::inspect::{requested_models, unlisted_model};
-use super::rewrite::{filter_response, ListFilter};
+use super::rewrite::{filter_response, is_ndjson, redact_lines, ListFilter};
 use super::upgrade::SocketFilter;
 use super::{headers, Ctx, Proxy};
 use crate::config::Config;
@@ -382,6 +382,19 @@ impl Proxy {
         // error through unchanged when it names no models.
         if is_head {
             return Ok(resp);
+        }
+        if let Some(line_shape) = shape.line_shape().filter(|_| is_ndjson(&resp)) {
+            // A stream of any length (an export of every chat): redacted
+            // line by line as it passes, never buffered whole.
+            return redact_lines(
+                &self.store,
+                self.metrics.clone(),
+                who,
+                line_shape,
+                resp,
+                config.access.max_unlisted_body_bytes.get(),
+            )
+            .await;
         }
         // The body waits in the connection's buffers until a slot frees.
         let _slot = self

@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
 
 use crate::error::Refusal;
 use crate::gate::filter::{decode_body, filter_list, FilterError, Filtered};
 use crate::gate::shape::ListShape;
 use crate::metrics::Metrics;
-use crate::proxy::body::{collect_limited, full, Body, CollectError};
+use crate::proxy::body::{boxed, collect_limited, full, Body, BoxError, CollectError};
 use crate::proxy::guard::{unavailable, Identity};
 use crate::proxy::inspect::INLINE_PARSE_BYTES;
 use crate::proxy::list_cache::{CachedList, ListCache, ListKey};
@@ -148,6 +150,126 @@ where
     Ok(filtered)
 }
 
+/// Whether the upstream streams the response as one JSON document per line.
+pub fn is_ndjson(resp: &Response<Body>) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-ndjson"))
+}
+
+/// Redacts an NDJSON response line by line while it streams (`shape` is
+/// each line's): a task reads the upstream body, splits it at newlines,
+/// redacts each line (a large one on a blocking thread) and hands it on. A
+/// line that cannot be checked, or longer than `line_cap`, ends the stream
+/// with an error: the client sees a cut-off export, never an unredacted
+/// line.
+pub async fn redact_lines(
+    store: &AccessStore,
+    metrics: std::sync::Arc<Metrics>,
+    who: &Identity,
+    shape: ListShape,
+    resp: Response<Body>,
+    line_cap: usize,
+) -> Result<Response<Body>, Refusal> {
+    let (mut parts, mut body) = resp.into_parts();
+    if parts.headers.contains_key(header::CONTENT_ENCODING) {
+        return Err(Refusal::UnfilterableList(FilterError::UnsupportedEncoding(
+            "a compressed NDJSON stream".into(),
+        )));
+    }
+    let graph = store.model_graph().await.map_err(unavailable)?;
+    let access = who.access.clone();
+    let h = &mut parts.headers;
+    h.remove(header::CONTENT_LENGTH);
+    h.remove(header::ETAG);
+    h.remove(header::LAST_MODIFIED);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(8);
+    tokio::spawn(async move {
+        let mut buf = BytesMut::new();
+        let mut removed = 0;
+        let mut ended = false;
+        loop {
+            while let Some(end) = memchr::memchr(b'\n', &buf).or(ended.then_some(buf.len())) {
+                if ended && buf.is_empty() {
+                    break;
+                }
+                let line = buf.split_to((end + 1).min(buf.len())).freeze();
+                let (graph, access) = (graph.clone(), access.clone());
+                let out = redact_line(line, move |doc| {
+                    let mut permitted = |id: &str| access.decide(&graph, id).is_allowed();
+                    filter_list(doc, shape, &mut permitted)
+                })
+                .await;
+                let frame = match out {
+                    Ok((line, r)) => {
+                        removed += r;
+                        Ok(Frame::data(line))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an NDJSON line that cannot be checked ends the stream");
+                        Err(BoxError::from(e.to_string()))
+                    }
+                };
+                let failed = frame.is_err();
+                if tx.send(frame).await.is_err() || failed {
+                    return;
+                }
+            }
+            if ended {
+                metrics.record_list_rewrite(shape, removed as u64);
+                return;
+            }
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        buf.extend_from_slice(&data);
+                        if buf.len() > line_cap && memchr::memchr(b'\n', &buf).is_none() {
+                            let _ = tx
+                                .send(Err("an NDJSON line exceeds the size cap".into()))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                None => ended = true,
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok(Response::from_parts(parts, boxed(StreamBody::new(stream))))
+}
+
+/// One NDJSON line redacted (its newline kept); blank lines pass.
+async fn redact_line<F>(line: Bytes, filter: F) -> Result<(Bytes, usize), Refusal>
+where
+    F: FnOnce(&[u8]) -> Result<Filtered, FilterError> + Send + 'static,
+{
+    let text_end = line
+        .iter()
+        .rposition(|b| !b"\r\n".contains(b))
+        .map_or(0, |i| i + 1);
+    if line[..text_end].iter().all(u8::is_ascii_whitespace) {
+        return Ok((line, 0));
+    }
+    let newline = line.slice(text_end..);
+    match filter_off_thread(line.slice(..text_end), filter).await? {
+        Filtered::List { body, removed, .. } => {
+            let mut out = BytesMut::with_capacity(body.len() + newline.len());
+            out.extend_from_slice(&body);
+            out.extend_from_slice(&newline);
+            Ok((out.freeze(), removed))
+        }
+        Filtered::Forbidden => Err(Refusal::ModelHidden),
+    }
+}
+
 /// Whether a body has the shape's model-bearing part: the list member, the
 /// array, the redacted fields, the single model's `id`. Only an error
 /// response is asked; one that has it is filtered like a success (and
@@ -170,7 +292,13 @@ fn names_models(shape: ListShape, body: &[u8]) -> bool {
         ListShape::ChannelMessage => members(&["meta", "content", "reply_to_message"]),
         ListShape::Folder => members(&["data"]),
         ListShape::UserSettings => members(&["ui"]),
-        ListShape::SearchResults => members(&["items"]),
+        ListShape::SearchResults
+        | ListShape::ChatStats
+        | ListShape::ChatStatsExports
+        | ListShape::Feedbacks => members(&["items"]),
+        ListShape::ChatStatsExport => members(&["stats", "chat"]),
+        ListShape::UserUsage => members(&["heatmap", "top_models", "insights"]),
+        ListShape::Feedback => members(&["data", "meta", "snapshot"]),
         ListShape::Chats | ListShape::ChannelMessages | ListShape::Folders | ListShape::Groups => {
             serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body).is_ok()
         }

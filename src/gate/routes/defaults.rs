@@ -246,14 +246,22 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     // the reader may not use, so every `ChatResponse` is redacted. The
     // one-segment GET routes registered before `/{id}` are listed first.
     let chats = "/api/v1/chats";
-    // `/all` streams the user's own chats as NDJSON (an export of any size)
-    // and is not redacted: see docs/open-webui.md.
-    for p in [
-        "list", "config", "search", "pinned", "all", "archived", "shared",
-    ] {
+    // `/all` streams the user's own chats as NDJSON (an export of any size):
+    // redacted line by line as it passes.
+    for p in ["list", "config", "search", "pinned", "archived", "shared"] {
         v.push(pass(&["GET"], &format!("{chats}/{p}")));
     }
-    for p in ["all/archived", "all/db", "folder/{folder_id}"] {
+    // Statistics derived from one's chats: counts keyed by model id.
+    v.push(list(&format!("{chats}/stats/usage"), ListShape::ChatStats));
+    v.push(list(
+        &format!("{chats}/stats/export"),
+        ListShape::ChatStatsExports,
+    ));
+    v.push(list(
+        &format!("{chats}/stats/export/{{chat_id}}"),
+        ListShape::ChatStatsExport,
+    ));
+    for p in ["all", "all/archived", "all/db", "folder/{folder_id}"] {
         v.push(document(
             &["GET"],
             &format!("{chats}/{p}"),
@@ -356,6 +364,33 @@ pub(super) fn entries(switches: Switches) -> Vec<RouteEntry> {
     }
     // `routers/groups.py`: the groups a user belongs to.
     v.push(list("/api/v1/groups/", ListShape::Groups));
+    // `routers/users.py` `/usage`: one's usage by model.
+    v.push(list("/api/v1/users/usage", ListShape::UserUsage));
+    // `routers/evaluations.py`: one's feedback names the rated model, its
+    // arena siblings, and keeps a snapshot of the chat.
+    let evaluations = "/api/v1/evaluations";
+    v.push(list(
+        &format!("{evaluations}/feedbacks/user"),
+        ListShape::Feedbacks,
+    ));
+    v.push(document(
+        &["POST"],
+        &format!("{evaluations}/feedback"),
+        ListShape::Feedback,
+    ));
+    v.push(document(
+        &["GET", "POST"],
+        &format!("{evaluations}/feedback/{{id}}"),
+        ListShape::Feedback,
+    ));
+    // `routers/notes.py`: the chat behind a note.
+    let notes = "/api/v1/notes/{id}";
+    v.push(document(
+        &["GET", "POST"],
+        &format!("{notes}/chat"),
+        ListShape::Chat,
+    ));
+    v.push(list(&format!("{notes}/chats"), ListShape::Chats));
 
     // ---- main.py app routes (registered after the routers) ----
     // `get_app_config`: default and pinned models, for signed-in users.

@@ -518,9 +518,7 @@ fn chats_and_channel_messages_are_redacted() {
     }
     // Open WebUI's own one-segment routes come before `/{id}` and return
     // title lists, not chats.
-    for p in [
-        "list", "config", "search", "pinned", "all", "archived", "shared",
-    ] {
+    for p in ["list", "config", "search", "pinned", "archived", "shared"] {
         assert_eq!(
             classify(Method::GET, &format!("/api/v1/chats/{p}")),
             RouteClass::Pass,
@@ -536,7 +534,10 @@ fn chats_and_channel_messages_are_redacted() {
             ..
         })
     ));
-    use crate::gate::shape::ListShape::{Folder, Folders, Groups, SearchResults, UserSettings};
+    use crate::gate::shape::ListShape::{
+        ChatStats, ChatStatsExport, ChatStatsExports, Feedback, Feedbacks, Folder, Folders, Groups,
+        SearchResults, UserSettings, UserUsage,
+    };
     for (method, path, shape) in [
         (Method::GET, "/api/v1/folders/shared", Folders),
         (Method::GET, "/api/v1/folders/f1", Folder),
@@ -546,6 +547,21 @@ fn chats_and_channel_messages_are_redacted() {
         (Method::GET, "/api/v1/users/groups", Groups),
         (Method::GET, "/api/v1/users/user/settings", UserSettings),
         (Method::GET, "/api/v1/search", SearchResults),
+        (Method::GET, "/api/v1/chats/all", Chats),
+        (Method::GET, "/api/v1/chats/stats/usage", ChatStats),
+        (Method::GET, "/api/v1/chats/stats/export", ChatStatsExports),
+        (
+            Method::GET,
+            "/api/v1/chats/stats/export/c1",
+            ChatStatsExport,
+        ),
+        (Method::GET, "/api/v1/users/usage", UserUsage),
+        (Method::GET, "/api/v1/evaluations/feedbacks/user", Feedbacks),
+        (Method::POST, "/api/v1/evaluations/feedback", Feedback),
+        (Method::GET, "/api/v1/evaluations/feedback/f1", Feedback),
+        (Method::GET, "/api/v1/notes/n1/chat", Chat),
+        (Method::POST, "/api/v1/notes/n1/chat", Chat),
+        (Method::GET, "/api/v1/notes/n1/chats", Chats),
     ] {
         assert_eq!(
             classify(method.clone(), path),
