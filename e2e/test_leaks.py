@@ -4,6 +4,7 @@ Open WebUI itself (asked directly) does show them, so each check has
 something to hide.
 """
 
+import json
 import time
 import uuid
 
@@ -120,6 +121,18 @@ def test_a_shared_chat(stack, gate, orgs):
     check(r, ["gpt-alpha"])
     clone = r.json()["id"]
     check(requests.get(f"{gate.url}/api/v1/chats/{clone}", headers=a, timeout=30), ["gpt-alpha"])
+    # The clone is stored whole: user A's export and usage statistics carry
+    # it, and are redacted too (the export line by line as it streams).
+    for path in ("/api/v1/chats/all", "/api/v1/users/usage"):
+        direct = requests.get(f"{stack.webui_url}{path}", headers=a, timeout=30)
+        assert direct.status_code == 200, f"{path}: {direct.text[:300]}"
+        r = requests.get(f"{gate.url}{path}", headers=a, timeout=30)
+        assert r.status_code == 200, f"{path}: {r.text[:300]}"
+        assert visible(r.text) == [], f"{path}: {r.text[:500]}"
+        if path == "/api/v1/chats/all":
+            assert "gpt-beta" in direct.text, "the export holds the clone"
+            assert [json.loads(line)["id"] for line in r.text.splitlines() if line.strip()] == \
+                [json.loads(line)["id"] for line in direct.text.splitlines() if line.strip()]
 
 
 def test_a_shared_folder_and_its_chats(stack, gate, orgs):
