@@ -207,7 +207,26 @@ fn bootstrap(config: &Config, conn: &rusqlite::Connection) {
     };
     let name = config.admin.organization_name.as_deref().unwrap_or(org_id);
     let models = ModelSelection::from_config(&config.admin.organization_models);
-    match crate::store::bootstrap::bootstrap(conn, org_id, name, &models, "modelgate-bootstrap") {
+    let development = config.admin.development_mode;
+    if development {
+        tracing::warn!(
+            organization = org_id,
+            "DEVELOPMENT MODE (admin.development_mode): every Open WebUI user is made a member of this organization at start-up"
+        );
+    } else if crate::store::bootstrap::looks_like_development(org_id, name) {
+        tracing::warn!(
+            organization = org_id,
+            "the organization's id or name contains \"dev\", but development mode is explicit now and off: no users are added (set admin.development_mode = true or MODELGATE_DEVELOPMENT_MODE=true to add them)"
+        );
+    }
+    match crate::store::bootstrap::bootstrap(
+        conn,
+        org_id,
+        name,
+        &models,
+        development,
+        "modelgate-bootstrap",
+    ) {
         Ok(r) => tracing::info!(
             organization = %r.organization_id,
             created = r.organization_created,

@@ -21,8 +21,11 @@ async fn fresh_database_gets_the_schema_and_the_bootstrap_organization() {
         ("MODELGATE_DATABASE", db_s),
         ("OPENROUTER_EXTERNAL_USER", "mai_client_dev"),
         ("ORGANIZATION_NAME", "Dev Team"),
+        ("MODELGATE_DEVELOPMENT_MODE", "true"),
     ];
     let serve = Serve::start(&config, up.addr, &env);
+    let warned = serve.wait_for_prefix("DEVELOPMENT MODE");
+    assert_eq!(warned["level"], "WARN");
     let line = serve.wait_for("organization bootstrap done");
     assert_eq!(line["created"], true);
     assert_eq!(line["development"], true);

@@ -55,6 +55,9 @@ pub(super) fn apply(file: &mut FileConfig, env: EnvLookup<'_>) -> Result<(), Con
     if let Some(v) = env("ORGANIZATION_NAME").filter(|v| !v.is_empty()) {
         file.admin.organization_name = Some(v);
     }
+    if let Some(v) = env("MODELGATE_DEVELOPMENT_MODE") {
+        file.admin.development_mode = parse_bool("MODELGATE_DEVELOPMENT_MODE", &v)?;
+    }
     Ok(())
 }
 

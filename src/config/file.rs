@@ -280,6 +280,11 @@ pub struct AdminSection {
     /// Models linked to that organization at start-up: a list of ids, or
     /// `["*"]` for every base model in Open WebUI's `model` table.
     pub organization_models: Vec<String>,
+    /// Development mode: every Open WebUI user becomes a member of that
+    /// organization at start-up (said loudly). Off by default; an
+    /// organization whose id or name merely contains "dev" no longer turns
+    /// it on. Env: `MODELGATE_DEVELOPMENT_MODE`.
+    pub development_mode: bool,
 }
 
 pub(super) fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {

@@ -1,5 +1,5 @@
 //! Start-up bootstrap (seed 003): make sure the deployment's organization
-//! exists and has its models, and in development organizations every user.
+//! exists and has its models, and in development mode every user.
 //!
 //! Only rows that do not exist yet are inserted (`INSERT OR IGNORE`): a model
 //! or member an operator deactivated stays deactivated across restarts.
@@ -35,13 +35,15 @@ pub struct BootstrapReport {
     pub organization_id: String,
     pub organization_created: bool,
     pub models_linked: usize,
-    /// Development organizations (id or name containing `dev`) only.
+    /// Development mode (explicit: `admin.development_mode`).
     pub development: bool,
     pub members_added: usize,
 }
 
-/// A development organization, as the seed recognised one.
-pub fn is_development(org_id: &str, org_name: &str) -> bool {
+/// What the seed took for a development organization (its id or name
+/// contains "dev"; `mai_client_devoteam` too). No longer acted on: only
+/// used to warn that development mode is now explicit.
+pub fn looks_like_development(org_id: &str, org_name: &str) -> bool {
     org_id.to_ascii_lowercase().contains("dev") || org_name.to_ascii_lowercase().contains("dev")
 }
 
@@ -51,6 +53,7 @@ pub fn bootstrap(
     org_id: &str,
     org_name: &str,
     models: &ModelSelection,
+    development: bool,
     actor: &str,
 ) -> Result<BootstrapReport, StoreError> {
     let org_id = org_id.trim();
@@ -62,7 +65,6 @@ pub fn bootstrap(
     } else {
         org_name.trim()
     };
-    let development = is_development(org_id, org_name);
     with_actor(conn, actor, |tx| {
         let organization_created = tx.execute(
             "INSERT OR IGNORE INTO organizations (id, name, created_at)
@@ -130,6 +132,7 @@ mod tests {
             "mai_client_acme",
             "Acme",
             &ModelSelection::AllBaseModels,
+            false,
             "bootstrap",
         )
         .unwrap();
@@ -143,6 +146,7 @@ mod tests {
             "mai_client_acme",
             "Acme",
             &ModelSelection::AllBaseModels,
+            false,
             "bootstrap",
         )
         .unwrap();
@@ -157,10 +161,32 @@ mod tests {
     }
 
     #[test]
-    fn development_orgs_get_every_non_pending_user() {
+    fn development_mode_is_explicit() {
+        // The seed's rule took `mai_client_devoteam` for a development
+        // organization and added every user: a name is no switch.
         let (_d, conn) = owui();
         let list = ModelSelection::from_config(&["gpt-4o".into()]);
-        let r = bootstrap(&conn, "mai_dev", "", &list, "bootstrap").unwrap();
+        let r = bootstrap(
+            &conn,
+            "mai_client_devoteam",
+            "Devoteam",
+            &list,
+            false,
+            "bootstrap",
+        )
+        .unwrap();
+        assert!(!r.development);
+        assert_eq!(r.members_added, 0);
+        assert!(list_members(&conn, "mai_client_devoteam")
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn development_mode_adds_every_non_pending_user() {
+        let (_d, conn) = owui();
+        let list = ModelSelection::from_config(&["gpt-4o".into()]);
+        let r = bootstrap(&conn, "mai_dev", "", &list, true, "bootstrap").unwrap();
         assert!(r.development);
         assert_eq!(r.models_linked, 1);
         assert_eq!(r.members_added, 2);
@@ -193,7 +219,7 @@ mod tests {
             ModelSelection::from_config(&["a".into()]),
             ModelSelection::List(vec!["a".into()])
         );
-        assert!(is_development("x", "Dev Team"));
-        assert!(!is_development("acme", "Acme"));
+        assert!(looks_like_development("x", "Dev Team"));
+        assert!(!looks_like_development("acme", "Acme"));
     }
 }
