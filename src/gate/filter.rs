@@ -21,7 +21,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub use super::decode::decode_body;
-use super::redact::{redact_document, redact_paths, Document, Ids, Rule, Step};
+use super::redact::rules::{
+    APP_CONFIG, CHAT_STATS, CHAT_STATS_EXPORT, CHAT_STATS_EXPORTS, FEEDBACK, FEEDBACKS, FOLDER,
+    FOLDERS, GROUPS, SEARCH_RESULTS, TASK_CONFIG, USAGE, USER_SETTINGS, USER_USAGE,
+};
+use super::redact::{redact_document, redact_paths, Document};
 use super::shape::ListShape;
 
 /// The result of filtering a 2xx model-list body.
@@ -57,176 +61,6 @@ pub enum FilterError {
     #[error("model list exceeds the size cap")]
     TooLarge,
 }
-
-// Where the documents that are not lists name models (see `ListShape`).
-use Step::{Each, Key, Values};
-const APP_CONFIG: &[Rule] = &[
-    Rule {
-        path: &[Key("default_models")],
-        ids: Ids::CommaList,
-    },
-    Rule {
-        path: &[Key("default_pinned_models")],
-        ids: Ids::CommaList,
-    },
-    Rule {
-        path: &[Key("ui"), Key("default_interface_settings"), Key("models")],
-        ids: Ids::List,
-    },
-];
-const TASK_CONFIG: &[Rule] = &[
-    Rule {
-        path: &[Key("TASK_MODEL")],
-        ids: Ids::One,
-    },
-    Rule {
-        path: &[Key("TASK_MODEL_EXTERNAL")],
-        ids: Ids::One,
-    },
-];
-const USAGE: &[Rule] = &[Rule {
-    path: &[Key("model_ids")],
-    ids: Ids::List,
-}];
-const FOLDER: &[Rule] = &[Rule {
-    path: &[Key("data"), Key("model_ids")],
-    ids: Ids::List,
-}];
-const FOLDERS: &[Rule] = &[Rule {
-    path: &[Each, Key("data"), Key("model_ids")],
-    ids: Ids::List,
-}];
-const GROUPS: &[Rule] = &[Rule {
-    path: &[Each, Key("data"), Key("config"), Key("default_models")],
-    ids: Ids::List,
-}];
-const USER_SETTINGS: &[Rule] = &[
-    Rule {
-        path: &[Key("ui"), Key("models")],
-        ids: Ids::List,
-    },
-    Rule {
-        path: &[Key("ui"), Key("pinnedModels")],
-        ids: Ids::List,
-    },
-];
-const SEARCH_RESULTS: &[Rule] = &[
-    Rule {
-        path: &[Key("items"), Each, Key("snippet")],
-        ids: Ids::Mentions,
-    },
-    Rule {
-        path: &[Key("items"), Each, Key("preview")],
-        ids: Ids::Mentions,
-    },
-];
-
-const CHAT_STATS: &[Rule] = &[
-    Rule {
-        path: &[Key("items"), Each, Key("models")],
-        ids: Ids::Keys,
-    },
-    Rule {
-        path: &[Key("items"), Each, Key("history_models")],
-        ids: Ids::Keys,
-    },
-];
-const CHAT_STATS_EXPORTS: &[Rule] = &[
-    Rule {
-        path: &[Key("items"), Each, Key("stats"), Key("models")],
-        ids: Ids::Keys,
-    },
-    Rule {
-        path: &[Key("items"), Each, Key("stats"), Key("history_models")],
-        ids: Ids::Keys,
-    },
-    Rule {
-        path: &[
-            Key("items"),
-            Each,
-            Key("chat"),
-            Key("history"),
-            Key("messages"),
-            Values,
-            Key("model"),
-        ],
-        ids: Ids::One,
-    },
-];
-const CHAT_STATS_EXPORT: &[Rule] = &[
-    Rule {
-        path: &[Key("stats"), Key("models")],
-        ids: Ids::Keys,
-    },
-    Rule {
-        path: &[Key("stats"), Key("history_models")],
-        ids: Ids::Keys,
-    },
-    Rule {
-        path: &[
-            Key("chat"),
-            Key("history"),
-            Key("messages"),
-            Values,
-            Key("model"),
-        ],
-        ids: Ids::One,
-    },
-];
-const USER_USAGE: &[Rule] = &[
-    Rule {
-        path: &[Key("heatmap"), Each, Key("models")],
-        ids: Ids::Keys,
-    },
-    Rule {
-        path: &[Key("weekly_heatmap"), Each, Key("models")],
-        ids: Ids::Keys,
-    },
-    Rule {
-        path: &[Key("cumulative_heatmap"), Each, Key("models")],
-        ids: Ids::Keys,
-    },
-    Rule {
-        path: &[Key("insights"), Key("most_used_model")],
-        ids: Ids::One,
-    },
-    Rule {
-        path: &[Key("top_models"), Each, Key("model_id")],
-        ids: Ids::One,
-    },
-];
-const FEEDBACKS: &[Rule] = &[
-    Rule {
-        path: &[Key("items"), Each, Key("data"), Key("model_id")],
-        ids: Ids::One,
-    },
-    Rule {
-        path: &[Key("items"), Each, Key("data"), Key("sibling_model_ids")],
-        ids: Ids::List,
-    },
-    Rule {
-        path: &[Key("items"), Each, Key("meta"), Key("model_id")],
-        ids: Ids::One,
-    },
-];
-const FEEDBACK: &[Rule] = &[
-    Rule {
-        path: &[Key("data"), Key("model_id")],
-        ids: Ids::One,
-    },
-    Rule {
-        path: &[Key("data"), Key("sibling_model_ids")],
-        ids: Ids::List,
-    },
-    Rule {
-        path: &[Key("meta"), Key("model_id")],
-        ids: Ids::One,
-    },
-    Rule {
-        path: &[Key("snapshot"), Key("chat")],
-        ids: Ids::Chat,
-    },
-];
 
 fn not_json(e: serde_json::Error) -> FilterError {
     FilterError::NotJson(e.to_string())

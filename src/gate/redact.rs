@@ -33,6 +33,8 @@ use std::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+pub(super) mod rules;
+
 use super::body::model_mention_spans;
 use super::filter::{span, FilterError, Filtered};
 
@@ -50,7 +52,7 @@ pub(super) enum Document {
 }
 
 /// How a field spells the model ids it holds.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub(super) enum Ids {
     /// `"a"`: a forbidden id becomes `""`.
     One,
@@ -65,6 +67,8 @@ pub(super) enum Ids {
     Keys,
     /// A stored chat (the `chat` of a `ChatResponse`): see the module docs.
     Chat,
+    /// A document of its own, with its own rules (a list's entries).
+    Nested(&'static [Rule]),
 }
 
 /// One step of a [`Rule`]'s path.
@@ -79,6 +83,7 @@ pub(super) enum Step {
 }
 
 /// Where a document names models: the path to the field, and how.
+#[derive(Clone, Copy)]
 pub(super) struct Rule {
     pub path: &'static [Step],
     pub ids: Ids,
@@ -270,6 +275,12 @@ impl<'a, 'p> Redactor<'a, 'p> {
                 Ids::Mentions => self.mentions(raw),
                 Ids::Keys => self.keys(raw),
                 Ids::Chat => self.chat(raw),
+                Ids::Nested(rules) => {
+                    for rule in rules {
+                        self.walk(raw, rule.path, rule.ids)?;
+                    }
+                    Ok(())
+                }
             },
             Some((Step::Key(key), rest)) => {
                 for (k, v) in object_members(raw)?.unwrap_or_default() {
