@@ -657,9 +657,10 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn run(body: &str, doc: Document, ids: &[&str]) -> Result<(String, usize, usize), FilterError> {
-        let mut permitted = |id: &str| ids.contains(&id);
-        match redact_document(body.as_bytes(), doc, &mut permitted)? {
+    type Text = Result<(String, usize, usize), FilterError>;
+
+    fn text(filtered: Result<Filtered, FilterError>) -> Text {
+        match filtered? {
             Filtered::List {
                 body,
                 kept,
@@ -667,6 +668,12 @@ mod tests {
             } => Ok((String::from_utf8(body).unwrap(), kept, removed)),
             Filtered::Forbidden => panic!("documents are never forbidden whole"),
         }
+    }
+
+    fn run(body: &str, doc: Document, ids: &[&str]) -> Text {
+        text(redact_document(body.as_bytes(), doc, &mut |id: &str| {
+            ids.contains(&id)
+        }))
     }
 
     fn shared_chat() -> Value {
@@ -816,20 +823,10 @@ mod tests {
         .is_ok());
     }
 
-    fn paths(
-        body: &str,
-        rules: &[Rule],
-        ids: &[&str],
-    ) -> Result<(String, usize, usize), FilterError> {
-        let mut permitted = |id: &str| ids.contains(&id);
-        match redact_paths(body.as_bytes(), rules, &mut permitted)? {
-            Filtered::List {
-                body,
-                kept,
-                removed,
-            } => Ok((String::from_utf8(body).unwrap(), kept, removed)),
-            Filtered::Forbidden => panic!("documents are never forbidden whole"),
-        }
+    fn paths(body: &str, rules: &[Rule], ids: &[&str]) -> Text {
+        text(redact_paths(body.as_bytes(), rules, &mut |id: &str| {
+            ids.contains(&id)
+        }))
     }
 
     #[test]

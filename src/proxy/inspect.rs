@@ -1,36 +1,15 @@
-//! Reading a guarded request body: JSON only, uncompressed, within its cap,
-//! and the model ids it makes the server call (arena candidates included).
+//! The model ids a guarded request body makes the server call (arena
+//! candidates included). The body itself is read within its cap and the
+//! memory budget by `proxy::budget`.
 
 use bytes::Bytes;
-use http::{header, HeaderMap};
 
 use crate::config::Config;
 use crate::error::Refusal;
-use crate::gate::body::{
-    check_content_type, requested_from_bytes, top_level_model_from_bytes, BodyError,
-};
+use crate::gate::body::{requested_from_bytes, top_level_model_from_bytes, BodyError};
 use crate::gate::routes::CallSpec;
-use crate::proxy::body::{collect_limited, Body, CollectError};
 use crate::proxy::guard::unavailable;
 use crate::store::AccessStore;
-
-/// Reads a guarded request body, refused before reading when
-/// `Content-Length` already says too much.
-pub async fn read_json_body(cap: usize, headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> {
-    check_content_type(headers)?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > cap as u64) {
-        return Err(Refusal::BodyTooLarge { cap });
-    }
-    match collect_limited(body, cap).await {
-        Ok(bytes) => Ok(bytes),
-        Err(CollectError::TooLarge) => Err(Refusal::BodyTooLarge { cap }),
-        Err(CollectError::Body(e)) => Err(Refusal::BodyUnreadable(e.to_string())),
-    }
-}
 
 /// Bodies larger than this are parsed on a blocking thread. An ordinary
 /// body parses at about 1 ms per MiB, but an adversarial one (millions of
