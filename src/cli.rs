@@ -5,6 +5,10 @@
 //!
 //! Exit codes: 0 success; 1 error (message on stderr); 2 invalid arguments
 //! (clap); 3 `access USER MODEL` denied; 4 `db-bench` index check failed.
+//! With `--json`, an error is one line of JSON on stderr,
+//! `{"error":{"code":"unknown_organization","message":"..."}}`, with a
+//! stable code ([`crate::ops::OpsError::code`], `invalid_arguments` for
+//! exit 2) and stdout stays empty.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -34,7 +38,8 @@ pub const EXIT_CHECK_FAILED: u8 = 4;
     version,
     about = "Model-access gateway in front of Open WebUI",
     after_help = "Exit codes: 0 success, 1 error, 2 invalid arguments, \
-                  3 access denied (`access USER MODEL`), 4 index check failed (`db-bench`)."
+                  3 access denied (`access USER MODEL`), 4 index check failed (`db-bench`). \
+                  With --json, errors are JSON on stderr: {\"error\":{\"code\":...,\"message\":...}}."
 )]
 pub struct Cli {
     /// SQLite database shared with Open WebUI (default ./data/webui.db).
@@ -87,17 +92,25 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
-    /// User model access report and per-organization counts.
+    /// Per-organization counts (active members, admins, active models) and
+    /// user totals; `--users` lists every active membership instead.
     Report {
-        /// Only this organization.
+        /// Only this organization (the user totals stay global).
         #[arg(long, value_name = "ORG")]
         org: Option<String>,
+        /// One line per user and organization (email, name, roles, number
+        /// of models), streamed as the database yields it, so memory stays
+        /// flat on any number of users. With --json: one JSON array, one
+        /// object per line.
+        #[arg(long)]
+        users: bool,
         #[command(flatten)]
         out: Output,
     },
     /// The permission change log, newest first.
     Audit {
-        #[arg(long, default_value_t = 50, value_name = "N")]
+        /// How many entries (at least 1).
+        #[arg(long, default_value_t = 50, value_name = "N", value_parser = parse_limit)]
         limit: usize,
         #[command(flatten)]
         out: Output,
@@ -223,20 +236,72 @@ impl WriteArgs {
     }
 }
 
+/// `audit --limit`: 0 would print an empty log and "no permission changes
+/// recorded", which is false; refused instead.
+fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would show nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_role(s: &str) -> Result<MemberRole, String> {
     s.parse()
         .map_err(|e: crate::store::StoreError| e.to_string())
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--json` anywhere asks for JSON errors too, even when the arguments
+    // around it do not parse.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => {
+            let text = e.to_string();
+            eprintln!("{}", error_json("invalid_arguments", first_line(&text)));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(code) => code,
+        Err(e) if json => {
+            eprintln!("{}", error_json(error_code(&e), &format!("{e:#}")));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("modelgate: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message without its usage lines and `--help` hint.
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .map_or(text, |l| l.trim_start_matches("error: "))
+}
+
+/// `{"error":{"code":"...","message":"..."}}`, one line.
+fn error_json(code: &str, message: &str) -> String {
+    serde_json::json!({ "error": { "code": code, "message": message } }).to_string()
+}
+
+/// The stable code of the first error in the chain that has one.
+fn error_code(e: &anyhow::Error) -> &'static str {
+    e.chain()
+        .find_map(|cause| {
+            if let Some(ops) = cause.downcast_ref::<ops::OpsError>() {
+                Some(ops.code())
+            } else if cause.is::<crate::config::ConfigError>() {
+                Some("invalid_config")
+            } else {
+                None
+            }
+        })
+        .unwrap_or("error")
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -355,7 +420,26 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_DENIED));
             }
         }
-        Command::Report { org, out } => {
+        Command::Report {
+            org,
+            users: true,
+            out,
+        } => {
+            let stdout = std::io::stdout().lock();
+            match ops::report::user_listing(db, org.as_deref(), out.json, stdout) {
+                // `modelgate report --users | head` closing the pipe early
+                // is not an error.
+                Err(ops::OpsError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+        Command::Report {
+            org,
+            users: false,
+            out,
+        } => {
             let report = ops::report::report(db, org.as_deref())?;
             emit_as(out.json, &report, &ops::report::ReportText(&report))?
         }

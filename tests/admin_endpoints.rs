@@ -331,6 +331,12 @@ async fn diagnostics_are_for_admins_only() {
         .json();
     assert_eq!(d["config"]["enforcing"], true);
     assert_eq!(d["config"]["session_key_configured"], true);
+    // An age in seconds to the millisecond, not 17 digits of f64.
+    let age = d["store"]["policy_age_seconds"].to_string();
+    assert!(
+        age.split('.').nth(1).map_or(0, str::len) <= 3,
+        "policy_age_seconds = {age}"
+    );
     assert!(!d.to_string().contains(SECRET), "no secrets in the summary");
     assert!(
         !d.to_string().contains("s3cret"),

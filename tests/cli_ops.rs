@@ -144,8 +144,17 @@ fn manage_an_empty_database_in_text_and_json() {
 
     let report = db.ok(&["report", "--json"]).json();
     assert_eq!(report["user_table"], false);
-    assert_eq!(report["users"], serde_json::json!([]));
+    assert_eq!(report["total_users"], serde_json::Value::Null);
+    assert_eq!(report["users_with_organization"], 0);
     assert_eq!(report["organizations"][0]["active_members"], 0);
+    assert_eq!(
+        db.ok(&["report", "--users", "--json"]).json(),
+        serde_json::json!([])
+    );
+    assert!(db
+        .ok(&["report", "--users"])
+        .stdout
+        .contains("no active memberships"));
     db.ok(&["report"]);
     assert!(db.ok(&["audit"]).stdout.contains("someone"));
 }
@@ -171,7 +180,23 @@ fn manage_an_open_webui_database() {
 
     let report = db.ok(&["report", "--json"]).json();
     assert_eq!(report["user_table"], true);
-    let users = report["users"].as_array().unwrap();
+    assert_eq!(report["total_users"], 4);
+    assert_eq!(report["open_webui_admins"], 1);
+    assert_eq!(report["users_with_organization"], 2);
+    assert_eq!(report["users_without_organization"], 2);
+    let orgs = report["organizations"].as_array().unwrap();
+    assert_eq!(orgs[0]["id"], "a");
+    assert_eq!(orgs[0]["active_members"], 2);
+    assert_eq!(orgs[0]["admins"], 0);
+    assert_eq!(orgs[1]["admins"], 1);
+    assert_eq!(orgs[1]["active_models"], 2);
+    let text = db.ok(&["report"]).stdout;
+    assert!(text.contains("Org A") && text.contains("ADMINS"), "{text}");
+    assert!(text.contains("in no organization:           2"), "{text}");
+    assert!(text.contains("report --users"), "{text}");
+
+    let users = db.ok(&["report", "--users", "--json"]).json();
+    let users = users.as_array().unwrap();
     assert_eq!(users.len(), 3);
     let u1b = users
         .iter()
@@ -179,33 +204,18 @@ fn manage_an_open_webui_database() {
         .unwrap();
     assert_eq!(u1b["email"], "u1@example.com");
     assert_eq!(u1b["name"], "Uma One");
+    assert_eq!(u1b["user_role"], "user");
     assert_eq!(u1b["membership_role"], "admin");
     assert_eq!(u1b["accessible_models"], 2);
-    // Names where Open WebUI has a row, ids where it does not (the seed's
-    // inner join dropped those models).
-    assert_eq!(
-        u1b["model_names"],
-        serde_json::json!(["Claude 3", "openrouter/mistral"])
-    );
-    let orgs = report["organizations"].as_array().unwrap();
-    assert_eq!(orgs[0]["id"], "a");
-    assert_eq!(orgs[0]["active_members"], 2);
-    assert_eq!(orgs[1]["active_models"], 2);
-    let text = db.ok(&["report"]).stdout;
-    assert!(
-        text.contains("u1@example.com") && text.contains("GPT-4o"),
-        "{text}"
-    );
-    // u1 is an admin of organization b.
-    let admins = text.split("Administrators").nth(1).unwrap();
-    let admins = admins.split("User model access").next().unwrap();
-    assert!(
-        admins.contains("u1@example.com") && !admins.contains("u2"),
-        "{text}"
-    );
+    let text = db.ok(&["report", "--users"]).stdout;
+    assert!(text.starts_with("USER "), "{text}");
+    assert!(text.contains("u1@example.com"), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
+
     let only_a = db.ok(&["report", "--org", "a", "--json"]).json();
-    assert_eq!(only_a["users"].as_array().unwrap().len(), 2);
     assert_eq!(only_a["organizations"].as_array().unwrap().len(), 1);
+    let only_a = db.ok(&["report", "--org", "a", "--users", "--json"]).json();
+    assert_eq!(only_a.as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -240,6 +250,7 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
     db.fails(&["model", "disable", "nope", "gpt-4o"], 1, unknown);
     db.fails(&["model", "list", "nope"], 1, unknown);
     db.fails(&["report", "--org", "nope"], 1, unknown);
+    db.fails(&["report", "--org", "nope", "--users"], 1, unknown);
     db.fails(
         &["member", "add", "a", "u1", "--role", "owner"],
         2,
@@ -499,5 +510,418 @@ fn database_comes_from_the_environment_too() {
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
         serde_json::json!([])
+    );
+}
+
+/// `report` on a database big enough that the old all-in-memory report
+/// would show (20,000 users): the summary is counts computed in SQL, and
+/// `--users` streams one row per active membership. No timing asserts: the
+/// figures for 100,000 users are measured by hand (README).
+#[test]
+fn report_summarizes_and_streams_a_large_database() {
+    const USERS: usize = 20_000;
+    let db = missing_db();
+    std::fs::create_dir_all(db.path.parent().unwrap()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&db.path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        modelgate::store::webui_fixture::create_open_webui_tables(&conn).unwrap();
+    }
+    db.ok(&["init"]);
+    let mut conn = db.conn();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut user = tx
+            .prepare("INSERT INTO user (id, email, name, role) VALUES (?1, ?1 || '@example.com', ?1, ?2)")
+            .unwrap();
+        for i in 0..USERS {
+            // Every 500th user is an Open WebUI admin: 40 of them.
+            let role = if i % 500 == 0 { "admin" } else { "user" };
+            user.execute(rusqlite::params![format!("user-{i:05}"), role])
+                .unwrap();
+        }
+        tx.execute_batch(
+            "INSERT INTO organizations (id, name) VALUES ('big', 'Big'), ('small', 'Small'), ('empty', 'Empty');
+             INSERT INTO organization_models (id, organization_id, model_id, is_active) VALUES
+                 ('l1', 'big', 'm1', 1), ('l2', 'big', 'm2', 1), ('l3', 'big', 'm3', 1),
+                 ('l4', 'big', 'm4', 1), ('l5', 'big', 'm5', 1), ('l6', 'big', 'm6', 0),
+                 ('l7', 'small', 'm1', 1), ('l8', 'small', 'm7', 1);",
+        )
+        .unwrap();
+        let mut member = tx
+            .prepare(
+                "INSERT INTO organization_members (id, organization_id, user_id, role, is_active)
+                 VALUES (?1 || '/' || ?2, ?1, ?2, ?3, ?4)",
+            )
+            .unwrap();
+        // big: users 0..15,000 (10 org admins); small: 15,000..15,500,
+        // plus 100 inactive memberships of big's users; 4,500 in none.
+        for i in 0..15_000 {
+            let role = if i < 10 { "admin" } else { "member" };
+            member
+                .execute(rusqlite::params!["big", format!("user-{i:05}"), role, 1])
+                .unwrap();
+        }
+        for i in 15_000..15_500 {
+            member
+                .execute(rusqlite::params![
+                    "small",
+                    format!("user-{i:05}"),
+                    "member",
+                    1
+                ])
+                .unwrap();
+        }
+        for i in 0..100 {
+            member
+                .execute(rusqlite::params![
+                    "small",
+                    format!("user-{i:05}"),
+                    "member",
+                    0
+                ])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    drop(conn);
+
+    let summary = db.ok(&["report", "--json"]).json();
+    assert_eq!(summary["total_users"], USERS);
+    assert_eq!(summary["open_webui_admins"], 40);
+    assert_eq!(summary["users_with_organization"], 15_500);
+    assert_eq!(summary["users_without_organization"], 4_500);
+    let orgs: Vec<(String, i64, i64, i64)> = summary["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_string(),
+                o["active_members"].as_i64().unwrap(),
+                o["admins"].as_i64().unwrap(),
+                o["active_models"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        orgs,
+        [
+            ("big".to_string(), 15_000, 10, 5),
+            ("empty".to_string(), 0, 0, 0),
+            ("small".to_string(), 500, 0, 2),
+        ]
+    );
+    // The text summary stays a screenful, whatever the user count.
+    let text = db.ok(&["report"]).stdout;
+    assert!(text.lines().count() < 20, "{text}");
+    assert!(text.contains("20000 (40 admins)"), "{text}");
+
+    // The listing: one JSON array, one object per line.
+    let listing = db.ok(&["report", "--users", "--json"]);
+    let rows = listing.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 15_500);
+    assert_eq!(listing.stdout.lines().count(), 15_500 + 2);
+    assert_eq!(rows[0]["user_id"], "user-00000");
+    assert_eq!(rows[0]["membership_role"], "admin");
+    assert_eq!(rows[0]["user_role"], "admin");
+    assert_eq!(rows[0]["accessible_models"], 5);
+    assert_eq!(rows[15_499]["organization_id"], "small");
+    assert_eq!(rows[15_499]["accessible_models"], 2);
+    let sorted = rows
+        .windows(2)
+        .all(|w| w[0]["user_id"].as_str() <= w[1]["user_id"].as_str());
+    assert!(sorted, "rows are ordered by user");
+    // Text: a header and one line per membership.
+    let text = db.ok(&["report", "--users"]).stdout;
+    assert_eq!(text.lines().count(), 15_500 + 1);
+    let small = db
+        .ok(&["report", "--users", "--org", "small", "--json"])
+        .json();
+    assert_eq!(small.as_array().unwrap().len(), 500);
+}
+
+/// A reader that closes the pipe early (`| head`) is not an error.
+#[test]
+fn report_users_into_a_closed_pipe_exits_0() {
+    use std::process::Stdio;
+    let db = access_fixture();
+    let mut child = modelgate()
+        .arg("--db")
+        .arg(&db.path)
+        .args(["report", "--users"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The modification time, size and `-wal` of the database file.
+fn file_state(path: &std::path::Path) -> (std::time::SystemTime, u64, Option<u64>) {
+    let meta = std::fs::metadata(path).unwrap();
+    let wal = std::fs::metadata(format!("{}-wal", path.display()))
+        .ok()
+        .map(|m| m.len());
+    (meta.modified().unwrap(), meta.len(), wal)
+}
+
+/// Every read command opens with SQLITE_OPEN_READ_ONLY: on a WAL database
+/// it neither writes the file nor grows a `-wal`, and it works while
+/// another connection holds the write lock with an uncommitted change
+/// (which it does not see). A command that tried to write would wait out
+/// the 5 s busy timeout and fail.
+#[test]
+fn read_commands_never_write_a_wal_database() {
+    let db = access_fixture();
+    let before = file_state(&db.path);
+    let reads: [&[&str]; 11] = [
+        &["report"],
+        &["report", "--json"],
+        &["report", "--users"],
+        &["report", "--users", "--json", "--org", "a"],
+        &["audit"],
+        &["org", "list"],
+        &["member", "list", "a"],
+        &["model", "list", "a", "--json"],
+        &["access", "u1"],
+        &["access", "u1", "gpt-4o", "--json"],
+        &["db-bench", "--iterations", "2"],
+    ];
+    for args in reads {
+        db.ok(args);
+    }
+    let after = file_state(&db.path);
+    assert_eq!(
+        (after.0, after.1),
+        (before.0, before.1),
+        "a read command wrote the file"
+    );
+    // A read-only connection may leave an empty `-wal` behind (it cannot
+    // checkpoint and delete it, the writer that comes next reuses it), but
+    // never writes a frame into it.
+    assert_eq!(after.2.unwrap_or(0), 0, "a read command wrote to the -wal");
+
+    let writer = db.conn();
+    writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+    writer
+        .execute_batch(
+            "BEGIN IMMEDIATE; INSERT INTO organizations (id, name) VALUES ('pending', 'Pending');",
+        )
+        .unwrap();
+    for args in reads {
+        db.ok(args);
+    }
+    let orgs = db.ok(&["org", "list", "--json"]).json();
+    assert_eq!(
+        orgs.as_array().unwrap().len(),
+        2,
+        "uncommitted row seen: {orgs}"
+    );
+    writer.execute_batch("ROLLBACK").unwrap();
+}
+
+/// Every open failure names the file, what is wrong and what to do, for
+/// read and write commands alike, in text and (with a stable code) JSON.
+#[test]
+fn open_errors_name_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |db: &std::path::Path, args: &[&str]| -> Run {
+        modelgate()
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let check = |db: &std::path::Path, code: &str, says: &[&str]| {
+        for args in [
+            &["report"][..],
+            &["audit"],
+            &["org", "create", "x", "--name", "X"],
+        ] {
+            let text = run(db, args);
+            assert_eq!(text.code, 1, "{args:?}: {}", text.stderr);
+            assert!(
+                text.stderr.contains(&db.display().to_string()),
+                "{args:?}: {}",
+                text.stderr
+            );
+            for s in says {
+                assert!(
+                    text.stderr.contains(s),
+                    "{args:?}: {s:?} not in {}",
+                    text.stderr
+                );
+            }
+            let mut json_args = args.to_vec();
+            json_args.push("--json");
+            let json = run(db, &json_args);
+            assert_eq!(json.code, 1);
+            assert!(json.stdout.is_empty(), "{}", json.stdout);
+            let err: serde_json::Value = serde_json::from_str(json.stderr.trim())
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", json.stderr));
+            assert_eq!(err["error"]["code"], code, "{err}");
+            assert!(err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&db.display().to_string()));
+        }
+    };
+    // In a directory that does not exist: the directory is named.
+    let nowhere = dir.path().join("nowhere").join("data").join("webui.db");
+    check(
+        &nowhere,
+        "database_not_found",
+        &[
+            "does not exist",
+            &format!(
+                "nor does its directory {}",
+                dir.path().join("nowhere").display()
+            ),
+        ],
+    );
+    assert!(!dir.path().join("nowhere").exists());
+    // A directory given as the database.
+    check(
+        dir.path(),
+        "database_is_directory",
+        &["is a directory", "webui.db"],
+    );
+    // A file that is not SQLite.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "these are not the tables you are looking for\n".repeat(40),
+    )
+    .unwrap();
+    let before = std::fs::read(&text).unwrap();
+    check(
+        &text,
+        "not_a_database",
+        &["not an SQLite database", "webui.db"],
+    );
+    assert_eq!(std::fs::read(&text).unwrap(), before);
+}
+
+#[test]
+fn json_errors_are_json_with_a_stable_code() {
+    let db = owui_db();
+    let run = db.run(&["member", "list", "nope", "--json"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty());
+    let err: serde_json::Value = serde_json::from_str(run.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "unknown_organization");
+    assert_eq!(
+        err["error"]["message"],
+        "organization 'nope' does not exist"
+    );
+    // Argument errors too (exit 2), and a missing schema.
+    let run = db.run(&["audit", "--limit", "many", "--json"]);
+    assert_eq!(run.code, 2);
+    let err: serde_json::Value = serde_json::from_str(run.stderr.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stderr));
+    assert_eq!(err["error"]["code"], "invalid_arguments");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("many"),
+        "{err}"
+    );
+    let bare = owui_only();
+    let run = bare.run(&["report", "--json"]);
+    let err: serde_json::Value = serde_json::from_str(run.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "schema_missing");
+    // Without --json, errors stay one plain line.
+    db.fails(
+        &["member", "list", "nope"],
+        1,
+        "modelgate: organization 'nope'",
+    );
+}
+
+#[test]
+fn audit_limit_0_is_refused_not_reported_as_an_empty_log() {
+    let db = owui_db();
+    db.ok(&["org", "create", "a", "--name", "A"]);
+    db.ok(&["member", "add", "a", "u1"]);
+    let run = db.fails(&["audit", "--limit", "0"], 2, "at least 1");
+    assert!(
+        !run.stdout.contains("no permission changes"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        db.ok(&["audit", "--limit", "1", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// An I/O error's text appears once, not once per layer of the chain.
+#[test]
+fn a_missing_config_file_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("missing.toml");
+    let run: Run = modelgate()
+        .arg("--db")
+        .arg(dir.path().join("webui.db"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&config.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("os error 2").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
+
+/// Latencies are rounded to 0.1 µs in `--json` as in the text.
+#[test]
+fn db_bench_json_latencies_are_rounded() {
+    let db = access_fixture();
+    let out = db.ok(&["db-bench", "--iterations", "20", "--json"]).json();
+    for q in out["queries"].as_array().unwrap() {
+        for key in ["p50_us", "p95_us", "p99_us"] {
+            let text = q[key].to_string();
+            let decimals = text.split('.').nth(1).map_or(0, str::len);
+            assert!(decimals <= 1, "{key} = {text}");
+        }
+    }
+}
+
+/// Long cells are cut with `…` in text tables; `--json` keeps them whole.
+#[test]
+fn tables_cut_long_cells() {
+    let db = empty_db();
+    let long = "A very long organization name that goes on ".repeat(5);
+    db.ok(&["org", "create", "acme", "--name", &long]);
+    let text = db.ok(&["org", "list"]).stdout;
+    assert!(text.contains('…'), "{text}");
+    for line in text.lines() {
+        assert!(line.chars().count() < 120, "unbounded column: {line}");
+    }
+    assert_eq!(
+        db.ok(&["org", "list", "--json"]).json()[0]["name"],
+        long.as_str()
     );
 }

@@ -44,10 +44,13 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/modelgate.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// The cause is part of the message (reload failures are logged with
+    /// it) and therefore not also the `source()`: the CLI prints an
+    /// error's whole chain, which would repeat it.
+    #[error("cannot read config file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -257,9 +260,9 @@ impl Config {
         };
         let mut file = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
                     path: p.clone(),
-                    source,
+                    error,
                 })?;
                 file::parse_file(&text, p)?
             }

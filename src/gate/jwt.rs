@@ -37,12 +37,10 @@ pub enum JwtError {
     #[error("token has no user id")]
     MissingId,
     /// `WEBUI_SECRET_KEY_FILE` could not be read.
-    #[error("cannot read secret key file {path}: {source}")]
-    KeyFile {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The cause is in the message, so not also the `source()` (a printed
+    /// error chain would repeat it).
+    #[error("cannot read secret key file {path}: {error}")]
+    KeyFile { path: String, error: std::io::Error },
     /// The key file exists but yields an empty key.
     #[error("secret key file {0} is empty")]
     EmptyKeyFile(String),
@@ -160,9 +158,9 @@ impl JwtVerifier {
             candidates.push(key.into_bytes());
         }
         if let Some(path) = non_empty("WEBUI_SECRET_KEY_FILE") {
-            let raw = std::fs::read(Path::new(&path)).map_err(|source| JwtError::KeyFile {
+            let raw = std::fs::read(Path::new(&path)).map_err(|error| JwtError::KeyFile {
                 path: path.clone(),
-                source,
+                error,
             })?;
             let readings = key_file_readings(&raw);
             if readings.is_empty() {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{open_reader, require_exists, require_non_empty, OpsError};
+use super::{open_reader, require_non_empty, OpsError};
 use crate::store::report::{base_chain, BaseChain, ChainEnd};
 use crate::store::{AccessStore, Decision, DenyReason, StoreConfig, UserAccess};
 
@@ -80,7 +80,9 @@ pub async fn explain(
     let model = model
         .map(|m| require_non_empty(m, "model id"))
         .transpose()?;
-    require_exists(path)?;
+    // Opened first (read-only) so an unreadable file is reported with its
+    // path and the fix before the store's pool tries it.
+    let reader = open_reader(path)?;
     let cfg = StoreConfig::new(path);
     let max_depth = cfg.max_base_depth;
     let store = AccessStore::open(cfg);
@@ -97,7 +99,7 @@ pub async fn explain(
         None => None,
         Some(model) => {
             let decision = access.decide(&graph, model);
-            let chain = base_chain(&open_reader(path)?, model, max_depth)?;
+            let chain = base_chain(&reader, model, max_depth)?;
             let explanation = explain_line(&chain, &decision, &access.organizations, max_depth);
             Some(ModelExplanation {
                 requested: model.to_string(),

@@ -32,10 +32,33 @@ use rusqlite::{Connection, OpenFlags};
 use crate::store::{admin, StoreError};
 
 /// Everything an operator command can fail with, worded for the operator.
+///
+/// Each variant has a stable [`OpsError::code`] (`--json` errors carry it).
+/// A message either shows its cause or exposes it as `source()`, never
+/// both: the CLI prints the whole chain, so both would print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
-    #[error("database {0} does not exist (create it with `modelgate --db {0} init`)")]
-    MissingDatabase(String),
+    #[error("database {path} does not exist{}",
+        match missing_dir {
+            Some(dir) => format!(" (nor does its directory {dir}: check --db / MODELGATE_DATABASE)"),
+            None => format!(" (check --db / MODELGATE_DATABASE, or create it with `modelgate --db {path} init`)"),
+        })]
+    MissingDatabase {
+        path: String,
+        /// The nearest missing directory above the file, when there is one.
+        missing_dir: Option<String>,
+    },
+    /// The database path exists but cannot be used: the message names the
+    /// file, what is wrong and what to do.
+    #[error("cannot {} database {path}: {problem}. {fix}", if *write { "write" } else { "read" })]
+    Open {
+        path: String,
+        /// Reading (`report`, `audit`, lists, `access`) or writing.
+        write: bool,
+        problem: String,
+        fix: String,
+        code: &'static str,
+    },
     #[error("organization '{0}' does not exist")]
     UnknownOrganization(String),
     #[error("user '{0}' does not exist in Open WebUI's user table")]
@@ -57,6 +80,10 @@ pub enum OpsError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing a streamed listing failed (a closed pipe included: the CLI
+    /// treats that one as the reader having seen enough).
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
     #[error("{what} failed and was rolled back; the database is unchanged{}",
         backup.as_ref().map(|b| format!(" (backup: {})", b.display())).unwrap_or_default())]
     RolledBack {
@@ -67,6 +94,33 @@ pub enum OpsError {
     },
     #[error(transparent)]
     Store(StoreError),
+}
+
+impl OpsError {
+    /// A stable, machine-readable name for the failure (`--json` errors).
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpsError::MissingDatabase { .. } => "database_not_found",
+            OpsError::Open { code, .. } => code,
+            OpsError::UnknownOrganization(_) => "unknown_organization",
+            OpsError::UnknownUser(_) => "unknown_user",
+            OpsError::NotAMember { .. } => "not_a_member",
+            OpsError::ModelNotLinked { .. } => "model_not_enabled",
+            OpsError::InvalidRole(_) => "invalid_role",
+            OpsError::Empty(_) => "empty_argument",
+            OpsError::SchemaMissing(_) => "schema_missing",
+            OpsError::Io { .. } => "io_error",
+            OpsError::Output(_) => "output_error",
+            OpsError::RolledBack { .. } => "rolled_back",
+            OpsError::Store(e) => match e {
+                StoreError::Busy(_) => "database_busy",
+                StoreError::Missing { .. } => "database_not_found",
+                StoreError::Unavailable(_) => "database_unavailable",
+                StoreError::Backup(_) => "backup_failed",
+                _ => "database_error",
+            },
+        }
+    }
 }
 
 impl From<StoreError> for OpsError {
@@ -102,37 +156,210 @@ fn require_non_empty<'a>(value: &'a str, what: &'static str) -> Result<&'a str, 
     }
 }
 
+/// The database path must name an existing regular file this user can
+/// read. Nothing is created: a typo in `--db` must not leave an empty
+/// database behind (which `serve` would then happily find).
 fn require_exists(path: &Path) -> Result<(), OpsError> {
-    if path.is_file() {
-        Ok(())
-    } else {
-        Err(OpsError::MissingDatabase(path.display().to_string()))
+    let shown = path.display().to_string();
+    let problem = |problem: String, fix: String, code| OpsError::Open {
+        path: shown.clone(),
+        write: false,
+        problem,
+        fix,
+        code,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(problem(
+            "it is a directory, not a database file".into(),
+            format!(
+                "Give --db the SQLite file itself, e.g. {}",
+                path.join("webui.db").display()
+            ),
+            "database_is_directory",
+        )),
+        Ok(meta) if !meta.is_file() => Err(problem(
+            "it is not a regular file".into(),
+            "Give --db the path of the SQLite file (webui.db)".into(),
+            "not_a_database",
+        )),
+        Ok(_) => match std::fs::File::open(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(problem(
+                "permission denied".into(),
+                format!(
+                    "This user needs read permission on {shown} (see `ls -l {shown}`); \
+                     run the command as the user that runs `serve`, or give its group read access"
+                ),
+                "permission_denied",
+            )),
+            Err(e) => Err(problem(
+                e.to_string(),
+                "Check the file and the disk".into(),
+                "database_unavailable",
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(OpsError::MissingDatabase {
+            path: shown.clone(),
+            missing_dir: missing_dir(path).map(|d| d.display().to_string()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(problem(
+            "permission denied on a directory above it".into(),
+            "This user needs search (x) permission on every directory on the path".into(),
+            "permission_denied",
+        )),
+        // ENOTDIR: a file where a directory should be, and the like.
+        Err(e) => Err(problem(
+            e.to_string(),
+            "Check the path given to --db / MODELGATE_DATABASE".into(),
+            "database_unavailable",
+        )),
     }
 }
 
-/// Read commands open read-only and never create the file: a typo in
-/// `--db` must not leave an empty database behind (which `serve` would then
-/// happily find).
+/// The highest directory on the way to `path` that does not exist.
+fn missing_dir(path: &Path) -> Option<&Path> {
+    let mut missing = None;
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if d.exists() {
+            break;
+        }
+        missing = Some(d);
+        dir = d.parent();
+    }
+    missing
+}
+
+/// Read commands open the file with `SQLITE_OPEN_READ_ONLY` and never
+/// create it, so they work on a file this user may only read. The schema
+/// is read once here: SQLite opens lazily, and a file it cannot read (not
+/// a database, a WAL database whose `-shm` it cannot use) should fail now,
+/// with the path and the fix, not half-way through a command.
 pub fn open_reader(path: &Path) -> Result<Connection, OpsError> {
     require_exists(path)?;
-    let conn = Connection::open_with_flags(
+    let opened = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(StoreError::from)?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(StoreError::from)?;
-    Ok(conn)
+    .and_then(|conn| {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(conn)
+    });
+    opened.map_err(|e| open_error(path, false, e))
 }
 
 /// Write commands other than `init` and `migrate` need an existing database
 /// (with the schema: the store reports its absence); only `init` creates.
+/// A file this user cannot write is refused up front, naming what needs
+/// which permission, instead of SQLite's "attempt to write a readonly
+/// database" from inside the first transaction.
 pub fn open_writer(path: &Path) -> Result<Connection, OpsError> {
     require_exists(path)?;
-    Ok(admin::open_writer(path)?)
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|conn| {
+        // SQLite falls back to read-only when the file is write-protected.
+        if conn.is_readonly(rusqlite::DatabaseName::Main)? {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                Some("the file is write-protected for this user".into()),
+            ));
+        }
+        admin::configure_writer(&conn)?;
+        Ok(conn)
+    })
+    .map_err(|e| open_error(path, true, e))?;
+    Ok(conn)
 }
 
-/// Left-aligned columns, two spaces apart; no table crate for plain text.
+/// SQLite's open/first-read failures, named with the file and the fix.
+fn open_error(path: &Path, write: bool, err: rusqlite::Error) -> OpsError {
+    use rusqlite::ErrorCode;
+    let rusqlite::Error::SqliteFailure(ffi, _) = &err else {
+        return OpsError::from(StoreError::from(err));
+    };
+    let shown = path.display().to_string();
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.display().to_string(),
+        None => ".".to_string(),
+    };
+    let sqlite = err.to_string();
+    let wal = is_wal(path);
+    let open = |problem: String, fix: String, code| OpsError::Open {
+        path: shown.clone(),
+        write,
+        problem,
+        fix,
+        code,
+    };
+    match ffi.code {
+        ErrorCode::NotADatabase => open(
+            format!("it is not an SQLite database ({sqlite})"),
+            "Check that --db names Open WebUI's webui.db".into(),
+            "not_a_database",
+        ),
+        ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied if write => open(
+            format!("this user may not write it ({sqlite})"),
+            format!(
+                "Write commands need write permission on {shown}, on {dir} (SQLite creates \
+                     {shown}-wal and {shown}-shm there) and on those two files when they exist; \
+                     run the command as the user that runs `serve`"
+            ),
+            "permission_denied",
+        ),
+        // Reproduced as an unprivileged user: with the gateway (or Open
+        // WebUI) running, `-shm` exists and a read-only reader maps it
+        // read-only and works; with neither running SQLite has removed it
+        // and must create it, which a read-only directory forbids.
+        ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied if wal => open(
+            format!(
+                "it is in WAL mode and SQLite cannot create its shared-memory file \
+                 {shown}-shm ({sqlite})"
+            ),
+            format!(
+                "Readers of a WAL database need {shown}-shm: it exists while `serve` or Open \
+                 WebUI has the database open (then reading works), otherwise SQLite creates it \
+                 in {dir}. Run the command while the gateway runs, or as the user that runs \
+                 `serve`, or let this user's group write {dir} (chgrp GROUP {dir}; chmod g+w \
+                 {dir})"
+            ),
+            "wal_not_readable",
+        ),
+        ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied => open(
+            format!("SQLite cannot open it ({sqlite})"),
+            format!(
+                "This user needs read permission on {shown} and search (x) permission on {dir}"
+            ),
+            "permission_denied",
+        ),
+        _ => OpsError::from(StoreError::from(err)),
+    }
+}
+
+/// Whether the file's header says WAL (file format versions 2 at offsets
+/// 18 and 19); false when it cannot be read.
+fn is_wal(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .map(|()| header[18] == 2 || header[19] == 2)
+        .unwrap_or(false)
+}
+
+/// Widest a table cell gets, in characters: a UUID (36) fits; a longer
+/// name, email or change summary is cut with `…` (`--json` has it whole).
+pub const MAX_CELL: usize = 40;
+
+/// Left-aligned columns, two spaces apart, each at most [`MAX_CELL`]
+/// characters. Hand-written rather than a table crate: the streamed
+/// `report --users` listing cannot size columns from all rows and uses
+/// [`fit`] with fixed widths, and these tables need nothing more.
 fn write_table(
     f: &mut std::fmt::Formatter<'_>,
     headers: &[&str],
@@ -141,7 +368,7 @@ fn write_table(
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.chars().count().min(MAX_CELL));
         }
     }
     let line = |f: &mut std::fmt::Formatter<'_>, cells: &mut dyn Iterator<Item = &str>| {
@@ -150,8 +377,7 @@ fn write_table(
             if i > 0 {
                 out.push_str("  ");
             }
-            out.push_str(cell);
-            out.extend(std::iter::repeat(' ').take(w.saturating_sub(cell.chars().count())));
+            out.push_str(&fit(cell, *w));
         }
         writeln!(f, "{}", out.trim_end())
     };
@@ -160,6 +386,23 @@ fn write_table(
         line(f, &mut row.iter().map(String::as_str))?;
     }
     Ok(())
+}
+
+/// `cell` padded to `width` characters, or cut to `width - 1` plus `…`.
+/// Characters, not display columns: wide (CJK) characters can still push
+/// a row out of line, which costs readability, not correctness.
+pub fn fit(cell: &str, width: usize) -> String {
+    let len = cell.chars().count();
+    if len <= width {
+        let mut out = String::with_capacity(cell.len() + width - len);
+        out.push_str(cell);
+        out.extend(std::iter::repeat(' ').take(width - len));
+        out
+    } else {
+        let mut out: String = cell.chars().take(width.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
 }
 
 /// `-` for an absent value in text tables.
@@ -213,6 +456,94 @@ mod tests {
         assert_eq!(utc(1_738_108_800 + 3_661), "2025-01-29 01:01:01");
         assert_eq!(compact_utc(1_738_108_800), "20250129-000000");
         assert_eq!(utc(-1), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn cells_are_padded_or_cut_with_an_ellipsis() {
+        assert_eq!(fit("ab", 4), "ab  ");
+        assert_eq!(fit("abcd", 4), "abcd");
+        assert_eq!(fit("abcde", 4), "abc…");
+        assert_eq!(fit("ééééé", 3), "éé…");
+        assert_eq!(fit("x", 0), "…");
+    }
+
+    #[test]
+    fn the_nearest_missing_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a").join("b").join("webui.db");
+        assert_eq!(missing_dir(&db), Some(dir.path().join("a").as_path()));
+        assert_eq!(missing_dir(&dir.path().join("webui.db")), None);
+        assert_eq!(missing_dir(Path::new("webui.db")), None);
+    }
+
+    fn sqlite_failure(code: i32, message: &str) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(message.into()))
+    }
+
+    /// What an unprivileged reader gets on a WAL database whose `-shm` it
+    /// cannot create (reproduced by hand with `setpriv`; tests run as root,
+    /// where permissions do not bite): the message names the files, the
+    /// directory and the fixes.
+    #[test]
+    fn a_wal_database_that_cannot_be_read_names_the_shm_file_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("webui.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x)").unwrap();
+        drop(conn);
+        assert!(is_wal(&path));
+        let readonly = sqlite_failure(
+            rusqlite::ffi::SQLITE_READONLY,
+            "attempt to write a readonly database",
+        );
+        let err = open_error(&path, false, readonly);
+        assert_eq!(err.code(), "wal_not_readable");
+        let text = err.to_string();
+        let shown = path.display().to_string();
+        for needle in [
+            format!("cannot read database {shown}"),
+            format!("{shown}-shm"),
+            format!("chmod g+w {}", dir.path().display()),
+            "attempt to write a readonly database".to_string(),
+            "while the gateway runs".to_string(),
+        ] {
+            assert!(text.contains(&needle), "{needle:?} not in {text}");
+        }
+
+        let write = open_error(
+            &path,
+            true,
+            sqlite_failure(rusqlite::ffi::SQLITE_READONLY, "readonly"),
+        );
+        assert_eq!(write.code(), "permission_denied");
+        let text = write.to_string();
+        assert!(
+            text.starts_with(&format!("cannot write database {shown}")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{shown}-wal")), "{text}");
+    }
+
+    #[test]
+    fn a_rollback_journal_database_that_cannot_be_opened_names_the_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("webui.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        assert!(!is_wal(&path));
+        let err = open_error(
+            &path,
+            false,
+            sqlite_failure(
+                rusqlite::ffi::SQLITE_CANTOPEN,
+                "unable to open database file",
+            ),
+        );
+        assert_eq!(err.code(), "permission_denied");
+        assert!(err.to_string().contains("read permission on"), "{err}");
     }
 
     #[test]

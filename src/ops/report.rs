@@ -1,123 +1,194 @@
 //! `modelgate report` (the seed's user model access report and
 //! `audit_access.sh` counts) and `modelgate audit` (the trigger-written
 //! permission change log).
+//!
+//! `report` prints a summary whose size depends on the number of
+//! organizations only; the per-user listing (`report --users`) is written
+//! row by row as the query yields it, so a 100,000-user database costs
+//! neither memory nor a long wait for the first line.
 
 use std::fmt;
+use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::{open_reader, or_dash, require_non_empty, utc, write_table, OpsError};
+use super::{fit, open_reader, or_dash, require_non_empty, utc, write_table, OpsError};
 use crate::store::admin::{self, AuditEntry};
-use crate::store::report::{access_report, AccessReport};
+use crate::store::report::{each_user_access, report_summary, ReportSummary, UserAccessRow};
 
-/// `report [--org ORG]`.
-pub fn report(path: &Path, org: Option<&str>) -> Result<AccessReport, OpsError> {
+/// `report [--org ORG]`: counts per organization and user totals.
+pub fn report(path: &Path, org: Option<&str>) -> Result<ReportSummary, OpsError> {
     let org = org
         .map(|o| require_non_empty(o, "organization id"))
         .transpose()?;
     let conn = open_reader(path)?;
-    let report = access_report(&conn, org)?;
+    let summary = report_summary(&conn, org)?;
     if let Some(org) = org {
-        if report.organizations.is_empty() {
+        if summary.organizations.is_empty() {
             return Err(OpsError::UnknownOrganization(org.to_string()));
         }
     }
-    Ok(report)
+    Ok(summary)
 }
 
-/// Text form of [`AccessReport`] (a newtype: the report type lives in the
+/// `report --users [--org ORG] [--json]`: one line per active membership,
+/// written to `out` as the rows arrive. Text: fixed-width columns (long
+/// cells cut with `…`). JSON: one array, one object per line, so the
+/// output is a single document and still greppable line by line. Returns
+/// the number of rows.
+pub fn user_listing(
+    path: &Path,
+    org: Option<&str>,
+    json: bool,
+    out: impl Write,
+) -> Result<u64, OpsError> {
+    let org = org
+        .map(|o| require_non_empty(o, "organization id"))
+        .transpose()?;
+    let conn = open_reader(path)?;
+    if let Some(org) = org {
+        if report_summary(&conn, Some(org))?.organizations.is_empty() {
+            return Err(OpsError::UnknownOrganization(org.to_string()));
+        }
+    }
+    let mut out = std::io::BufWriter::new(out);
+    if json {
+        out.write_all(b"[").map_err(OpsError::Output)?;
+    } else {
+        writeln!(out, "{}", listing_line(&LISTING_HEADERS)).map_err(OpsError::Output)?;
+    }
+    let mut first = true;
+    let rows = each_user_access(&conn, org, |row| -> Result<(), OpsError> {
+        if json {
+            out.write_all(if first { b"\n" } else { b",\n" })
+                .map_err(OpsError::Output)?;
+            serde_json::to_writer(&mut out, row)
+                .map_err(|e| OpsError::Output(std::io::Error::from(e)))?;
+        } else {
+            writeln!(out, "{}", listing_line(&listing_cells(row))).map_err(OpsError::Output)?;
+        }
+        first = false;
+        Ok(())
+    })?;
+    let end: &[u8] = match (json, rows) {
+        (true, 0) => b"]\n",
+        (true, _) => b"\n]\n",
+        (false, 0) => b"no active memberships\n",
+        (false, _) => b"",
+    };
+    out.write_all(end).map_err(OpsError::Output)?;
+    out.flush().map_err(OpsError::Output)?;
+    Ok(rows)
+}
+
+const LISTING_HEADERS: [&str; 7] = [
+    "USER",
+    "EMAIL",
+    "NAME",
+    "ORGANIZATION",
+    "WEBUI ROLE",
+    "ORG ROLE",
+    "MODELS",
+];
+/// Fixed, since the widest cell is unknown until the last row: ids fit a
+/// UUID, emails and names are cut with `…`.
+const LISTING_WIDTHS: [usize; 7] = [36, 30, 20, 20, 10, 8, 6];
+
+fn listing_cells(row: &UserAccessRow) -> [String; 7] {
+    [
+        row.user_id.clone(),
+        or_dash(row.email.as_deref()),
+        or_dash(row.name.as_deref()),
+        row.organization_id.clone(),
+        or_dash(row.user_role.as_deref()),
+        or_dash(row.membership_role.as_deref()),
+        row.accessible_models.to_string(),
+    ]
+}
+
+fn listing_line<S: AsRef<str>>(cells: &[S; 7]) -> String {
+    let mut line = String::new();
+    for (i, (cell, width)) in cells.iter().zip(LISTING_WIDTHS).enumerate() {
+        if i > 0 {
+            line.push_str("  ");
+        }
+        line.push_str(&fit(cell.as_ref(), width));
+    }
+    line.trim_end().to_string()
+}
+
+/// Text form of [`ReportSummary`] (a newtype: the report type lives in the
 /// store, `Display` belongs to this layer).
-pub struct ReportText<'a>(pub &'a AccessReport);
+pub struct ReportText<'a>(pub &'a ReportSummary);
 
 impl fmt::Display for ReportText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.0;
         writeln!(f, "Organizations")?;
-        let orgs: Vec<Vec<String>> = r
-            .organizations
-            .iter()
-            .map(|o| {
-                vec![
-                    o.id.clone(),
-                    o.name.clone(),
-                    o.active_members.to_string(),
-                    o.active_models.to_string(),
-                ]
-            })
-            .collect();
-        write_table(
-            f,
-            &["ORGANIZATION", "NAME", "ACTIVE MEMBERS", "ACTIVE MODELS"],
-            &orgs,
-        )?;
-        writeln!(f)?;
-        if r.users.is_empty() {
-            writeln!(f, "User model access (active memberships)")?;
-            return writeln!(f, "no active memberships");
-        }
-        let users: Vec<Vec<String>> = r
-            .users
-            .iter()
-            .map(|u| {
-                vec![
-                    u.user_id.clone(),
-                    or_dash(u.email.as_deref()),
-                    or_dash(u.name.as_deref()),
-                    u.organization_id.clone(),
-                    or_dash(u.membership_role.as_deref()),
-                    u.accessible_models.to_string(),
-                    u.model_names.join(","),
-                ]
-            })
-            .collect();
-        // The seed's audit_access.sh also listed administrators: whoever is
-        // admin in Open WebUI or in an organization.
-        let admins: Vec<Vec<String>> = r
-            .users
-            .iter()
-            .filter(|u| {
-                u.user_role.as_deref() == Some("admin")
-                    || u.membership_role.as_deref() == Some("admin")
-            })
-            .map(|u| {
-                vec![
-                    u.user_id.clone(),
-                    or_dash(u.email.as_deref()),
-                    u.organization_id.clone(),
-                    or_dash(u.user_role.as_deref()),
-                    or_dash(u.membership_role.as_deref()),
-                ]
-            })
-            .collect();
-        if !admins.is_empty() {
-            writeln!(f, "Administrators")?;
+        if r.organizations.is_empty() {
+            writeln!(
+                f,
+                "no organizations (create one: modelgate org create ID --name NAME)"
+            )?;
+        } else {
+            let orgs: Vec<Vec<String>> = r
+                .organizations
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.id.clone(),
+                        o.name.clone(),
+                        o.active_members.to_string(),
+                        o.admins.to_string(),
+                        o.active_models.to_string(),
+                    ]
+                })
+                .collect();
             write_table(
                 f,
                 &[
-                    "USER",
-                    "EMAIL",
                     "ORGANIZATION",
-                    "OPEN WEBUI ROLE",
-                    "ORG ROLE",
+                    "NAME",
+                    "ACTIVE MEMBERS",
+                    "ADMINS",
+                    "ACTIVE MODELS",
                 ],
-                &admins,
+                &orgs,
             )?;
-            writeln!(f)?;
         }
-        writeln!(f, "User model access (active memberships)")?;
-        write_table(
+        writeln!(f)?;
+        writeln!(f, "Users (all organizations)")?;
+        match (
+            r.total_users,
+            r.open_webui_admins,
+            r.users_without_organization,
+        ) {
+            (Some(total), Some(admins), Some(without)) => {
+                writeln!(f, "{:<30}{total} ({admins} admins)", "in Open WebUI:")?;
+                writeln!(
+                    f,
+                    "{:<30}{}",
+                    "in at least one organization:", r.users_with_organization
+                )?;
+                writeln!(
+                    f,
+                    "{:<30}{without} (every guarded request of theirs is refused)",
+                    "in no organization:"
+                )?;
+            }
+            _ => {
+                writeln!(
+                    f,
+                    "{:<30}{} (no Open WebUI user table: no totals)",
+                    "in at least one organization:", r.users_with_organization
+                )?;
+            }
+        }
+        writeln!(f)?;
+        writeln!(
             f,
-            &[
-                "USER",
-                "EMAIL",
-                "NAME",
-                "ORGANIZATION",
-                "ROLE",
-                "MODELS",
-                "MODEL NAMES",
-            ],
-            &users,
+            "One line per user and organization: modelgate report --users [--org ORG]"
         )
     }
 }

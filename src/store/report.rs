@@ -1,7 +1,8 @@
 //! Read-only queries for operator reports that the proxy never needs: the
-//! seed's "user model access report" and per-organization counts
-//! (`audit_access.sh`), model display names, and the preset → base chain
-//! that `modelgate access` prints.
+//! `report` summary (per-organization counts, computed by aggregate SQL so
+//! it costs the same on 100 or 100,000 users), the per-membership listing
+//! streamed row by row (`report --users`), model display names, and the
+//! preset → base chain that `modelgate access` prints.
 //!
 //! Open WebUI's `user` and `model` tables are optional here as everywhere:
 //! a standalone database reports ids without emails or names.
@@ -11,11 +12,106 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::admin::{list_orgs, Organization};
 use super::error::StoreError;
 use super::schema::table_exists;
 
-/// One active membership and what it grants.
+/// One organization in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrgSummary {
+    pub id: String,
+    pub name: String,
+    pub created_at: Option<i64>,
+    pub active_members: i64,
+    /// Active members whose membership role is `admin`.
+    pub admins: i64,
+    pub active_models: i64,
+}
+
+/// `report`: counts only, so its size does not grow with the user count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportSummary {
+    /// Whether Open WebUI's `user` table exists; without it the counts
+    /// that need it are `None`.
+    pub user_table: bool,
+    /// Rows in Open WebUI's `user` table.
+    pub total_users: Option<i64>,
+    /// Open WebUI users whose `role` is `admin`.
+    pub open_webui_admins: Option<i64>,
+    /// Distinct users with at least one active membership (anywhere, even
+    /// when the report is for one organization).
+    pub users_with_organization: i64,
+    /// Open WebUI users without any active membership: every guarded
+    /// request of theirs is refused.
+    pub users_without_organization: Option<i64>,
+    /// Every organization (or the one asked for), including those without
+    /// members, by id.
+    pub organizations: Vec<OrgSummary>,
+}
+
+/// The summary, optionally for one organization (the user totals stay
+/// global). One aggregate query per figure; the per-organization counts use
+/// `idx_org_members_org_active` and `idx_org_models_org_active`.
+pub fn report_summary(conn: &Connection, org: Option<&str>) -> Result<ReportSummary, StoreError> {
+    let user_table = table_exists(conn, "user")?;
+    let mut stmt = conn.prepare(
+        "SELECT o.id, o.name, o.created_at,
+            (SELECT COUNT(*) FROM organization_members m
+              WHERE m.organization_id = o.id AND m.is_active = 1),
+            (SELECT COUNT(*) FROM organization_members m
+              WHERE m.organization_id = o.id AND m.is_active = 1 AND m.role = 'admin'),
+            (SELECT COUNT(*) FROM organization_models l
+              WHERE l.organization_id = o.id AND l.is_active = 1)
+         FROM organizations o
+         WHERE ?1 IS NULL OR o.id = ?1
+         ORDER BY o.id",
+    )?;
+    let organizations = stmt
+        .query_map([org], |r| {
+            Ok(OrgSummary {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                active_members: r.get(3)?,
+                admins: r.get(4)?,
+                active_models: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let users_with_organization: i64 = conn.query_row(
+        "SELECT COUNT(DISTINCT user_id) FROM organization_members WHERE is_active = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let (total_users, open_webui_admins, users_without_organization) = if user_table {
+        let (total, admins): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(role = 'admin'), 0) FROM user",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let without: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM user u WHERE NOT EXISTS (
+                 SELECT 1 FROM organization_members m WHERE m.user_id = u.id AND m.is_active = 1)",
+            [],
+            |r| r.get(0),
+        )?;
+        (Some(total), Some(admins), Some(without))
+    } else {
+        (None, None, None)
+    };
+    Ok(ReportSummary {
+        user_table,
+        total_users,
+        open_webui_admins,
+        users_with_organization,
+        users_without_organization,
+        organizations,
+    })
+}
+
+/// One active membership (`report --users`). The organization's models
+/// are counted, not listed: they are the same for every member (`model
+/// list ORG` names them), and listing them on every row is what made the
+/// old report grow with users × models.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserAccessRow {
     pub user_id: String,
@@ -25,32 +121,20 @@ pub struct UserAccessRow {
     pub user_role: Option<String>,
     pub organization_id: String,
     pub membership_role: Option<String>,
-    /// Distinct active model links of the organization (roots).
-    pub accessible_models: usize,
-    pub model_ids: Vec<String>,
-    /// `model.name` where a row exists, else the id: Open WebUI keeps
-    /// upstream (connection) models out of its `model` table, so the
-    /// seed's inner join on `model` silently dropped them.
-    pub model_names: Vec<String>,
+    /// Active model links of the organization.
+    pub accessible_models: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccessReport {
-    /// Whether Open WebUI's `user` table exists (emails and names).
-    pub user_table: bool,
-    pub users: Vec<UserAccessRow>,
-    /// Every organization with its active member and model counts,
-    /// including organizations without members (the seed's query lost them).
-    pub organizations: Vec<Organization>,
-}
-
-/// The seed's `user_model_access_report` view plus `audit_access.sh`,
-/// optionally for one organization. Memberships of organizations without
-/// active models are kept (0 models): that is the "users can't see models"
-/// case an operator is looking for.
-pub fn access_report(conn: &Connection, org: Option<&str>) -> Result<AccessReport, StoreError> {
+/// Calls `each` for every active membership (of `org`, or all), ordered by
+/// user then organization, one row at a time straight from the query: memory
+/// stays flat whatever the user count. Returns how many rows were passed.
+/// An error from `each` stops the walk and is returned as is.
+pub fn each_user_access<E: From<StoreError>>(
+    conn: &Connection,
+    org: Option<&str>,
+    mut each: impl FnMut(&UserAccessRow) -> Result<(), E>,
+) -> Result<u64, E> {
     let user_table = table_exists(conn, "user")?;
-    let model_table = table_exists(conn, "model")?;
     let (user_cols, user_join) = if user_table {
         (
             "u.email, u.name, u.role",
@@ -59,66 +143,38 @@ pub fn access_report(conn: &Connection, org: Option<&str>) -> Result<AccessRepor
     } else {
         ("NULL, NULL, NULL", "")
     };
-    let (model_col, model_join) = if model_table {
-        ("m.name", "LEFT JOIN model m ON m.id = mo.model_id")
-    } else {
-        ("NULL", "")
-    };
-    // Identifiers above are constants; the only input is bound.
+    // Identifiers above are constants; the only input is bound. The model
+    // counts are grouped once per organization, not once per row.
     let sql = format!(
-        "SELECT om.user_id, {user_cols}, om.organization_id, om.role, mo.model_id, {model_col}
+        "SELECT om.user_id, {user_cols}, om.organization_id, om.role, COALESCE(mc.n, 0)
          FROM organization_members om
          {user_join}
-         LEFT JOIN organization_models mo
-                ON mo.organization_id = om.organization_id AND mo.is_active = 1
-         {model_join}
+         LEFT JOIN (SELECT organization_id, COUNT(*) AS n FROM organization_models
+                     WHERE is_active = 1 GROUP BY organization_id) mc
+                ON mc.organization_id = om.organization_id
          WHERE om.is_active = 1 AND (?1 IS NULL OR om.organization_id = ?1)
-         ORDER BY om.user_id, om.organization_id, mo.model_id"
+         ORDER BY om.user_id, om.organization_id"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query([org])?;
-    let mut users: Vec<UserAccessRow> = Vec::new();
-    while let Some(r) = rows.next()? {
-        let user_id: String = r.get(0)?;
-        let organization_id: String = r.get(4)?;
-        let same = users
-            .last()
-            .is_some_and(|u| u.user_id == user_id && u.organization_id == organization_id);
-        if !same {
-            users.push(UserAccessRow {
-                user_id,
-                email: r.get(1)?,
-                name: r.get(2)?,
-                user_role: r.get(3)?,
-                organization_id,
-                membership_role: r.get(5)?,
-                accessible_models: 0,
-                model_ids: Vec::new(),
-                model_names: Vec::new(),
-            });
-        }
-        if let Some(model_id) = r.get::<_, Option<String>>(6)? {
-            let name = r
-                .get::<_, Option<String>>(7)?
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| model_id.clone());
-            // The unique (organization_id, model_id) index makes each
-            // model appear once per membership.
-            if let Some(row) = users.last_mut() {
-                row.accessible_models += 1;
-                row.model_ids.push(model_id);
-                row.model_names.push(name);
-            }
-        }
+    let mut stmt = conn.prepare(&sql).map_err(StoreError::from)?;
+    let mut rows = stmt.query([org]).map_err(StoreError::from)?;
+    let mut count = 0u64;
+    while let Some(r) = rows.next().map_err(StoreError::from)? {
+        let row = user_row(r).map_err(StoreError::from)?;
+        each(&row)?;
+        count += 1;
     }
-    let mut organizations = list_orgs(conn)?;
-    if let Some(org) = org {
-        organizations.retain(|o| o.id == org);
-    }
-    Ok(AccessReport {
-        user_table,
-        users,
-        organizations,
+    Ok(count)
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserAccessRow> {
+    Ok(UserAccessRow {
+        user_id: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        user_role: r.get(3)?,
+        organization_id: r.get(4)?,
+        membership_role: r.get(5)?,
+        accessible_models: r.get(6)?,
     })
 }
 

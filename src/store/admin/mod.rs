@@ -36,4 +36,4 @@ pub use migrate::{migrate, MigrateReport};
 pub use models::{disable_model, enable_model, list_models, OrgModel};
 pub use orgs::{create_org, list_orgs, Organization};
 pub(crate) use write::with_actor;
-pub use write::{open_writer, WriteOutcome};
+pub use write::{configure_writer, open_writer, WriteOutcome};

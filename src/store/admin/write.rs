@@ -25,9 +25,15 @@ pub enum WriteOutcome {
 /// `busy_timeout` 5 s), creating the file when missing (`modelgate init`).
 pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    configure_writer(&conn)?;
     Ok(conn)
+}
+
+/// What [`open_writer`] sets on a connection, for callers that open the
+/// file themselves (the CLI, which must not create it).
+pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
 }
 
 /// Runs `body` in one IMMEDIATE transaction with `actor` recorded for the
