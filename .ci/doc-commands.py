@@ -176,8 +176,11 @@ def main():
         (r"curl -s http://127\.0\.0\.1:9464/metrics \| promtool check metrics", in_ci("check-metrics.sh")),
         (r"cargo build --release -p modelgate", release_build),
         (r"MODELGATE_DATABASE=.* target/release/modelgate serve --config config/modelgate\.toml", deployment_serve),
-        (r"cargo install cargo-fuzz", in_ci("cargo install cargo-fuzz")),
+        (r"cargo install cargo-fuzz( --locked)?", in_ci("cargo install cargo-fuzz --locked")),
+        (r"(FUZZ_SECONDS=\d+ )?fuzz/run\.sh( \w+)*", in_ci("fuzz/run.sh")),
         (r"cargo \+nightly fuzz run \w+ -- -max_total_time=\d+", in_ci("fuzz/run.sh")),
+        (r"cargo \+nightly fuzz run \w+ fuzz/artifacts/\S+",
+         manual("replays a crash a fuzz run found; CI fails on any crash and prints its path")),
         (r"(DURATION=\d+ USERS=\d+ )?load/run\.sh",
          manual("a benchmark of minutes; its figures are in README.md with this command")),
     ]
