@@ -58,10 +58,12 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, BodyError> {
 /// A body that is not a JSON object is returned as `Value::Null` after a
 /// full strict parse, so the caller's "not an object" check still applies.
 /// Invalid UTF-8 anywhere is refused, skipped members included.
-pub fn parse_members(bytes: &[u8], relevant: &[&str]) -> Result<Value, BodyError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+pub fn parse_members(body: &[u8], relevant: &[&str]) -> Result<Value, BodyError> {
+    let bytes = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return parse_strict(bytes).map(|_| Value::Null);
+        // The whole body: `parse_strict` skips the one BOM itself (given
+        // `bytes`, it would skip a second one, which Python refuses).
+        return parse_strict(body).map(|_| Value::Null);
     }
     // serde_json checks UTF-8 only in the strings it builds, not in skipped
     // ones: check the whole body first, as `parse_strict` (and Python's

@@ -95,6 +95,10 @@ fn fast_path_refuses_what_could_change_the_model() {
     );
     // BOM, as Python skips it.
     assert_eq!(fast("\u{feff}{\"model\":\"a\"}"), Ok(vec!["a".to_owned()]));
+    // Only one, as Python: `json.loads(b"\xef\xbb\xbf\xef\xbb\xbf{}")` fails
+    // (found by the json_differential fuzz target).
+    assert!(parse_members("\u{feff}\u{feff}{\"mg\":\"a\"}".as_bytes(), &["model"]).is_err());
+    assert!(parse_strict("\u{feff}\u{feff}{}".as_bytes()).is_err());
     assert_eq!(
         top_level_model_from_bytes(br#"{"messages":[{"a":1}],"model":"m"}"#),
         Ok(Some("m".to_owned()))
