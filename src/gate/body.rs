@@ -479,12 +479,14 @@ pub mod fuzz {
                     _ => assert_eq!(ours, &Value::Null),
                 }
                 // Skipping members is no less strict than building them,
-                // except for duplicates inside a skipped member.
+                // except for duplicates inside a skipped member, and for a
+                // lone surrogate escape in a skipped string: Python reads
+                // it (so must the fast path), `parse_strict` refuses it.
                 assert!(
                     matches!(
                         strict,
                         Ok(_) | Err(BodyError::DuplicateKey(_) | BodyError::TooManyMembers)
-                    ),
+                    ) || (matches!(strict, Err(BodyError::InvalidJson)) && reference.is_ok()),
                     "parse_members accepted, parse_strict: {strict:?}"
                 );
             }
