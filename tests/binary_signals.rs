@@ -61,15 +61,7 @@ async fn a_reload_that_loosens_enforcement_is_announced_and_counted() {
     std::fs::write(&path, JSON_LOG).unwrap();
     let serve = Serve::start(&path, up.addr, &[]);
     let metric = |text: &str, line: &str| text.lines().any(|l| l == line);
-    let metrics = || async {
-        String::from_utf8(
-            get(&format!("http://{}/metrics", serve.admin))
-                .await
-                .body
-                .to_vec(),
-        )
-        .unwrap()
-    };
+    let metrics = || serve.metrics();
     assert!(metric(&metrics().await, "modelgate_enforcement_enabled 1"));
 
     std::fs::write(

@@ -21,16 +21,6 @@ fn metric_line(text: &str, line: &str) -> bool {
     text.lines().any(|l| l == line)
 }
 
-async fn metrics_text(serve: &Serve) -> String {
-    String::from_utf8(
-        get(&format!("http://{}/metrics", serve.admin))
-            .await
-            .body
-            .to_vec(),
-    )
-    .unwrap()
-}
-
 /// A default config file (found at `config/modelgate.toml`, no flag) that
 /// was loaded and then deleted: SIGHUP must keep the running config — its
 /// operator routes — and say so, never fall back to the built-in defaults.
@@ -76,7 +66,7 @@ async fn sighup_after_the_default_config_file_is_deleted_keeps_the_running_confi
         "the operator's route still applies"
     );
     assert!(up.requests_to("/api/v1/custom/run").is_empty());
-    let text = metrics_text(&serve).await;
+    let text = serve.metrics().await;
     assert!(
         metric_line(
             &text,

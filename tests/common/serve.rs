@@ -126,6 +126,12 @@ impl Serve {
         assert!(ok);
     }
 
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let answer = super::get(&format!("http://{}/metrics", self.admin)).await;
+        String::from_utf8(answer.body.to_vec()).unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
