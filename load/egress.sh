@@ -10,51 +10,11 @@
 # Needs wrk (apt-get install wrk) and python3 (stdlib only).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/modelgate-egress.XXXXXX")
-PIDS=()
-
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-log() { echo "egress.sh: $*" >&2; }
-
-command -v wrk >/dev/null || { log "wrk not installed (apt-get install wrk)"; exit 1; }
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    (cd "$ROOT" && cargo build --release --workspace) >&2
-fi
-
-WEBUI_SECRET_KEY="load-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-export WEBUI_SECRET_KEY
-FORWARD_SECRET="fwd-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-"$BIN/loadgen" setup --db "$TMP/webui.db" --fixture "$TMP/fixture.json" --users 10 --models 50 >&2
-
-"$BIN/mock-upstream" --listen 127.0.0.1:0 --models 50 --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
-PIDS+=("$!")
-MOCK_ADDR=
-for _ in $(seq 100); do
-    MOCK_ADDR=$(sed -n 's/^listening //p' "$TMP/mock.out")
-    [[ -n $MOCK_ADDR ]] && break
-    sleep 0.1
-done
-[[ -n $MOCK_ADDR ]] || { log "mock upstream did not start"; exit 1; }
-
-mapfile -t PORTS < <("$BIN/loadgen" free-port --count 3)
-EGRESS=127.0.0.1:${PORTS[0]}
-MODELGATE_LISTEN=127.0.0.1:${PORTS[1]} MODELGATE_ADMIN_LISTEN=127.0.0.1:${PORTS[2]} \
-    MODELGATE_EGRESS_LISTEN=$EGRESS MODELGATE_EGRESS_UPSTREAM="http://$MOCK_ADDR/openai" \
-    MODELGATE_UPSTREAM="http://$MOCK_ADDR" MODELGATE_DATABASE="$TMP/webui.db" \
-    FORWARD_USER_INFO_HEADER_JWT_SECRET=$FORWARD_SECRET RUST_LOG=warn \
-    "$BIN/modelgate" serve --config "$ROOT/config/modelgate.toml" >"$TMP/mg.out" 2>"$TMP/mg.err" &
-PIDS+=("$!")
-"$BIN/loadgen" wait --url "http://127.0.0.1:${PORTS[2]}/health" --timeout-s 15 >/dev/null
+NAME=egress
+# shellcheck source=load/stack.sh
+source "$(dirname "$0")/stack.sh"
+start_stack 10 50
 
 # A user of the fixture, one of their models, and the header Open WebUI
 # would sign for them (HS256, claims as utils/headers.py mints them).

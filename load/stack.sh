@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# Sourced by load/egress.sh and load/soak.sh: a release modelgate, its
+# fixture database and the mock model API, all on 127.0.0.1 ports the OS
+# picks, stopped (and the temporary directory removed) on exit.
+#
+#   NAME=egress; source load/stack.sh; start_stack USERS MODELS
+#
+# Sets ROOT BIN TMP; after start_stack: MOCK_ADDR INGRESS EGRESS ADMIN
+# MG_PID FORWARD_SECRET (and exports WEBUI_SECRET_KEY).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/modelgate-$NAME.XXXXXX")
+PIDS=()
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+log() { echo "$NAME.sh: $*" >&2; }
+
+command -v wrk >/dev/null || { log "wrk not installed (apt-get install wrk)"; exit 1; }
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    (cd "$ROOT" && cargo build --release --workspace) >&2
+fi
+
+start_stack() { # users models
+    WEBUI_SECRET_KEY="$NAME-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    export WEBUI_SECRET_KEY
+    FORWARD_SECRET="fwd-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    "$BIN/loadgen" setup --db "$TMP/webui.db" --fixture "$TMP/fixture.json" --users "$1" --models "$2" >&2
+
+    "$BIN/mock-upstream" --listen 127.0.0.1:0 --models "$2" --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
+    PIDS+=("$!")
+    MOCK_ADDR=
+    for _ in $(seq 100); do
+        MOCK_ADDR=$(sed -n 's/^listening //p' "$TMP/mock.out")
+        [[ -n $MOCK_ADDR ]] && break
+        sleep 0.1
+    done
+    [[ -n $MOCK_ADDR ]] || { log "mock upstream did not start"; exit 1; }
+
+    local ports
+    mapfile -t ports < <("$BIN/loadgen" free-port --count 3)
+    INGRESS=127.0.0.1:${ports[0]}
+    EGRESS=127.0.0.1:${ports[1]}
+    ADMIN=127.0.0.1:${ports[2]}
+    MODELGATE_LISTEN=$INGRESS MODELGATE_ADMIN_LISTEN=$ADMIN \
+        MODELGATE_EGRESS_LISTEN=$EGRESS MODELGATE_EGRESS_UPSTREAM="http://$MOCK_ADDR/openai" \
+        MODELGATE_UPSTREAM="http://$MOCK_ADDR" MODELGATE_DATABASE="$TMP/webui.db" \
+        FORWARD_USER_INFO_HEADER_JWT_SECRET=$FORWARD_SECRET RUST_LOG=warn \
+        "$BIN/modelgate" serve --config "$ROOT/config/modelgate.toml" >"$TMP/mg.out" 2>"$TMP/mg.err" &
+    MG_PID=$!
+    PIDS+=("$MG_PID")
+    "$BIN/loadgen" wait --url "http://$ADMIN/health" --timeout-s 15 >/dev/null
+}
