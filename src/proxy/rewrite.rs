@@ -86,11 +86,14 @@ pub async fn filter_response(
         // An error that lists no models reaches the client as sent.
         return Ok(Response::from_parts(parts, full(bytes)));
     }
-    let key = ListKey::new(&decoded, shape, generation, &who.access.organizations);
-    let cached = if shape.cacheable() {
-        cache.get(&key).await
-    } else {
-        None
+    // Only lists every member of the same organizations is sent alike are
+    // shared: a per-user document (a chat of megabytes) is not even hashed.
+    let key = shape
+        .cacheable()
+        .then(|| ListKey::new(&decoded, shape, generation, &who.access.organizations));
+    let cached = match &key {
+        Some(key) => cache.get(key).await,
+        None => None,
     };
     let filtered = match cached {
         Some(hit) => hit,
@@ -114,7 +117,7 @@ pub async fn filter_response(
             };
             // Only an answer computed entirely at `generation` may be
             // shared under it.
-            if shape.cacheable() && store.generation() == generation {
+            if let Some(key) = key.filter(|_| store.generation() == generation) {
                 cache.insert(key, computed.clone()).await;
             }
             computed
