@@ -197,7 +197,8 @@ impl Proxy {
         upgrading: bool,
     ) -> Result<Response<Body>, Refusal> {
         let who = if carries_credential(config, req.headers()) {
-            guard::identify(config, &self.store, &self.metrics, req.headers())
+            // Never refused here, so a stale cookie is no access decision.
+            guard::authenticate(config, &self.store, req.headers())
                 .await
                 .unwrap_or_else(|_| Identity::nobody(String::new()))
         } else {
