@@ -648,6 +648,16 @@ async fn socket_events_are_redacted_in_the_tunnel() {
         assert_eq!(got, Message::Text(expected.into()), "{who:?}");
         let got = ws.next().await.unwrap().unwrap();
         assert_eq!(got, Message::Text("2".into()));
+        // A large event (checked off the async worker) is redacted too.
+        let filler = "x".repeat(200 * 1024);
+        let big = event.replace(" go", &format!(" go{filler}"));
+        ws.send(Message::Text(big)).await.unwrap();
+        let got = ws.next().await.unwrap().unwrap().into_text().unwrap();
+        assert_eq!(
+            got,
+            expected.replace(" go", &format!(" go{filler}")),
+            "{who:?}"
+        );
         ws.close(None).await.unwrap();
     }
     // The upstream was never offered compression it could not be read in.

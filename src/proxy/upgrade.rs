@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::gate::redact::redact_socket_packet;
 use crate::metrics::GaugeGuard;
+use crate::proxy::inspect::INLINE_PARSE_BYTES;
 use crate::store::{AccessStore, UserAccess};
 
 /// Whose view the upstream's Socket.IO messages are redacted for.
@@ -51,15 +52,29 @@ impl SocketFilter {
                 return None;
             }
         };
-        let mut permitted = |id: &str| self.access.decide(&graph, id).is_allowed();
-        match redact_socket_packet(&packet, &mut permitted) {
-            Ok(Some(redacted)) => Some(redacted),
-            Ok(None) => Some(packet),
-            Err(e) => {
-                tracing::warn!(error = %e, "a Socket.IO event that cannot be checked is dropped");
-                None
+        let access = self.access.clone();
+        let redact = move |packet: String| {
+            let mut permitted = |id: &str| access.decide(&graph, id).is_allowed();
+            match redact_socket_packet(&packet, &mut permitted) {
+                Ok(Some(redacted)) => Some(redacted),
+                Ok(None) => Some(packet),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a Socket.IO event that cannot be checked is dropped");
+                    None
+                }
             }
+        };
+        // A chat turn with inline images can be megabytes: parsed off the
+        // async worker, as large request bodies are.
+        if packet.len() <= INLINE_PARSE_BYTES {
+            return redact(packet);
         }
+        tokio::task::spawn_blocking(move || redact(packet))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "a Socket.IO event's check failed; it is dropped");
+                None
+            })
     }
 }
 
