@@ -24,6 +24,7 @@ use crate::ops;
 use crate::reload::Overrides;
 use crate::store::admin::MemberRole;
 use crate::store::bench::Sizes;
+use crate::store::Mode;
 
 /// Where the database is when neither `--db` nor `MODELGATE_DATABASE` says.
 const DEFAULT_DB: &str = "./data/webui.db";
@@ -145,7 +146,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
-    /// Create an organization (or rename it).
+    /// Create an organization (an existing id with another name is refused:
+    /// use `org rename`).
     Create {
         id: String,
         #[arg(long)]
@@ -153,7 +155,45 @@ pub enum OrgCommand {
         #[command(flatten)]
         write: WriteArgs,
     },
-    /// List organizations with active member and model counts.
+    /// Rename an organization.
+    Rename {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// enforce: refuse what the rules refuse; shadow: let it through, log
+    /// and count it (outcome would_deny).
+    Mode {
+        org: String,
+        #[arg(value_parser = parse_mode)]
+        mode: Mode,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Make the members of an Open WebUI group (id or name; its subgroups'
+    /// members too) members of ORG.
+    BindGroup {
+        org: String,
+        group: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Remove a group binding.
+    UnbindGroup {
+        org: String,
+        group: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// List the groups bound to ORG, unbound ones included.
+    Groups {
+        org: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List organizations with their mode and active counts.
     List {
         #[command(flatten)]
         out: Output,
@@ -189,14 +229,28 @@ pub enum MemberCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Permit a model (a base model: its presets follow it).
+    /// Allow an exact model id (a base model: its presets follow it) or a
+    /// glob (`openai/*`; only `*` is special, `\*` is a literal star).
     Enable {
         org: String,
+        #[arg(value_name = "PATTERN")]
+        model: String,
+        /// Accept an exact id that no model the gate has seen matches.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Deny an exact id or a glob: members of ORG may not use a matching
+    /// model, whatever any organization allows.
+    Deny {
+        org: String,
+        #[arg(value_name = "PATTERN")]
         model: String,
         #[command(flatten)]
         write: WriteArgs,
     },
-    /// Deactivate a model link.
+    /// Remove an allow or a deny (deactivated; the history stays).
     Disable {
         org: String,
         model: String,
@@ -249,6 +303,10 @@ fn parse_limit(s: &str) -> Result<usize, String> {
 fn parse_role(s: &str) -> Result<MemberRole, String> {
     s.parse()
         .map_err(|e: crate::store::StoreError| e.to_string())
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::parse(s).ok_or_else(|| format!("invalid mode '{s}' (expected enforce or shadow)"))
 }
 
 pub fn main() -> ExitCode {
@@ -380,6 +438,25 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
             write.out.json,
             &ops::manage::org_create(db, &id, &name, &write.actor())?,
         )?,
+        Command::Org(OrgCommand::Rename { id, name, write }) => emit(
+            write.out.json,
+            &ops::manage::org_rename(db, &id, &name, &write.actor())?,
+        )?,
+        Command::Org(OrgCommand::Mode { org, mode, write }) => emit(
+            write.out.json,
+            &ops::manage::org_mode(db, &org, mode, &write.actor())?,
+        )?,
+        Command::Org(OrgCommand::BindGroup { org, group, write }) => emit(
+            write.out.json,
+            &ops::manage::org_bind_group(db, &org, &group, &write.actor())?,
+        )?,
+        Command::Org(OrgCommand::UnbindGroup { org, group, write }) => emit(
+            write.out.json,
+            &ops::manage::org_unbind_group(db, &org, &group, &write.actor())?,
+        )?,
+        Command::Org(OrgCommand::Groups { org, out }) => {
+            emit(out.json, &ops::manage::org_groups(db, &org)?)?
+        }
         Command::Org(OrgCommand::List { out }) => emit(out.json, &ops::manage::org_list(db)?)?,
         Command::Member(MemberCommand::Add {
             org,
@@ -397,9 +474,18 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
         Command::Member(MemberCommand::List { org, out }) => {
             emit(out.json, &ops::manage::member_list(db, &org)?)?
         }
-        Command::Model(ModelCommand::Enable { org, model, write }) => emit(
+        Command::Model(ModelCommand::Enable {
+            org,
+            model,
+            force,
+            write,
+        }) => emit(
             write.out.json,
-            &ops::manage::model_enable(db, &org, &model, &write.actor())?,
+            &ops::manage::model_enable(db, &org, &model, force, &write.actor())?,
+        )?,
+        Command::Model(ModelCommand::Deny { org, model, write }) => emit(
+            write.out.json,
+            &ops::manage::model_deny(db, &org, &model, &write.actor())?,
         )?,
         Command::Model(ModelCommand::Disable { org, model, write }) => emit(
             write.out.json,

@@ -84,7 +84,8 @@ fn migrate_backs_up_then_links_users_and_base_models() {
     );
     assert_eq!(
         db.count("SELECT COUNT(*) FROM permission_audit_log WHERE actor = 'deploy'"),
-        6
+        // The organization, memberships and links.
+        7
     );
     // The migrated users can use the base models and their presets.
     assert_eq!(db.run(&["access", "u1", "preset-of-preset"]).code, 0);

@@ -266,11 +266,15 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
         1,
         "organization name must not be empty",
     );
-    db.fails(&["member", "add", "a", ""], 1, "user id must not be empty");
+    db.fails(
+        &["member", "add", "a", ""],
+        1,
+        "user id or email must not be empty",
+    );
     db.fails(
         &["model", "enable", "a", ""],
         1,
-        "model id must not be empty",
+        "model id or pattern must not be empty",
     );
     db.fails(&["access", ""], 1, "user id must not be empty");
     db.fails(&["access", "u1", ""], 1, "model id must not be empty");
@@ -292,13 +296,16 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
     db.fails(
         &["model", "disable", "a", "gpt-4o"],
         1,
-        "not enabled for organization 'a'",
+        "neither allowed nor denied for organization 'a'",
     );
     db.fails(&["audit", "--limit", "many"], 2, "invalid value");
     db.fails(&["db-bench", "--iterations", "0"], 2, "invalid value");
     db.fails(&["member", "add", "a"], 2, "required");
-    // Nothing of that reached the audit log.
-    assert_eq!(db.count("SELECT COUNT(*) FROM permission_audit_log"), 0);
+    // Nothing of that reached the audit log (only the organization's creation).
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM permission_audit_log WHERE table_name != 'organizations'"),
+        0
+    );
 }
 
 #[test]
@@ -318,7 +325,7 @@ fn audit_records_the_actor_newest_first() {
 
     let log = db.ok(&["audit", "--json"]).json();
     let log = log.as_array().unwrap();
-    assert_eq!(log.len(), 6);
+    assert_eq!(log.len(), 7);
     let actors: Vec<&serde_json::Value> = log.iter().map(|e| &e["actor"]).collect();
     assert_eq!(
         actors,
@@ -329,8 +336,10 @@ fn audit_records_the_actor_newest_first() {
             &serde_json::json!("carol"),
             &serde_json::json!("bob"),
             &serde_json::json!("alice"),
+            &serde_json::json!("cli"),
         ]
     );
+    assert_eq!(log[6]["table_name"], "organizations");
     assert_eq!(log[1]["action"], "UPDATE");
     assert_eq!(log[1]["old_values"]["is_active"], 1);
     assert_eq!(log[1]["new_values"]["is_active"], 0);

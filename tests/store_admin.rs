@@ -140,7 +140,7 @@ fn writes_report_outcomes_and_keep_rows() {
         WriteOutcome::Unchanged
     );
     assert_eq!(
-        admin::create_org(c, "o", "Uno", "t").unwrap(),
+        admin::rename_org(c, "o", "Uno", "t").unwrap(),
         WriteOutcome::Updated
     );
     let add = |role| admin::add_member(c, "o", "u", role, "t").unwrap();
@@ -237,10 +237,12 @@ fn typed_errors() {
     );
     assert_eq!(
         admin::enable_model(c, "o", "", "t"),
-        Err(StoreError::EmptyId("model id"))
+        Err(StoreError::EmptyId("model id or pattern"))
     );
-    // Failed writes leave no audit rows and no actor behind.
-    assert_eq!(admin::audit(c, 100).unwrap().len(), 0);
+    // Failed writes leave no audit rows (only `db.org`'s) and no actor behind.
+    let log = admin::audit(c, 100).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].table_name, "organizations");
 }
 
 #[test]
@@ -277,6 +279,7 @@ fn triggers_audit_every_change_with_its_actor() {
             ("organization_models", "UPDATE", Some("m"), Some("bob")),
             ("organization_models", "INSERT", Some("m"), Some("bob")),
             ("organization_members", "INSERT", Some("u"), Some("alice")),
+            ("organizations", "INSERT", Some("O"), Some("alice")),
         ]
     );
     let update = &log[1];

@@ -14,6 +14,7 @@ fn allowed(root: &str, org: &str) -> Decision {
     Decision::Allowed {
         root: root.into(),
         organization: org.into(),
+        rule: None,
     }
 }
 

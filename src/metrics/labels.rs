@@ -64,6 +64,8 @@ label_enum! {
     pub enum Outcome {
         Allowed => "allowed",
         Denied => "denied",
+        /// Refused by a shadow-mode organization's policy only: let through.
+        WouldDeny => "would_deny",
         Unauthenticated => "unauthenticated",
         /// Enforcement is off (bypass configured): the request was let through
         /// unchecked.

@@ -12,8 +12,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{open_reader, require_non_empty, OpsError};
-use crate::store::report::{base_chain, BaseChain, ChainEnd};
-use crate::store::{AccessStore, Decision, DenyReason, StoreConfig, UserAccess};
+use crate::store::report::{base_chain, membership_sources, BaseChain, ChainEnd, MembershipSource};
+use crate::store::{AccessStore, Decision, DenyReason, RuleView, StoreConfig, UserAccess};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PermittedModel {
@@ -44,16 +44,25 @@ pub struct AccessExplanation {
     pub role: Option<String>,
     /// Organizations with an active membership.
     pub organizations: Vec<String>,
+    /// How the user is in each organization: explicitly or through a
+    /// bound Open WebUI group (one entry per way).
+    pub memberships: Vec<MembershipSource>,
+    /// Organizations in shadow mode (their refusals are not enforced).
+    pub shadow_organizations: Vec<String>,
+    /// Exact links (roots), with the granting organization.
     pub permitted_models: Vec<PermittedModel>,
+    /// Pattern and deny rules of the user's organizations.
+    pub rules: Vec<RuleView>,
     pub model: Option<ModelExplanation>,
 }
 
 impl AccessExplanation {
-    /// True unless a MODEL was asked about and refused (exit code 3).
+    /// True unless a MODEL was asked about and the gate refuses it (exit
+    /// code 3); a shadow-mode would-deny goes through, so it is true.
     pub fn allowed(&self) -> bool {
         self.model
             .as_ref()
-            .map_or(true, |m| m.decision.is_allowed())
+            .map_or(true, |m| m.decision.lets_through())
     }
 }
 
@@ -100,7 +109,7 @@ pub async fn explain(
         Some(model) => {
             let decision = access.decide(&graph, model);
             let chain = base_chain(&reader, model, max_depth)?;
-            let explanation = explain_line(&chain, &decision, &access.organizations, max_depth);
+            let explanation = explain_line(&chain, &decision, &access, max_depth);
             Some(ModelExplanation {
                 requested: model.to_string(),
                 chain,
@@ -114,7 +123,10 @@ pub async fn explain(
         known: access.known,
         role: access.role.clone(),
         organizations: access.organizations.clone(),
+        memberships: membership_sources(&reader, &access.user_id)?,
+        shadow_organizations: access.shadow_organizations().to_vec(),
         permitted_models: permitted,
+        rules: access.rules().to_vec(),
         model,
     })
 }
@@ -122,7 +134,7 @@ pub async fn explain(
 fn explain_line(
     chain: &BaseChain,
     decision: &Decision,
-    orgs: &[String],
+    access: &UserAccess,
     max_depth: usize,
 ) -> String {
     let mut line = chain
@@ -137,21 +149,44 @@ fn explain_line(
         ChainEnd::TooDeep => line.push_str(&format!(" → … (more than {max_depth} hops)")),
     }
     let verdict = match decision {
-        Decision::Allowed { organization, .. } => {
-            format!("permitted by organization {organization}")
-        }
-        Decision::Denied(DenyReason::NotPermitted { .. }) => {
-            format!("not permitted in orgs [{}]", orgs.join(", "))
-        }
-        Decision::Denied(DenyReason::NoOrganization) => {
-            "refused: the user has no active organization membership".to_string()
-        }
-        Decision::Denied(DenyReason::Cycle) => "refused: the preset's base chain loops".to_string(),
-        Decision::Denied(DenyReason::TooDeep) => {
-            "refused: the preset's base chain is too long".to_string()
-        }
+        Decision::Allowed {
+            organization,
+            rule: None,
+            ..
+        } => format!("permitted by organization {organization}"),
+        Decision::Allowed {
+            organization,
+            rule: Some(rule),
+            ..
+        } => format!("permitted by rule {rule} of organization {organization}"),
+        Decision::Denied(reason) => refusal_text(reason, &access.organizations),
+        Decision::WouldDeny(reason) => format!(
+            "{}; let through: shadow mode in [{}] (counted as would_deny)",
+            refusal_text(reason, &access.organizations),
+            access.shadow_organizations().join(", ")
+        ),
     };
     format!("{line} → {verdict}")
+}
+
+fn refusal_text(reason: &DenyReason, orgs: &[String]) -> String {
+    match reason {
+        DenyReason::NotPermitted { .. } => {
+            format!("not permitted in orgs [{}]", orgs.join(", "))
+        }
+        DenyReason::DeniedByRule {
+            model,
+            organization,
+            rule,
+        } => format!(
+            "refused: {model} matches deny rule {rule} of organization {organization} (a deny wins over every allow)"
+        ),
+        DenyReason::NoOrganization => {
+            "refused: the user has no active organization membership".to_string()
+        }
+        DenyReason::Cycle => "refused: the preset's base chain loops".to_string(),
+        DenyReason::TooDeep => "refused: the preset's base chain is too long".to_string(),
+    }
 }
 
 impl fmt::Display for AccessExplanation {
@@ -165,7 +200,32 @@ impl fmt::Display for AccessExplanation {
         if self.organizations.is_empty() {
             writeln!(f, "organizations: none (active)")?;
         } else {
-            writeln!(f, "organizations: {}", self.organizations.join(", "))?;
+            let orgs: Vec<String> = self
+                .organizations
+                .iter()
+                .map(|org| {
+                    let mut text = org.clone();
+                    let groups: Vec<String> = self
+                        .memberships
+                        .iter()
+                        .filter(|m| &m.organization == org)
+                        .filter_map(|m| {
+                            m.group_id.as_ref().map(|id| match &m.group_name {
+                                Some(name) => format!("group {name}"),
+                                None => format!("group {id}"),
+                            })
+                        })
+                        .collect();
+                    if !groups.is_empty() {
+                        text.push_str(&format!(" (via {})", groups.join(", ")));
+                    }
+                    if self.shadow_organizations.contains(org) {
+                        text.push_str(" [shadow mode]");
+                    }
+                    text
+                })
+                .collect();
+            writeln!(f, "organizations: {}", orgs.join(", "))?;
         }
         if self.permitted_models.is_empty() {
             writeln!(f, "permitted models (roots): none")?;
@@ -183,12 +243,20 @@ impl fmt::Display for AccessExplanation {
                 .collect();
             writeln!(f, "permitted models (roots): {}", list.join(", "))?;
         }
+        if !self.rules.is_empty() {
+            let list: Vec<String> = self
+                .rules
+                .iter()
+                .map(|r| format!("{} {} [{}]", r.effect.as_str(), r.pattern, r.organization))
+                .collect();
+            writeln!(f, "rules: {}", list.join(", "))?;
+        }
         if let Some(m) = &self.model {
             writeln!(f, "model {}: {}", m.requested, m.explanation)?;
-            let verdict = if m.decision.is_allowed() {
-                "allowed"
-            } else {
-                "denied"
+            let verdict = match m.decision {
+                Decision::Allowed { .. } => "allowed",
+                Decision::WouldDeny(_) => "would deny (shadow mode: allowed)",
+                Decision::Denied(_) => "denied",
             };
             writeln!(f, "decision: {verdict}")?;
         }

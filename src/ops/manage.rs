@@ -9,8 +9,12 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{open_reader, open_writer, or_dash, require_non_empty, utc, write_table, OpsError};
-use crate::store::admin::{self, Member, MemberRole, OrgModel, Organization, WriteOutcome};
+use crate::store::admin::{
+    self, GroupBinding, Member, MemberRole, OrgModel, Organization, WriteOutcome,
+};
+use crate::store::pattern::Target;
 use crate::store::report::{base_chain, model_names, ChainEnd};
+use crate::store::Mode;
 
 /// What one write did; `--json` prints it as is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +56,79 @@ pub fn org_create(path: &Path, id: &str, name: &str, actor: &str) -> Result<Writ
     Ok(report("org create", id, None, outcome, actor))
 }
 
+/// Renames an organization (`org create` refuses to).
+pub fn org_rename(path: &Path, id: &str, name: &str, actor: &str) -> Result<WriteReport, OpsError> {
+    let actor = require_non_empty(actor, "actor")?;
+    let conn = open_writer(path)?;
+    let outcome = admin::rename_org(&conn, id, name, actor)?;
+    Ok(report("org rename", id, Some(name), outcome, actor))
+}
+
+/// `org mode ORG enforce|shadow`.
+pub fn org_mode(path: &Path, id: &str, mode: Mode, actor: &str) -> Result<WriteReport, OpsError> {
+    let actor = require_non_empty(actor, "actor")?;
+    let conn = open_writer(path)?;
+    let outcome = admin::set_mode(&conn, id, mode, actor)?;
+    let mut r = report("org mode", id, Some(mode.as_str()), outcome, actor);
+    if mode == Mode::Shadow {
+        r.note = Some(
+            "shadow mode: requests this organization's rules would refuse are let through, \
+             logged and counted (modelgate_decisions_total{outcome=\"would_deny\"}); \
+             lists are not filtered by its rules. Switch back with `org mode ORG enforce`."
+                .into(),
+        );
+    }
+    Ok(r)
+}
+
+/// `org bind-group ORG GROUP`: the group's members (and its subgroups'
+/// members) become members of ORG.
+pub fn org_bind_group(
+    path: &Path,
+    org: &str,
+    group: &str,
+    actor: &str,
+) -> Result<WriteReport, OpsError> {
+    let actor = require_non_empty(actor, "actor")?;
+    let conn = open_writer(path)?;
+    let (outcome, group_id) = admin::bind_group(&conn, org, group, actor)?;
+    let mut r = report("org bind-group", org, Some(&group_id), outcome, actor);
+    let bound = admin::list_groups(&conn, org)?
+        .into_iter()
+        .find(|b| b.group_id == group_id);
+    if let Some(b) = bound {
+        r.note = Some(format!(
+            "group {} has {} direct member(s); members of its subgroups count too",
+            b.group_name.as_deref().unwrap_or(&group_id),
+            b.members
+        ));
+    }
+    Ok(r)
+}
+
+pub fn org_unbind_group(
+    path: &Path,
+    org: &str,
+    group: &str,
+    actor: &str,
+) -> Result<WriteReport, OpsError> {
+    let actor = require_non_empty(actor, "actor")?;
+    let conn = open_writer(path)?;
+    match admin::unbind_group(&conn, org, group, actor)? {
+        (WriteOutcome::NotFound, _) => Err(OpsError::GroupNotBound {
+            org: org.to_string(),
+            group: group.to_string(),
+        }),
+        (outcome, group_id) => Ok(report(
+            "org unbind-group",
+            org,
+            Some(&group_id),
+            outcome,
+            actor,
+        )),
+    }
+}
+
 pub fn member_add(
     path: &Path,
     org: &str,
@@ -61,6 +138,7 @@ pub fn member_add(
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
     let conn = open_writer(path)?;
+    let user = &admin::resolve_user(&conn, user)?;
     let outcome = admin::add_member(&conn, org, user, role, actor)?;
     let mut r = report("member add", org, Some(user), outcome, actor);
     r.role = Some(role);
@@ -75,6 +153,7 @@ pub fn member_remove(
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
     let conn = open_writer(path)?;
+    let user = &admin::resolve_user(&conn, user)?;
     match admin::remove_member(&conn, org, user, actor)? {
         WriteOutcome::NotFound => Err(OpsError::NotAMember {
             org: org.to_string(),
@@ -84,7 +163,33 @@ pub fn member_remove(
     }
 }
 
+/// `model enable ORG PATTERN`: allow an exact id or a glob.
 pub fn model_enable(
+    path: &Path,
+    org: &str,
+    model: &str,
+    force: bool,
+    actor: &str,
+) -> Result<WriteReport, OpsError> {
+    let _ = force; // wired to the known-model check below
+    let actor = require_non_empty(actor, "actor")?;
+    let conn = open_writer(path)?;
+    let target = admin::parse_target(model)?;
+    let outcome = admin::enable_model(&conn, org, model, actor)?;
+    let mut r = report("model enable", org, Some(model), outcome, actor);
+    r.note = match &target {
+        Target::Exact(id) => match preset_note(&conn, id)? {
+            Some(note) => Some(note),
+            None => denied_elsewhere(&conn, id)?,
+        },
+        Target::Glob(_) => None,
+    };
+    Ok(r)
+}
+
+/// `model deny ORG PATTERN`: no member of ORG may use a matching model,
+/// whatever any organization allows.
+pub fn model_deny(
     path: &Path,
     org: &str,
     model: &str,
@@ -92,17 +197,20 @@ pub fn model_enable(
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
     let conn = open_writer(path)?;
-    let outcome = admin::enable_model(&conn, org, model, actor)?;
-    let mut r = report("model enable", org, Some(model), outcome, actor);
-    // Decisions judge a preset by its root (`store::access`), so a link to a
-    // preset permits nothing; say so instead of letting an operator wonder
-    // why users still get 403.
+    let outcome = admin::deny_model(&conn, org, model, actor)?;
+    Ok(report("model deny", org, Some(model), outcome, actor))
+}
+
+/// Decisions judge a preset by its root (`store::access`), so a link to a
+/// preset permits nothing; say so instead of letting an operator wonder
+/// why users still get 403.
+fn preset_note(conn: &rusqlite::Connection, model: &str) -> Result<Option<String>, OpsError> {
     let chain = base_chain(
-        &conn,
+        conn,
         model,
         crate::store::StoreConfig::default().max_base_depth,
     )?;
-    r.note = match (chain.end, chain.steps.last()) {
+    Ok(match (chain.end, chain.steps.last()) {
         (ChainEnd::Root, Some(root)) if chain.steps.len() > 1 => Some(format!(
             "'{model}' is a preset of '{}': access is decided by the base model, \
              so this link grants nothing on its own; enable '{}' to permit it",
@@ -115,8 +223,24 @@ pub fn model_enable(
             "'{model}' has a base_model_id chain that is too long; requests for it are refused"
         )),
         _ => None,
-    };
-    Ok(r)
+    })
+}
+
+/// An allow that a deny somewhere overrides for the members of both
+/// organizations: worth a line, since the allow alone looks like it works.
+fn denied_elsewhere(conn: &rusqlite::Connection, model: &str) -> Result<Option<String>, OpsError> {
+    let denies = crate::store::report::active_denies(conn)?;
+    let hits: Vec<String> = denies
+        .into_iter()
+        .filter(|(_, pattern)| Target::parse(pattern).is_ok_and(|t| t.matches(model)))
+        .map(|(org, pattern)| format!("{pattern} in {org}"))
+        .collect();
+    Ok((!hits.is_empty()).then(|| {
+        format!(
+            "'{model}' matches deny rule(s) {}: members of those organizations stay refused (a deny wins)",
+            hits.join(", ")
+        )
+    }))
 }
 
 pub fn model_disable(
@@ -157,6 +281,12 @@ impl fmt::Display for WriteReport {
             ("model enable" | "model disable", Some(model)) => {
                 write!(f, "model '{model}' for '{org}'")?;
             }
+            ("model deny", Some(model)) => write!(f, "deny of '{model}' for '{org}'")?,
+            ("org rename", Some(name)) => write!(f, "organization '{org}' named '{name}'")?,
+            ("org mode", Some(mode)) => write!(f, "organization '{org}' in {mode} mode")?,
+            ("org bind-group" | "org unbind-group", Some(group)) => {
+                write!(f, "binding of Open WebUI group '{group}' to '{org}'")?;
+            }
             _ => write!(f, "organization '{org}'")?,
         }
         writeln!(f, ": {outcome} (actor: {})", self.actor)?;
@@ -192,15 +322,27 @@ impl fmt::Display for OrgList {
                 vec![
                     o.id.clone(),
                     o.name.clone(),
+                    o.mode.as_str().to_string(),
                     o.active_members.to_string(),
+                    o.bound_groups.to_string(),
                     o.active_models.to_string(),
+                    o.active_rules.to_string(),
                     o.created_at.map(utc).unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
         write_table(
             f,
-            &["ID", "NAME", "MEMBERS", "MODELS", "CREATED (UTC)"],
+            &[
+                "ID",
+                "NAME",
+                "MODE",
+                "MEMBERS",
+                "GROUPS",
+                "MODELS",
+                "RULES",
+                "CREATED (UTC)",
+            ],
             &rows,
         )
     }
@@ -282,6 +424,8 @@ impl fmt::Display for ModelList {
             .map(|m| {
                 vec![
                     m.link.model_id.clone(),
+                    m.link.effect.as_str().to_string(),
+                    if m.link.pattern { "pattern" } else { "exact" }.to_string(),
                     or_dash(m.name.as_deref()),
                     if m.link.is_active {
                         "active"
@@ -293,6 +437,46 @@ impl fmt::Display for ModelList {
                 ]
             })
             .collect();
-        write_table(f, &["MODEL", "NAME", "STATUS", "UPDATED (UTC)"], &rows)
+        write_table(
+            f,
+            &["MODEL", "EFFECT", "KIND", "NAME", "STATUS", "UPDATED (UTC)"],
+            &rows,
+        )
+    }
+}
+
+/// `org groups ORG`: the Open WebUI groups bound to ORG, unbound ones too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct GroupList(pub Vec<GroupBinding>);
+
+pub fn org_groups(path: &Path, org: &str) -> Result<GroupList, OpsError> {
+    let conn = open_reader(path)?;
+    Ok(GroupList(admin::list_groups(&conn, org)?))
+}
+
+impl fmt::Display for GroupList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return writeln!(f, "no groups bound");
+        }
+        let rows: Vec<Vec<String>> = self
+            .0
+            .iter()
+            .map(|b| {
+                vec![
+                    b.group_id.clone(),
+                    or_dash(b.group_name.as_deref()),
+                    b.members.to_string(),
+                    if b.is_active { "active" } else { "inactive" }.into(),
+                    b.created_at.map(utc).unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        write_table(
+            f,
+            &["GROUP", "NAME", "MEMBERS", "STATUS", "BOUND (UTC)"],
+            &rows,
+        )
     }
 }

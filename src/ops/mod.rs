@@ -65,8 +65,10 @@ pub enum OpsError {
     UnknownUser(String),
     #[error("user '{user}' is not a member of organization '{org}'")]
     NotAMember { org: String, user: String },
-    #[error("model '{model}' is not enabled for organization '{org}'")]
+    #[error("model '{model}' is neither allowed nor denied for organization '{org}'")]
     ModelNotLinked { org: String, model: String },
+    #[error("Open WebUI group '{group}' is not bound to organization '{org}'")]
+    GroupNotBound { org: String, group: String },
     #[error("invalid role '{0}' (expected member or admin)")]
     InvalidRole(String),
     #[error("{0} must not be empty")]
@@ -106,6 +108,7 @@ impl OpsError {
             OpsError::UnknownUser(_) => "unknown_user",
             OpsError::NotAMember { .. } => "not_a_member",
             OpsError::ModelNotLinked { .. } => "model_not_enabled",
+            OpsError::GroupNotBound { .. } => "group_not_bound",
             OpsError::InvalidRole(_) => "invalid_role",
             OpsError::Empty(_) => "empty_argument",
             OpsError::SchemaMissing(_) => "schema_missing",
@@ -117,6 +120,11 @@ impl OpsError {
                 StoreError::Missing { .. } => "database_not_found",
                 StoreError::Unavailable(_) => "database_unavailable",
                 StoreError::Backup(_) => "backup_failed",
+                StoreError::BadPattern { .. } => "invalid_pattern",
+                StoreError::OrganizationExists { .. } => "organization_exists",
+                StoreError::UnknownGroup(_) => "unknown_group",
+                StoreError::AmbiguousGroup { .. } => "ambiguous_group",
+                StoreError::UnknownEmail(_) => "unknown_user",
                 _ => "database_error",
             },
         }

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::Refusal;
 use crate::gate::credential::{extract_credential, CredentialKind};
 use crate::metrics::{Gate, Metrics, Outcome};
-use crate::store::{AccessStore, Decision, DenyReason, UserAccess};
+use crate::store::{AccessStore, Decision, UserAccess};
 
 /// Who is asking, as far as the gate is concerned.
 pub struct Identity {
@@ -56,6 +56,9 @@ pub enum Verdict {
     SystemModel,
     /// A model is not permitted; the request was refused.
     Denied { model: String, reason: String },
+    /// A model is refused only by a shadow-mode organization's policy: the
+    /// request went through, and this is what enforcing would have said.
+    WouldDeny { model: String, reason: String },
 }
 
 impl fmt::Display for Verdict {
@@ -66,6 +69,9 @@ impl fmt::Display for Verdict {
             Verdict::Bypassed => f.write_str("bypassed (admin)"),
             Verdict::SystemModel => f.write_str("system model"),
             Verdict::Denied { model, reason } => write!(f, "denied {model}: {reason}"),
+            Verdict::WouldDeny { model, reason } => {
+                write!(f, "would deny {model}: {reason} (shadow mode)")
+            }
         }
     }
 }
@@ -166,43 +172,70 @@ pub async fn authorize(
     let started = Instant::now();
     let result = decide_all(store, who, models).await;
     match &result {
-        Ok((_, granted_by)) => metrics.record_decision(
-            gate,
-            Outcome::Allowed,
-            granted_by.as_deref(),
-            started.elapsed(),
-        ),
+        Ok(checked) => {
+            let (outcome, org) = match checked.verdict {
+                Verdict::WouldDeny { .. } => (
+                    Outcome::WouldDeny,
+                    checked.granted_by.as_deref().or(who.first_org()),
+                ),
+                _ => (Outcome::Allowed, checked.granted_by.as_deref()),
+            };
+            metrics.record_decision(gate, outcome, org, started.elapsed());
+        }
         Err(refusal) => record_refusal(metrics, gate, refusal, who.first_org(), started.elapsed()),
     }
-    result.map(|(verdict, _)| verdict)
+    result.map(|checked| checked.verdict)
+}
+
+/// What `decide_all` found for a request that goes through.
+struct Checked {
+    verdict: Verdict,
+    /// The organization that granted the first model (metrics label).
+    granted_by: Option<String>,
 }
 
 async fn decide_all(
     store: &AccessStore,
     who: &Identity,
     models: &[String],
-) -> Result<(Verdict, Option<String>), Refusal> {
+) -> Result<Checked, Refusal> {
     let graph = store.model_graph().await.map_err(unavailable)?;
     let mut granted_by = None;
+    let mut would_deny = None;
     for model in models {
         match who.access.decide(&graph, model) {
             Decision::Allowed { organization, .. } => {
                 granted_by.get_or_insert(organization);
             }
+            Decision::WouldDeny(reason) => {
+                tracing::info!(
+                    user = %who.user_id,
+                    model = %model,
+                    reason = %reason,
+                    "shadow mode: would deny; letting through"
+                );
+                would_deny.get_or_insert(Verdict::WouldDeny {
+                    model: model.clone(),
+                    reason: reason.to_string(),
+                });
+            }
             Decision::Denied(reason) => {
                 return Err(Refusal::ModelNotAllowed {
                     model: model.clone(),
-                    reason: deny_text(&reason),
+                    reason: reason.to_string(),
                 })
             }
         }
     }
-    let verdict = if models.is_empty() {
-        Verdict::NoModelNamed
-    } else {
-        Verdict::Allowed
+    let verdict = match would_deny {
+        Some(verdict) => verdict,
+        None if models.is_empty() => Verdict::NoModelNamed,
+        None => Verdict::Allowed,
     };
-    Ok((verdict, granted_by))
+    Ok(Checked {
+        verdict,
+        granted_by,
+    })
 }
 
 /// The log's reading of a refused check: denials name what was asked for.
@@ -239,15 +272,6 @@ pub fn unavailable(e: crate::store::StoreError) -> Refusal {
     Refusal::AccessData(e)
 }
 
-fn deny_text(reason: &DenyReason) -> String {
-    match reason {
-        DenyReason::NoOrganization => "user is in no organization".into(),
-        DenyReason::NotPermitted { root } => format!("root model {root} not permitted"),
-        DenyReason::Cycle => "preset chain loops".into(),
-        DenyReason::TooDeep => "preset chain too deep".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +283,7 @@ mod tests {
         assert_eq!(Verdict::Bypassed.to_string(), "bypassed (admin)");
         let denied = Refusal::ModelNotAllowed {
             model: "m".into(),
-            reason: deny_text(&DenyReason::Cycle),
+            reason: crate::store::DenyReason::Cycle.to_string(),
         };
         assert_eq!(
             verdict_of(&denied).map(|v| v.to_string()).as_deref(),

@@ -101,7 +101,7 @@ pub async fn filter_response(
             let graph = store.model_graph().await.map_err(unavailable)?;
             let access = who.access.clone();
             let computed = filter_off_thread(decoded, move |body| {
-                let mut permitted = |id: &str| access.decide(&graph, id).is_allowed();
+                let mut permitted = |id: &str| access.decide(&graph, id).lets_through();
                 filter_list(body, shape, &mut permitted)
             })
             .await?;
@@ -202,7 +202,7 @@ pub async fn redact_lines(
                 let line = buf.split_to((end + 1).min(buf.len())).freeze();
                 let (graph, access) = (graph.clone(), access.clone());
                 let out = redact_line(line, move |doc| {
-                    let mut permitted = |id: &str| access.decide(&graph, id).is_allowed();
+                    let mut permitted = |id: &str| access.decide(&graph, id).lets_through();
                     filter_list(doc, shape, &mut permitted)
                 })
                 .await;

@@ -54,7 +54,7 @@ impl SocketFilter {
         };
         let access = self.access.clone();
         let redact = move |packet: String| {
-            let mut permitted = |id: &str| access.decide(&graph, id).is_allowed();
+            let mut permitted = |id: &str| access.decide(&graph, id).lets_through();
             match redact_socket_packet(&packet, &mut permitted) {
                 Ok(Some(redacted)) => Some(redacted),
                 Ok(None) => Some(packet),

@@ -1,24 +1,106 @@
 //! The decision: a user's access snapshot, the preset→base model graph, and
 //! the rule that joins them. Pure data, no I/O, so every case is unit-tested.
 //!
-//! Rule: a user may use model M iff some active membership's
-//! organization has an active row for root(M), where root(M) follows
-//! `model.base_model_id` to the upstream model. Judging the root (never the
-//! requested id) is what makes "listing a preset never grants its base" and
-//! "listing only a preset grants nothing" hold: Open WebUI calls the base.
+//! Rule: a user may use model M iff
+//! 1. no organization of the user has an active **deny** rule matching M or
+//!    any model on its base chain (deny wins over every allow, across all of
+//!    the user's organizations: a deny is a compliance or cost decision of
+//!    the organization that wrote it, and membership in a second
+//!    organization must not be a way around it), and
+//! 2. some organization of the user **allows** root(M), by an exact link
+//!    (`organization_models`) or an allow pattern, where root(M) follows
+//!    `model.base_model_id` to the upstream model. Judging the root (never
+//!    the requested id) is what makes "listing a preset never grants its
+//!    base" and "listing only a preset grants nothing" hold: Open WebUI
+//!    calls the base.
+//!
+//! Shadow mode: an organization in `shadow` has its rules evaluated but not
+//! enforced. A refusal that the user's enforcing organizations alone would
+//! not make (a shadow organization's deny, or no enforcing organization at
+//! all) becomes `WouldDeny`: the call passes and is counted. A refusal that
+//! the enforcing organizations make on their own stands.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
-/// One organization's active model links. Loaded once per organization and
-/// shared (`Arc`) by every user of it: an organization grants hundreds of
-/// models, a user only adds which organizations they belong to.
+use super::pattern::{Glob, Target};
+
+/// Whether an organization's refusals are enforced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Would-be refusals are allowed, logged and counted.
+    Shadow,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        }
+    }
+
+    /// The stored spelling; anything else (a hand edit) is `None`, which
+    /// the loader treats as an error rather than guess a mode.
+    pub fn parse(text: &str) -> Option<Mode> {
+        match text {
+            "enforce" => Some(Mode::Enforce),
+            "shadow" => Some(Mode::Shadow),
+            _ => None,
+        }
+    }
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Effect> {
+        match text {
+            "allow" => Some(Effect::Allow),
+            "deny" => Some(Effect::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// A compiled glob with the spelling it was written in (for explanations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GlobRule {
+    text: String,
+    glob: Glob,
+}
+
+/// One organization's policy: mode, exact model links, and pattern/deny
+/// rules, compiled once when the organization is loaded. Shared (`Arc`) by
+/// every user of it: an organization grants hundreds of models, a user only
+/// adds which organizations they belong to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrgModels {
     organization_id: String,
+    mode: Mode,
+    /// Exact allows: the seed's `organization_models` links.
     models: HashSet<String>,
+    allow_globs: Vec<GlobRule>,
+    deny_exact: HashSet<String>,
+    deny_globs: Vec<GlobRule>,
 }
 
 impl OrgModels {
@@ -29,33 +111,110 @@ impl OrgModels {
         OrgModels {
             organization_id: organization_id.into(),
             models: models.into_iter().collect(),
+            ..OrgModels::default()
         }
+    }
+
+    pub fn with_mode(mut self, mode: Mode) -> OrgModels {
+        self.mode = mode;
+        self
+    }
+
+    /// Adds a rule from the rules table. An exact allow joins the links.
+    pub fn with_rule(mut self, target: Target, effect: Effect) -> OrgModels {
+        let text = target.canonical();
+        match (target, effect) {
+            (Target::Exact(id), Effect::Allow) => {
+                self.models.insert(id);
+            }
+            (Target::Exact(id), Effect::Deny) => {
+                self.deny_exact.insert(id);
+            }
+            (Target::Glob(glob), Effect::Allow) => self.allow_globs.push(GlobRule { text, glob }),
+            (Target::Glob(glob), Effect::Deny) => self.deny_globs.push(GlobRule { text, glob }),
+        }
+        self
     }
 
     pub fn organization_id(&self) -> &str {
         &self.organization_id
     }
 
-    pub fn contains(&self, model_id: &str) -> bool {
-        self.models.contains(model_id)
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
+    /// Whether an exact link or an allow pattern grants `model_id` (denies
+    /// are not consulted: see [`UserAccess::decide`]).
+    pub fn contains(&self, model_id: &str) -> bool {
+        self.allow_rule(model_id).is_some()
+    }
+
+    /// The allow that grants `model_id`: `Some(None)` for an exact link,
+    /// `Some(Some(pattern))` for a pattern.
+    fn allow_rule(&self, model_id: &str) -> Option<Option<&str>> {
+        if self.models.contains(model_id) {
+            return Some(None);
+        }
+        self.allow_globs
+            .iter()
+            .find(|r| r.glob.matches(model_id))
+            .map(|r| Some(r.text.as_str()))
+    }
+
+    /// The deny rule matching `model_id`, in its written spelling.
+    fn deny_rule(&self, model_id: &str) -> Option<String> {
+        if self.deny_exact.contains(model_id) {
+            return Some(Target::Exact(model_id.to_string()).canonical());
+        }
+        self.deny_globs
+            .iter()
+            .find(|r| r.glob.matches(model_id))
+            .map(|r| r.text.clone())
+    }
+
+    fn has_denies(&self) -> bool {
+        !self.deny_exact.is_empty() || !self.deny_globs.is_empty()
+    }
+
+    /// Exact links plus rules: what the cache weighs an organization by.
     pub fn len(&self) -> usize {
-        self.models.len()
+        self.models.len() + self.allow_globs.len() + self.deny_exact.len() + self.deny_globs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.models.is_empty()
+        self.len() == 0
     }
 
-    /// The model ids, in no particular order.
+    /// The exactly linked model ids, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.models.iter().map(String::as_str)
+    }
+
+    /// Pattern and deny rules as (spelling, effect), sorted.
+    pub fn rules(&self) -> Vec<(String, Effect)> {
+        let mut rules: Vec<(String, Effect)> = self
+            .allow_globs
+            .iter()
+            .map(|r| (r.text.clone(), Effect::Allow))
+            .chain(
+                self.deny_globs
+                    .iter()
+                    .map(|r| (r.text.clone(), Effect::Deny)),
+            )
+            .chain(
+                self.deny_exact
+                    .iter()
+                    .map(|id| (Target::Exact(id.clone()).canonical(), Effect::Deny)),
+            )
+            .collect();
+        rules.sort();
+        rules
     }
 }
 
 /// What one user may use: their active memberships (and role), each with
-/// the organization's shared model set.
+/// the organization's shared policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UserAccess {
     pub user_id: String,
@@ -64,13 +223,28 @@ pub struct UserAccess {
     pub role: Option<String>,
     /// A `user` row or any membership row (active or not) exists.
     pub known: bool,
-    /// Organizations with an active membership, sorted.
+    /// Organizations with an active membership (explicit or through a bound
+    /// group), sorted.
     pub organizations: Vec<String>,
     /// One set per entry of `organizations`, same order. Serialized as the
-    /// old `models` map (permitted model id → granting organization, now in
-    /// sorted order) so `access` explanations keep their shape.
+    /// old `models` map (exactly linked model id → granting organization,
+    /// in sorted order) so `access` explanations keep their shape; pattern
+    /// and deny rules and shadow organizations are listed beside it.
     #[serde(rename = "models", serialize_with = "serialize_permitted")]
     model_sets: Vec<Arc<OrgModels>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<RuleView>,
+    /// Organizations in shadow mode.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    shadow: Vec<String>,
+}
+
+/// A pattern or deny rule as explanations show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleView {
+    pub organization: String,
+    pub pattern: String,
+    pub effect: Effect,
 }
 
 /// Why a request was refused.
@@ -79,24 +253,63 @@ pub struct UserAccess {
 pub enum DenyReason {
     /// The user has no active membership.
     NoOrganization,
-    /// None of the user's organizations has an active link for the root.
+    /// None of the user's organizations allows the root.
     NotPermitted { root: String },
+    /// A deny rule of one of the user's organizations matches `model` (the
+    /// requested id or one on its base chain).
+    DeniedByRule {
+        model: String,
+        organization: String,
+        rule: String,
+    },
     /// The model's `base_model_id` chain loops.
     Cycle,
     /// The chain is longer than `max_base_depth`.
     TooDeep,
 }
 
+impl std::fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DenyReason::NoOrganization => f.write_str("user is in no organization"),
+            DenyReason::NotPermitted { root } => write!(f, "root model {root} not permitted"),
+            DenyReason::DeniedByRule {
+                model,
+                organization,
+                rule,
+            } => write!(f, "{model} denied by rule {rule} of {organization}"),
+            DenyReason::Cycle => f.write_str("preset chain loops"),
+            DenyReason::TooDeep => f.write_str("preset chain too deep"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
-    Allowed { root: String, organization: String },
+    Allowed {
+        root: String,
+        organization: String,
+        /// The allow pattern that granted it; `None` for an exact link.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+    },
     Denied(DenyReason),
+    /// Refused by a shadow-mode organization's policy only: let through,
+    /// logged and counted as `would_deny`.
+    WouldDeny(DenyReason),
 }
 
 impl Decision {
+    /// Allowed by policy (not merely let through in shadow mode).
     pub fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allowed { .. })
+    }
+
+    /// The call goes through: allowed, or refused only in shadow mode.
+    /// What list filtering asks, so a shadow rollout hides nothing.
+    pub fn lets_through(&self) -> bool {
+        !matches!(self, Decision::Denied(_))
     }
 }
 
@@ -128,6 +341,21 @@ impl UserAccess {
     ) -> UserAccess {
         model_sets.sort_unstable_by(|a, b| a.organization_id.cmp(&b.organization_id));
         model_sets.dedup_by(|a, b| a.organization_id == b.organization_id);
+        let rules = model_sets
+            .iter()
+            .flat_map(|set| {
+                set.rules().into_iter().map(|(pattern, effect)| RuleView {
+                    organization: set.organization_id.clone(),
+                    pattern,
+                    effect,
+                })
+            })
+            .collect();
+        let shadow = model_sets
+            .iter()
+            .filter(|s| s.mode == Mode::Shadow)
+            .map(|s| s.organization_id.clone())
+            .collect();
         UserAccess {
             user_id: user_id.to_string(),
             role,
@@ -137,11 +365,13 @@ impl UserAccess {
                 .map(|s| s.organization_id.clone())
                 .collect(),
             model_sets,
+            rules,
+            shadow,
         }
     }
 
-    /// The organization granting `root` (the smallest id when several do),
-    /// or `None`. A few hash lookups: one per membership.
+    /// The organization allowing `root` (the smallest id when several do),
+    /// or `None`; deny rules are not consulted (use `decide`).
     pub fn permits(&self, root: &str) -> Option<&str> {
         self.model_sets
             .iter()
@@ -149,9 +379,9 @@ impl UserAccess {
             .map(|set| set.organization_id())
     }
 
-    /// Every permitted model with its granting organization, sorted by
+    /// Every exactly linked model with its granting organization, sorted by
     /// model id (for `modelgate access` and admin explanations; the request
-    /// path uses `permits`).
+    /// path uses `decide`).
     pub fn permitted_models(&self) -> Vec<(String, String)> {
         permitted_map(&self.model_sets)
             .into_iter()
@@ -164,6 +394,16 @@ impl UserAccess {
         &self.model_sets
     }
 
+    /// Pattern and deny rules of all the user's organizations.
+    pub fn rules(&self) -> &[RuleView] {
+        &self.rules
+    }
+
+    /// The user's organizations in shadow mode.
+    pub fn shadow_organizations(&self) -> &[String] {
+        &self.shadow
+    }
+
     pub fn decide(&self, graph: &ModelGraph, model_id: &str) -> Decision {
         if self.organizations.is_empty() {
             return Decision::Denied(DenyReason::NoOrganization);
@@ -173,15 +413,61 @@ impl UserAccess {
             Err(RootError::Cycle) => return Decision::Denied(DenyReason::Cycle),
             Err(RootError::TooDeep(_)) => return Decision::Denied(DenyReason::TooDeep),
         };
-        match self.permits(root) {
-            Some(org) => Decision::Allowed {
-                root: root.to_string(),
-                organization: org.to_string(),
-            },
-            None => Decision::Denied(DenyReason::NotPermitted {
-                root: root.to_string(),
-            }),
+        let reason = match self.judge(graph, model_id, root, false) {
+            Ok((organization, rule)) => {
+                return Decision::Allowed {
+                    root: root.to_string(),
+                    organization: organization.to_string(),
+                    rule: rule.map(str::to_string),
+                }
+            }
+            Err(reason) => reason,
+        };
+        if self.shadow.is_empty() {
+            return Decision::Denied(reason);
         }
+        if self.shadow.len() == self.model_sets.len() {
+            return Decision::WouldDeny(reason);
+        }
+        match self.judge(graph, model_id, root, true) {
+            // Only a shadow organization's deny stood in the way.
+            Ok(_) => Decision::WouldDeny(reason),
+            Err(enforced) => Decision::Denied(enforced),
+        }
+    }
+
+    /// Rule 1 then rule 2 of the module comment, over every organization or
+    /// only the enforcing ones.
+    fn judge<'a>(
+        &'a self,
+        graph: &ModelGraph,
+        model_id: &str,
+        root: &str,
+        enforcing_only: bool,
+    ) -> Result<(&'a str, Option<&'a str>), DenyReason> {
+        let sets = || {
+            self.model_sets
+                .iter()
+                .filter(move |s| !enforcing_only || s.mode == Mode::Enforce)
+        };
+        if sets().any(|s| s.has_denies()) {
+            for id in graph.chain(model_id) {
+                for set in sets() {
+                    if let Some(rule) = set.deny_rule(id) {
+                        return Err(DenyReason::DeniedByRule {
+                            model: id.to_string(),
+                            organization: set.organization_id.clone(),
+                            rule,
+                        });
+                    }
+                }
+            }
+        }
+        sets()
+            .find_map(|s| s.allow_rule(root).map(|rule| (s.organization_id(), rule)))
+            .ok_or_else(|| DenyReason::NotPermitted {
+                root: root.to_string(),
+            })
     }
 }
 
@@ -234,6 +520,15 @@ impl ModelGraph {
         self.base_of.len()
     }
 
+    /// The requested id, then each base up to the root. Call after `root`
+    /// succeeded (no loop); the walk is bounded by `max_depth` regardless.
+    pub fn chain<'a>(&'a self, model_id: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        std::iter::successors(Some(model_id), move |id| {
+            self.base_of.get(*id).map(String::as_str)
+        })
+        .take(self.max_depth + 1)
+    }
+
     /// Follows `base_model_id` to the upstream model. An id without a row
     /// (or without a base) is its own root, which also covers a preset
     /// whose base has no row ("dangling base": the base is the root).
@@ -259,6 +554,7 @@ impl ModelGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::pattern::Target;
 
     fn graph(rows: &[(&str, Option<&str>)]) -> ModelGraph {
         ModelGraph::new(
@@ -336,6 +632,7 @@ mod tests {
         let allowed = |root: &str| Decision::Allowed {
             root: root.into(),
             organization: "org1".into(),
+            rule: None,
         };
         let denied = |root: &str| Decision::Denied(DenyReason::NotPermitted { root: root.into() });
         assert_eq!(a.decide(&g, "gpt"), allowed("gpt"));
@@ -405,5 +702,195 @@ mod tests {
             })
         );
         assert!(UserAccess::unknown("x").permitted_models().is_empty());
+    }
+
+    fn org(id: &str, mode: Mode, rules: &[(&str, Effect)], exact: &[&str]) -> Arc<OrgModels> {
+        let mut set = OrgModels::new(id, exact.iter().map(|m| m.to_string())).with_mode(mode);
+        for (pattern, effect) in rules {
+            set = set.with_rule(Target::parse(pattern).unwrap(), *effect);
+        }
+        Arc::new(set)
+    }
+
+    fn user(sets: Vec<Arc<OrgModels>>) -> UserAccess {
+        UserAccess::new("u", None, true, sets)
+    }
+
+    use super::Effect::{Allow, Deny};
+    use super::Mode::{Enforce, Shadow};
+
+    #[test]
+    fn patterns_allow_and_attribute_their_rule() {
+        let g = graph(&[("my-preset", Some("openai/gpt-4o"))]);
+        let a = user(vec![org("o", Enforce, &[("openai/*", Allow)], &["claude"])]);
+        assert_eq!(
+            a.decide(&g, "openai/gpt-4o"),
+            Decision::Allowed {
+                root: "openai/gpt-4o".into(),
+                organization: "o".into(),
+                rule: Some("openai/*".into()),
+            }
+        );
+        // A preset is judged by its root, which the pattern matches.
+        assert!(a.decide(&g, "my-preset").is_allowed());
+        assert!(a.decide(&g, "claude").is_allowed());
+        assert!(!a.decide(&g, "anthropic/claude-3").is_allowed());
+    }
+
+    #[test]
+    fn a_deny_wins_over_every_allow_in_every_organization() {
+        let g = graph(&[]);
+        let a = user(vec![
+            org("a", Enforce, &[("*", Allow)], &["openai/o1-pro"]),
+            org("b", Enforce, &[("openai/o1-pro", Deny)], &[]),
+        ]);
+        assert_eq!(
+            a.decide(&g, "openai/o1-pro"),
+            Decision::Denied(DenyReason::DeniedByRule {
+                model: "openai/o1-pro".into(),
+                organization: "b".into(),
+                rule: "openai/o1-pro".into(),
+            })
+        );
+        assert!(a.decide(&g, "openai/gpt-4o").is_allowed());
+        // A deny pattern in the granting organization itself.
+        let b = user(vec![org(
+            "o",
+            Enforce,
+            &[("openai/*", Allow), ("anthropic/*", Allow), ("*-pro", Deny)],
+            &[],
+        )]);
+        assert!(!b.decide(&g, "openai/o1-pro").is_allowed());
+        assert!(b.decide(&g, "anthropic/claude-3.5-sonnet").is_allowed());
+    }
+
+    #[test]
+    fn a_deny_matches_the_preset_or_any_base_on_its_chain() {
+        let g = graph(&[
+            ("cheap", Some("team-gpt")),
+            ("team-gpt", Some("openai/gpt-4o")),
+        ]);
+        let denied_base = user(vec![org(
+            "o",
+            Enforce,
+            &[("openai/*", Allow), ("team-gpt", Deny)],
+            &[],
+        )]);
+        assert!(denied_base.decide(&g, "openai/gpt-4o").is_allowed());
+        assert_eq!(
+            denied_base.decide(&g, "cheap"),
+            Decision::Denied(DenyReason::DeniedByRule {
+                model: "team-gpt".into(),
+                organization: "o".into(),
+                rule: "team-gpt".into(),
+            })
+        );
+        let denied_preset = user(vec![org(
+            "o",
+            Enforce,
+            &[("openai/*", Allow), ("cheap", Deny)],
+            &[],
+        )]);
+        assert!(!denied_preset.decide(&g, "cheap").is_allowed());
+        assert!(denied_preset.decide(&g, "team-gpt").is_allowed());
+    }
+
+    #[test]
+    fn unicode_and_stars_in_ids() {
+        let g = graph(&[]);
+        let a = user(vec![org(
+            "o",
+            Enforce,
+            &[
+                ("通义/*", Allow),
+                (r"vendor/\*-exact", Allow),
+                ("通义/*-max", Deny),
+            ],
+            &[],
+        )]);
+        assert!(a.decide(&g, "通义/qwen-plus").is_allowed());
+        assert!(!a.decide(&g, "通义/qwen-max").is_allowed());
+        assert!(a.decide(&g, "vendor/*-exact").is_allowed());
+        assert!(!a.decide(&g, "vendor/x-exact").is_allowed());
+    }
+
+    #[test]
+    fn shadow_mode_lets_through_what_only_it_would_refuse() {
+        let g = graph(&[]);
+        let only_shadow = user(vec![org("s", Shadow, &[("openai/*", Allow)], &[])]);
+        assert!(only_shadow.decide(&g, "openai/gpt-4o").is_allowed());
+        let would = only_shadow.decide(&g, "anthropic/claude");
+        assert_eq!(
+            would,
+            Decision::WouldDeny(DenyReason::NotPermitted {
+                root: "anthropic/claude".into()
+            })
+        );
+        assert!(would.lets_through() && !would.is_allowed());
+        // An enforcing organization's allow, a shadow organization's deny.
+        let mixed = user(vec![
+            org("e", Enforce, &[("*", Allow)], &[]),
+            org("s", Shadow, &[("openai/o1-pro", Deny)], &[]),
+        ]);
+        assert!(matches!(
+            mixed.decide(&g, "openai/o1-pro"),
+            Decision::WouldDeny(DenyReason::DeniedByRule { .. })
+        ));
+        // The enforcing organization refuses on its own: that stands.
+        let enforced = user(vec![
+            org("e", Enforce, &[("x/*", Allow)], &[]),
+            org("s", Shadow, &[], &[]),
+        ]);
+        assert_eq!(
+            enforced.decide(&g, "y/model"),
+            Decision::Denied(DenyReason::NotPermitted {
+                root: "y/model".into()
+            })
+        );
+        let enforced_deny = user(vec![
+            org("e", Enforce, &[("x/*", Deny)], &[]),
+            org("s", Shadow, &[("*", Allow)], &[]),
+        ]);
+        assert!(matches!(
+            enforced_deny.decide(&g, "x/model"),
+            Decision::Denied(DenyReason::DeniedByRule { .. })
+        ));
+        // No organization at all is never shadowed.
+        assert_eq!(
+            user(vec![]).decide(&g, "x"),
+            Decision::Denied(DenyReason::NoOrganization)
+        );
+        assert_eq!(enforced.shadow_organizations(), ["s"]);
+    }
+
+    #[test]
+    fn rules_are_listed_for_explanations() {
+        let a = user(vec![org(
+            "o",
+            Enforce,
+            &[
+                ("openai/*", Allow),
+                ("openai/o1-pro", Deny),
+                ("*-pro", Deny),
+            ],
+            &["claude"],
+        )]);
+        let shown: Vec<(String, Effect)> = a
+            .rules()
+            .iter()
+            .map(|r| (r.pattern.clone(), r.effect))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("*-pro".to_string(), Deny),
+                ("openai/*".to_string(), Allow),
+                ("openai/o1-pro".to_string(), Deny)
+            ]
+        );
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["models"], serde_json::json!({"claude": "o"}));
+        assert_eq!(json["rules"].as_array().unwrap().len(), 3);
+        assert!(json.get("shadow").is_none());
     }
 }

@@ -202,7 +202,8 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(audited, 3);
+        // The organization and its two members.
+        assert_eq!(audited, 3 + 1);
     }
 
     #[test]

@@ -42,6 +42,21 @@ pub enum StoreError {
     /// An id argument that is empty or only whitespace.
     #[error("{0} must not be empty")]
     EmptyId(&'static str),
+    /// A model pattern that cannot be parsed.
+    #[error("invalid model pattern {pattern:?}: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    /// `org create` with an id that exists under another name.
+    #[error("organization {id:?} already exists (named {name:?}); use `org rename` to rename it")]
+    OrganizationExists { id: String, name: String },
+    /// A group binding naming no Open WebUI group (by id or name).
+    #[error("unknown Open WebUI group {0:?}")]
+    UnknownGroup(String),
+    /// A group name several Open WebUI groups share.
+    #[error("group name {name:?} is ambiguous ({} groups: {}); bind by id", ids.len(), ids.join(", "))]
+    AmbiguousGroup { name: String, ids: Vec<String> },
+    /// A user named by an email no Open WebUI user has.
+    #[error("no Open WebUI user has the email {0:?}")]
+    UnknownEmail(String),
     /// Backup destination problems (it exists, or its directory is missing).
     #[error("backup failed: {0}")]
     Backup(String),

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::access::{ModelGraph, OrgModels, UserAccess};
+use super::access::{Effect, Mode, ModelGraph, OrgModels, UserAccess};
 use super::error::StoreError;
+use super::pattern::Target;
 
 /// A user's active memberships (`idx_org_members_user_active`). The index
 /// lacks `organization_id`, so each row costs one table read: a user has a
@@ -23,6 +24,32 @@ pub const ORG_MODELS_SQL: &str = "SELECT model_id FROM organization_models \
      WHERE organization_id = ?1 AND is_active = 1";
 /// Only asked when the user has no `user` row and no active membership:
 /// an inactive membership still makes the user "known".
+/// Memberships through Open WebUI groups bound to an organization
+/// (`org bind-group`), beside the explicit ones. Open WebUI counts a member
+/// of a subgroup as a member of every ancestor group (`include_inherited`
+/// in its `models/groups.py`), so binding a parent group covers its
+/// subgroups too: the CTE climbs `parent_group_id` from the user's own
+/// groups (`ix_group_member_user_id_group_id`), and `UNION` ends the climb
+/// on a cycle. `idx_org_groups_group_active` finds the bindings.
+pub const MEMBERSHIPS_WITH_GROUPS_SQL: &str = "WITH RECURSIVE mine(group_id) AS ( \
+     SELECT group_id FROM group_member WHERE user_id = ?1 \
+     UNION SELECT g.parent_group_id FROM \"group\" g JOIN mine ON g.id = mine.group_id \
+     WHERE g.parent_group_id IS NOT NULL) \
+     SELECT organization_id FROM organization_members WHERE user_id = ?1 AND is_active = 1 \
+     UNION SELECT b.organization_id FROM mine \
+     JOIN organization_groups b ON b.group_id = mine.group_id AND b.is_active = 1";
+/// The same without subgroups, for Open WebUI versions before them.
+pub const MEMBERSHIPS_WITH_FLAT_GROUPS_SQL: &str =
+    "SELECT organization_id FROM organization_members \
+     WHERE user_id = ?1 AND is_active = 1 \
+     UNION SELECT b.organization_id FROM group_member gm \
+     JOIN organization_groups b ON b.group_id = gm.group_id AND b.is_active = 1 \
+     WHERE gm.user_id = ?1";
+/// One organization's active pattern and deny rules
+/// (`idx_org_rules_org_active`, covering).
+pub const ORG_RULES_SQL: &str = "SELECT pattern, effect FROM organization_model_rules \
+     WHERE organization_id = ?1 AND is_active = 1";
+pub const ORG_MODE_SQL: &str = "SELECT mode FROM organizations WHERE id = ?1";
 pub const ANY_MEMBERSHIP_SQL: &str =
     "SELECT 1 FROM organization_members WHERE user_id = ?1 LIMIT 1";
 pub const ROLE_SQL: &str = "SELECT role FROM user WHERE id = ?1";
@@ -48,6 +75,16 @@ pub struct Tables {
     pub message: bool,
     pub organization_members: bool,
     pub organization_models: bool,
+    /// Pattern and deny rules (created by a newer `init`; absent means none).
+    pub organization_model_rules: bool,
+    /// Group bindings, and Open WebUI's group membership table.
+    pub organization_groups: bool,
+    pub group_member: bool,
+    /// Open WebUI's `group.parent_group_id` (subgroups, 0.12 onwards).
+    pub group_parent: bool,
+    /// `organizations.mode` exists (absent means every organization
+    /// enforces, which is all an older schema could say).
+    pub organization_mode: bool,
 }
 
 impl Tables {
@@ -55,7 +92,8 @@ impl Tables {
         let mut tables = Tables::default();
         let mut stmt = conn.prepare_cached(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
-             AND name IN ('user', 'api_key', 'model', 'message', 'organization_members', 'organization_models')",
+             AND name IN ('user', 'api_key', 'model', 'message', 'organization_members', \
+             'organization_models', 'organization_model_rules', 'organization_groups', 'group_member')",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -66,9 +104,21 @@ impl Tables {
                 "message" => tables.message = true,
                 "organization_members" => tables.organization_members = true,
                 "organization_models" => tables.organization_models = true,
+                "organization_model_rules" => tables.organization_model_rules = true,
+                "organization_groups" => tables.organization_groups = true,
+                "group_member" => tables.group_member = true,
                 _ => {}
             }
         }
+        drop(rows);
+        tables.group_parent = conn
+            .prepare_cached(
+                "SELECT 1 FROM pragma_table_info('group') WHERE name = 'parent_group_id'",
+            )?
+            .exists([])?;
+        tables.organization_mode = conn
+            .prepare_cached("SELECT 1 FROM pragma_table_info('organizations') WHERE name = 'mode'")?
+            .exists([])?;
         Ok(tables)
     }
 
@@ -101,7 +151,15 @@ pub fn load_memberships(
     tables.require_org_tables()?;
     let mut found = Memberships::default();
     {
-        let mut stmt = conn.prepare_cached(MEMBERSHIPS_SQL)?;
+        let sql = match (
+            tables.organization_groups && tables.group_member,
+            tables.group_parent,
+        ) {
+            (true, true) => MEMBERSHIPS_WITH_GROUPS_SQL,
+            (true, false) => MEMBERSHIPS_WITH_FLAT_GROUPS_SQL,
+            (false, _) => MEMBERSHIPS_SQL,
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query([user_id])?;
         while let Some(row) = rows.next()? {
             found.organizations.push(row.get(0)?);
@@ -125,9 +183,11 @@ pub fn load_memberships(
     Ok(found)
 }
 
-/// One organization's active models. A row whose `model_id` is not text
-/// (only a foreign writer can store that) fails the load: the error is
-/// reported, never cached, rather than silently narrowing the set.
+/// One organization's policy: mode, active model links, active rules. A
+/// row that cannot be read as written (a `model_id` that is not text, a
+/// pattern with a bad escape, an unknown mode or effect: only a foreign
+/// writer can store those) fails the load: the error is reported, never
+/// cached, rather than silently narrowing or widening the policy.
 pub fn load_org_models(
     conn: &Connection,
     tables: &Tables,
@@ -138,7 +198,41 @@ pub fn load_org_models(
     let models = stmt
         .query_map([organization_id], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(OrgModels::new(organization_id, models))
+    let mut set = OrgModels::new(organization_id, models);
+    if tables.organization_mode {
+        let mode: Option<String> = conn
+            .prepare_cached(ORG_MODE_SQL)?
+            .query_row([organization_id], |r| r.get(0))
+            .optional()?;
+        // No organizations row (a prototype database before `init`
+        // backfilled it) is the default mode.
+        if let Some(text) = mode {
+            let mode = Mode::parse(&text).ok_or_else(|| {
+                StoreError::Schema(format!(
+                    "organization {organization_id} has mode {text:?}, neither enforce nor shadow"
+                ))
+            })?;
+            set = set.with_mode(mode);
+        }
+    }
+    if tables.organization_model_rules {
+        let mut stmt = conn.prepare_cached(ORG_RULES_SQL)?;
+        let mut rows = stmt.query([organization_id])?;
+        while let Some(row) = rows.next()? {
+            let pattern: String = row.get(0)?;
+            let effect: String = row.get(1)?;
+            let bad = |what: String| {
+                StoreError::Schema(format!(
+                    "organization {organization_id}: rule {pattern:?} {what}"
+                ))
+            };
+            let target = Target::parse(&pattern).map_err(|e| bad(e.to_string()))?;
+            let effect = Effect::parse(&effect)
+                .ok_or_else(|| bad(format!("has effect {effect:?}, neither allow nor deny")))?;
+            set = set.with_rule(target, effect);
+        }
+    }
+    Ok(set)
 }
 
 /// The whole lookup on one connection, without any cache: memberships, then

@@ -6,7 +6,9 @@
 //! - `error`  — `StoreError`, one enum for the layer (`is_unavailable` → 503)
 //! - `schema` — `ensure_schema`: tables, seed indexes, view, audit triggers
 //! - `admin`  — writes/listings for the CLI, `migrate`, `backup`
-//! - `access` — `UserAccess`, `ModelGraph` (root of a preset), `Decision`
+//! - `pattern` — rule targets: exact ids and `*` globs, parsed and matched
+//! - `access` — `UserAccess`, `OrgModels` (one organization's policy),
+//!   `ModelGraph` (root of a preset), `Decision`
 //! - `lookup` — the read queries (memberships per user, model sets per org)
 //! - `pool`   — read-only connections on blocking threads
 //! - `cache`  — moka caches (users, organizations' model sets) keyed by
@@ -25,13 +27,16 @@ mod cache;
 pub mod error;
 mod handle;
 pub mod lookup;
+pub mod pattern;
 mod pool;
 pub mod report;
 pub mod schema;
 mod watch;
 pub mod webui_fixture;
 
-pub use access::{Decision, DenyReason, ModelGraph, OrgModels, RootError, UserAccess};
+pub use access::{
+    Decision, DenyReason, Effect, Mode, ModelGraph, OrgModels, RootError, RuleView, UserAccess,
+};
 pub use cache::StoreStats;
 pub use error::StoreError;
 pub use handle::{AccessStore, StoreConfig};

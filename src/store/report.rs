@@ -178,6 +178,89 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserAccessRow> {
     })
 }
 
+/// Every active deny rule as (organization, pattern), for warnings.
+pub fn active_denies(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    if !table_exists(conn, "organization_model_rules")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT organization_id, pattern FROM organization_model_rules
+         WHERE effect = 'deny' AND is_active = 1 ORDER BY organization_id, pattern",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// How a user came to be in an organization: an explicit membership, or
+/// an Open WebUI group bound to it (`org bind-group`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MembershipSource {
+    pub organization: String,
+    /// `None` for an explicit membership.
+    pub group_id: Option<String>,
+    pub group_name: Option<String>,
+}
+
+/// Every active way `user_id` is in an organization, sorted (explanations
+/// only; the request path reads `lookup::MEMBERSHIPS_WITH_GROUPS_SQL`).
+pub fn membership_sources(
+    conn: &Connection,
+    user_id: &str,
+) -> Result<Vec<MembershipSource>, StoreError> {
+    let mut found = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT organization_id FROM organization_members WHERE user_id = ?1 AND is_active = 1",
+    )?;
+    for org in stmt.query_map([user_id], |r| r.get::<_, String>(0))? {
+        found.push(MembershipSource {
+            organization: org?,
+            group_id: None,
+            group_name: None,
+        });
+    }
+    let groups = ["organization_groups", "group_member", "group"];
+    let mut have_all = true;
+    for table in groups {
+        have_all &= table_exists(conn, table)?;
+    }
+    let subgroups = have_all
+        && conn
+            .prepare("SELECT 1 FROM pragma_table_info('group') WHERE name = 'parent_group_id'")?
+            .exists([])?;
+    if have_all {
+        // The bound group itself: the user's own group or an ancestor of
+        // it (see `lookup::MEMBERSHIPS_WITH_GROUPS_SQL`).
+        let mine = if subgroups {
+            "WITH RECURSIVE mine(group_id) AS (
+                 SELECT group_id FROM group_member WHERE user_id = ?1
+                 UNION SELECT g.parent_group_id FROM \"group\" g JOIN mine ON g.id = mine.group_id
+                 WHERE g.parent_group_id IS NOT NULL)"
+        } else {
+            "WITH mine(group_id) AS (SELECT group_id FROM group_member WHERE user_id = ?1)"
+        };
+        let mut stmt = conn.prepare(&format!(
+            "{mine}
+             SELECT b.organization_id, b.group_id, g.name FROM mine
+             JOIN organization_groups b ON b.group_id = mine.group_id AND b.is_active = 1
+             LEFT JOIN \"group\" g ON g.id = b.group_id"
+        ))?;
+        let rows = stmt.query_map([user_id], |r| {
+            Ok(MembershipSource {
+                organization: r.get(0)?,
+                group_id: r.get(1)?,
+                group_name: r.get(2)?,
+            })
+        })?;
+        for row in rows {
+            found.push(row?);
+        }
+    }
+    found.sort_by(|a, b| (&a.organization, &a.group_id).cmp(&(&b.organization, &b.group_id)));
+    Ok(found)
+}
+
 /// `model.id → model.name` (empty without Open WebUI's `model` table).
 pub fn model_names(conn: &Connection) -> Result<HashMap<String, String>, StoreError> {
     if !table_exists(conn, "model")? {

@@ -37,6 +37,25 @@ CREATE TABLE IF NOT EXISTS organization_models (
     updated_at INTEGER,
     UNIQUE(organization_id, model_id)
 );
+CREATE TABLE IF NOT EXISTS organization_model_rules (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    effect TEXT NOT NULL CHECK (effect IN ('allow', 'deny')),
+    is_active INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER,
+    updated_at INTEGER,
+    UNIQUE(organization_id, pattern)
+);
+CREATE TABLE IF NOT EXISTS organization_groups (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    is_active INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER,
+    updated_at INTEGER,
+    UNIQUE(organization_id, group_id)
+);
 CREATE TABLE IF NOT EXISTS permission_audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     table_name TEXT NOT NULL,
@@ -75,17 +94,44 @@ CREATE VIEW IF NOT EXISTS user_available_models AS
 /// lacks `model_id`, so each of an organization's hundreds of links cost a
 /// table read. It keeps the seed index's leading columns, so every query the
 /// seed index serves can use it too (SQLite prefers it, being covering).
+///
+/// The rules and group-binding indexes cover their lookups
+/// (`lookup::ORG_RULES_SQL`, the group half of
+/// `lookup::MEMBERSHIPS_WITH_GROUPS_SQL`).
 pub const EXTENSION_INDEXES: &str = r#"
 CREATE INDEX IF NOT EXISTS idx_org_models_org_active_model ON organization_models(organization_id, is_active, model_id);
+CREATE INDEX IF NOT EXISTS idx_org_rules_org_active ON organization_model_rules(organization_id, is_active, pattern, effect);
+CREATE INDEX IF NOT EXISTS idx_org_groups_group_active ON organization_groups(group_id, is_active, organization_id);
 "#;
+
+/// Added to the seed's `organizations` table by `init` (SQLite cannot add
+/// a column with `IF NOT EXISTS`, so `create_tables` checks first).
+const MODE_COLUMN: &str =
+    "ALTER TABLE organizations ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce' \
+     CHECK (mode IN ('enforce', 'shadow'))";
 pub const COVERING_MODELS_INDEX: &str = "idx_org_models_org_active_model";
 
-/// The audited tables: name, the column naming the subject, all columns.
-const AUDITED: [(&str, &str, &[&str]); 2] = [
-    (
-        "organization_members",
-        "user_id",
-        &[
+/// An audited table: its name, the columns naming the organization and the
+/// subject of a change, and every column (snapshotted as JSON).
+struct Audited {
+    table: &'static str,
+    organization: &'static str,
+    subject: &'static str,
+    columns: &'static [&'static str],
+}
+
+const AUDITED: [Audited; 5] = [
+    Audited {
+        table: "organizations",
+        organization: "id",
+        subject: "name",
+        columns: &["id", "name", "created_at", "mode"],
+    },
+    Audited {
+        table: "organization_members",
+        organization: "organization_id",
+        subject: "user_id",
+        columns: &[
             "id",
             "organization_id",
             "user_id",
@@ -93,11 +139,12 @@ const AUDITED: [(&str, &str, &[&str]); 2] = [
             "is_active",
             "joined_at",
         ],
-    ),
-    (
-        "organization_models",
-        "model_id",
-        &[
+    },
+    Audited {
+        table: "organization_models",
+        organization: "organization_id",
+        subject: "model_id",
+        columns: &[
             "id",
             "organization_id",
             "model_id",
@@ -105,7 +152,34 @@ const AUDITED: [(&str, &str, &[&str]); 2] = [
             "created_at",
             "updated_at",
         ],
-    ),
+    },
+    Audited {
+        table: "organization_model_rules",
+        organization: "organization_id",
+        subject: "pattern",
+        columns: &[
+            "id",
+            "organization_id",
+            "pattern",
+            "effect",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ],
+    },
+    Audited {
+        table: "organization_groups",
+        organization: "organization_id",
+        subject: "group_id",
+        columns: &[
+            "id",
+            "organization_id",
+            "group_id",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ],
+    },
 ];
 
 /// What `ensure_schema` did.
@@ -155,6 +229,12 @@ pub(crate) fn create_schema(conn: &Connection) -> Result<SchemaReport, StoreErro
 /// triggers exist (faster, and no audit rows for synthetic data).
 pub(crate) fn create_tables(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(TABLES)?;
+    let has_mode = conn
+        .prepare("SELECT 1 FROM pragma_table_info('organizations') WHERE name = 'mode'")?
+        .exists([])?;
+    if !has_mode {
+        conn.execute_batch(MODE_COLUMN)?;
+    }
     Ok(())
 }
 
@@ -170,9 +250,9 @@ pub(crate) fn create_indexes_view_triggers(conn: &Connection) -> Result<(), Stor
     if !had_covering && table_exists(conn, "sqlite_stat1")? {
         conn.execute_batch(&format!("ANALYZE {COVERING_MODELS_INDEX}"))?;
     }
-    for (table, subject, columns) in AUDITED {
+    for audited in &AUDITED {
         for action in ["INSERT", "UPDATE", "DELETE"] {
-            conn.execute_batch(&trigger_sql(table, subject, columns, action))?;
+            conn.execute_batch(&trigger_sql(audited, action))?;
         }
     }
     Ok(())
@@ -191,7 +271,13 @@ fn schema_names(conn: &Connection) -> Result<Vec<String>, StoreError> {
 /// One AFTER trigger; `json_object` snapshots the row so the log survives
 /// later changes and deletions. Identifiers come from the constants above,
 /// never from input.
-fn trigger_sql(table: &str, subject: &str, columns: &[&str], action: &str) -> String {
+fn trigger_sql(audited: &Audited, action: &str) -> String {
+    let Audited {
+        table,
+        organization,
+        subject,
+        columns,
+    } = audited;
     let snapshot = |row: &str| {
         let pairs: Vec<String> = columns
             .iter()
@@ -209,7 +295,7 @@ fn trigger_sql(table: &str, subject: &str, columns: &[&str], action: &str) -> St
         "CREATE TRIGGER IF NOT EXISTS {name} AFTER {action} ON {table} FOR EACH ROW BEGIN
             INSERT INTO permission_audit_log
                 (table_name, action, row_id, organization_id, subject, old_values, new_values, actor, changed_at)
-            VALUES ('{table}', '{action}', {row}.id, {row}.organization_id, {row}.{subject}, {old}, {new},
+            VALUES ('{table}', '{action}', {row}.id, {row}.{organization}, {row}.{subject}, {old}, {new},
                     (SELECT actor FROM permission_audit_context WHERE id = 1),
                     CAST(strftime('%s','now') AS INTEGER));
         END;"

@@ -1,5 +1,6 @@
 //! The subset of Open WebUI 0.12.4's own tables modelgate reads (`user`,
-//! `auth`, `api_key`, `model`, channel `message`, with the columns the
+//! `auth`, `api_key`, `model`, channel `message`, `group` and
+//! `group_member`, with the columns the
 //! fixtures fill), for
 //! tests, the demo and the benchmarks. Open WebUI creates the real ones;
 //! modelgate never does in a deployment.
@@ -26,6 +27,13 @@ CREATE TABLE IF NOT EXISTS model (id TEXT PRIMARY KEY, user_id TEXT, base_model_
 CREATE TABLE IF NOT EXISTS message (id TEXT PRIMARY KEY, user_id TEXT, app_id TEXT, channel_id TEXT,
     reply_to_id TEXT, parent_id TEXT, is_pinned BOOLEAN NOT NULL DEFAULT 0, pinned_at BIGINT,
     pinned_by TEXT, content TEXT, data JSON, meta JSON, created_at BIGINT, updated_at BIGINT);
+CREATE TABLE IF NOT EXISTS "group" (id TEXT NOT NULL PRIMARY KEY, user_id TEXT, name TEXT, description TEXT,
+    data JSON, meta JSON, permissions JSON, created_at BIGINT, updated_at BIGINT,
+    parent_group_id TEXT REFERENCES "group"(id) ON DELETE SET NULL);
+CREATE TABLE IF NOT EXISTS group_member (id TEXT NOT NULL PRIMARY KEY,
+    group_id TEXT NOT NULL REFERENCES "group"(id) ON DELETE CASCADE, user_id TEXT NOT NULL,
+    created_at BIGINT, updated_at BIGINT, CONSTRAINT uq_group_member_group_user UNIQUE (group_id, user_id));
+CREATE INDEX IF NOT EXISTS ix_group_member_user_id_group_id ON group_member (user_id, group_id);
 "#;
 
 /// Creates [`OPEN_WEBUI_TABLES`] (those not there yet).

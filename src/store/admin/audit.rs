@@ -66,7 +66,11 @@ mod tests {
         add_member(&conn, "o", "u1", MemberRole::Member, "alice").unwrap();
         remove_member(&conn, "o", "u1", "bob").unwrap();
         let log = audit(&conn, 10).unwrap();
-        assert_eq!(log.len(), 2);
+        assert_eq!(log.len(), 3);
+        assert_eq!(
+            (log[2].table_name.as_str(), log[2].actor.as_deref()),
+            ("organizations", Some("t"))
+        );
         let (update, insert) = (&log[0], &log[1]);
         assert!(update.id > insert.id);
         assert_eq!(
@@ -98,7 +102,8 @@ mod tests {
         )
         .unwrap();
         let log = audit(&conn, 10).unwrap();
-        assert_eq!(log.len(), 1);
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].table_name, "organization_models");
         assert_eq!(log[0].actor, None);
     }
 

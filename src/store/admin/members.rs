@@ -49,6 +49,26 @@ pub struct Member {
     pub email: Option<String>,
 }
 
+/// The user id for `user`: an Open WebUI user id, or the email of one
+/// (Open WebUI stores emails lower-cased; compared without case). Without
+/// a `user` table (a standalone database) the text is the id.
+pub fn resolve_user(conn: &Connection, user: &str) -> Result<String, StoreError> {
+    let user = non_empty(user, "user id or email")?;
+    if !user.contains('@') || !table_exists(conn, "user")? {
+        return Ok(user.to_string());
+    }
+    let by_id = conn
+        .prepare_cached("SELECT 1 FROM user WHERE id = ?1")?
+        .exists([user])?;
+    if by_id {
+        return Ok(user.to_string());
+    }
+    conn.prepare_cached("SELECT id FROM user WHERE lower(email) = lower(?1) ORDER BY id LIMIT 1")?
+        .query_row([user], |r| r.get::<_, String>(0))
+        .optional()?
+        .ok_or_else(|| StoreError::UnknownEmail(user.to_string()))
+}
+
 /// Adds a member, or re-activates an inactive membership (keeping its row
 /// id), or changes the role of an active one.
 pub fn add_member(

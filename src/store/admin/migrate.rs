@@ -168,7 +168,8 @@ mod tests {
             ]
         );
         let actors = audit_actors(&conn);
-        assert_eq!(actors.len(), 5);
+        // The organization, two memberships, three links.
+        assert_eq!(actors.len(), 6);
         assert!(actors.iter().all(|a| a.3.as_deref() == Some("ops")));
     }
 

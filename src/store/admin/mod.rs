@@ -13,13 +13,15 @@
 //! - `write`   — `open_writer`, the actor-stamped transaction, `WriteOutcome`
 //! - `orgs`    — organizations
 //! - `members` — memberships and their roles
-//! - `models`  — an organization's permitted models
+//! - `models`  — an organization's model rules: allow/deny, exact or glob
+//! - `groups`  — Open WebUI groups bound to an organization
 //! - `audit`   — reading `permission_audit_log`
 //! - `migrate` — the seed's one-shot migration (and its linking steps)
 //! - `backup`  — SQLite online backup
 
 mod audit;
 mod backup;
+mod groups;
 mod members;
 mod migrate;
 mod models;
@@ -30,10 +32,11 @@ mod write;
 
 pub use audit::{audit, AuditEntry};
 pub use backup::backup;
-pub use members::{add_member, list_members, remove_member, Member, MemberRole};
+pub use groups::{bind_group, list_groups, resolve_group, unbind_group, GroupBinding};
+pub use members::{add_member, list_members, remove_member, resolve_user, Member, MemberRole};
 pub(crate) use migrate::{link_all_users, link_base_models};
 pub use migrate::{migrate, MigrateReport};
-pub use models::{disable_model, enable_model, list_models, OrgModel};
-pub use orgs::{create_org, list_orgs, Organization};
+pub use models::{deny_model, disable_model, enable_model, list_models, parse_target, OrgModel};
+pub use orgs::{create_org, list_orgs, rename_org, set_mode, Organization};
 pub(crate) use write::with_actor;
 pub use write::{configure_writer, open_writer, WriteOutcome};

@@ -1,106 +1,310 @@
-//! An organization's permitted models: enable (or re-activate), disable,
-//! list.
+//! An organization's model rules: allow (`enable`) or deny an exact id or a
+//! glob, remove either (`disable`), list them.
+//!
+//! Exact allows stay rows of the seed's `organization_models` (so the
+//! seed's view and reports keep working); globs and denies are rows of
+//! `organization_model_rules`. One (organization, target) has one effect:
+//! enabling what was denied lifts the deny, denying what was enabled
+//! removes the allow, so a command never leaves an opposite rule behind
+//! that would silently undo it.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
-use super::write::{deactivate, non_empty, require_org, with_actor, WriteOutcome};
+use super::write::{non_empty, require_org, with_actor, WriteOutcome};
+use crate::store::access::Effect;
 use crate::store::error::StoreError;
+use crate::store::pattern::Target;
+use crate::store::schema::table_exists;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrgModel {
     pub id: String,
     pub organization_id: String,
+    /// The model id of an exact rule, or the pattern (canonical spelling).
     pub model_id: String,
+    pub effect: Effect,
+    /// A glob (`openai/*`) rather than one exact id.
+    pub pattern: bool,
     pub is_active: bool,
     pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
 }
 
-/// Permits a model (by the id requests use; presets are judged by their
-/// root, so enabling a base model is what permits its presets).
+const NOW: &str = "CAST(strftime('%s','now') AS INTEGER)";
+
+/// Parses a rule target, refusing blanks and bad escapes.
+pub fn parse_target(text: &str) -> Result<Target, StoreError> {
+    let text = non_empty(text, "model id or pattern")?;
+    Target::parse(text).map_err(|e| StoreError::BadPattern {
+        pattern: text.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Allows a model id or pattern. An exact id is a link in
+/// `organization_models` (presets are judged by their root, so enabling a
+/// base model is what permits its presets).
 pub fn enable_model(
     conn: &Connection,
     org: &str,
-    model: &str,
+    pattern: &str,
     actor: &str,
 ) -> Result<WriteOutcome, StoreError> {
     let org = non_empty(org, "organization id")?;
-    let model = non_empty(model, "model id")?;
+    let target = parse_target(pattern)?;
     with_actor(conn, actor, |tx| {
         require_org(tx, org)?;
-        let active: Option<Option<i64>> = tx
-            .query_row(
-                "SELECT is_active FROM organization_models WHERE organization_id = ?1 AND model_id = ?2",
-                [org, model],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match active {
-            None => {
-                tx.execute(
-                    "INSERT INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
-                     VALUES ('orgmod_' || ?1 || '_' || ?2, ?1, ?2, 1,
-                             CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER))",
-                    [org, model],
-                )?;
-                Ok(WriteOutcome::Created)
+        match &target {
+            Target::Exact(id) => {
+                let lifted = set_rule_inactive(tx, org, &target.canonical())?;
+                let link = activate_link(tx, org, id)?;
+                Ok(combine(link, lifted))
             }
-            Some(Some(1)) => Ok(WriteOutcome::Unchanged),
-            Some(_) => {
-                tx.execute(
-                    "UPDATE organization_models SET is_active = 1, updated_at = CAST(strftime('%s','now') AS INTEGER)
-                     WHERE organization_id = ?1 AND model_id = ?2",
-                    [org, model],
-                )?;
-                Ok(WriteOutcome::Reactivated)
-            }
+            Target::Glob(_) => upsert_rule(tx, org, &target.canonical(), Effect::Allow),
         }
     })
 }
 
-/// Deactivates a model link.
-pub fn disable_model(
+/// Denies a model id or pattern: no member of the organization may use a
+/// matching model, whatever any organization allows.
+pub fn deny_model(
     conn: &Connection,
     org: &str,
-    model: &str,
+    pattern: &str,
     actor: &str,
 ) -> Result<WriteOutcome, StoreError> {
     let org = non_empty(org, "organization id")?;
-    let model = non_empty(model, "model id")?;
+    let target = parse_target(pattern)?;
     with_actor(conn, actor, |tx| {
         require_org(tx, org)?;
-        deactivate(
-            tx,
-            "UPDATE organization_models SET is_active = 0, updated_at = CAST(strftime('%s','now') AS INTEGER)
-             WHERE organization_id = ?1 AND model_id = ?2 AND is_active != 0",
-            "SELECT 1 FROM organization_models WHERE organization_id = ?1 AND model_id = ?2",
-            org,
-            model,
-        )
+        let rule = upsert_rule(tx, org, &target.canonical(), Effect::Deny)?;
+        let unlinked = match &target {
+            Target::Exact(id) => deactivate_link(tx, org, id)?,
+            Target::Glob(_) => false,
+        };
+        Ok(combine(rule, unlinked))
     })
 }
 
+/// Removes an allow or a deny (deactivates: the row and its history stay).
+pub fn disable_model(
+    conn: &Connection,
+    org: &str,
+    pattern: &str,
+    actor: &str,
+) -> Result<WriteOutcome, StoreError> {
+    let org = non_empty(org, "organization id")?;
+    let target = parse_target(pattern)?;
+    with_actor(conn, actor, |tx| {
+        require_org(tx, org)?;
+        let canonical = target.canonical();
+        let mut changed = set_rule_inactive(tx, org, &canonical)?;
+        let mut exists = rule_exists(tx, org, &canonical)?;
+        if let Target::Exact(id) = &target {
+            changed |= deactivate_link(tx, org, id)?;
+            exists |= tx
+                .prepare_cached(
+                    "SELECT 1 FROM organization_models WHERE organization_id = ?1 AND model_id = ?2",
+                )?
+                .exists([org, id.as_str()])?;
+        }
+        Ok(if changed {
+            WriteOutcome::Deactivated
+        } else if exists {
+            WriteOutcome::Unchanged
+        } else {
+            WriteOutcome::NotFound
+        })
+    })
+}
+
+/// A write's own outcome, upgraded to `Updated` when it also removed an
+/// opposite rule but was otherwise a no-op.
+fn combine(outcome: WriteOutcome, also_changed: bool) -> WriteOutcome {
+    if also_changed && outcome == WriteOutcome::Unchanged {
+        WriteOutcome::Updated
+    } else {
+        outcome
+    }
+}
+
+fn activate_link(tx: &Transaction<'_>, org: &str, model: &str) -> Result<WriteOutcome, StoreError> {
+    let active: Option<Option<i64>> = tx
+        .query_row(
+            "SELECT is_active FROM organization_models WHERE organization_id = ?1 AND model_id = ?2",
+            [org, model],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match active {
+        None => {
+            tx.execute(
+                &format!(
+                    "INSERT INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
+                     VALUES ('orgmod_' || ?1 || '_' || ?2, ?1, ?2, 1, {NOW}, {NOW})"
+                ),
+                [org, model],
+            )?;
+            Ok(WriteOutcome::Created)
+        }
+        Some(Some(1)) => Ok(WriteOutcome::Unchanged),
+        Some(_) => {
+            tx.execute(
+                &format!(
+                    "UPDATE organization_models SET is_active = 1, updated_at = {NOW}
+                     WHERE organization_id = ?1 AND model_id = ?2"
+                ),
+                [org, model],
+            )?;
+            Ok(WriteOutcome::Reactivated)
+        }
+    }
+}
+
+/// True when an active link was deactivated.
+fn deactivate_link(tx: &Transaction<'_>, org: &str, model: &str) -> Result<bool, StoreError> {
+    let changed = tx.execute(
+        &format!(
+            "UPDATE organization_models SET is_active = 0, updated_at = {NOW}
+             WHERE organization_id = ?1 AND model_id = ?2 AND is_active != 0"
+        ),
+        [org, model],
+    )?;
+    Ok(changed > 0)
+}
+
+fn upsert_rule(
+    tx: &Transaction<'_>,
+    org: &str,
+    pattern: &str,
+    effect: Effect,
+) -> Result<WriteOutcome, StoreError> {
+    let existing: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT effect, is_active FROM organization_model_rules WHERE organization_id = ?1 AND pattern = ?2",
+            [org, pattern],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let outcome = match existing {
+        None => {
+            tx.execute(
+                &format!(
+                    "INSERT INTO organization_model_rules
+                        (id, organization_id, pattern, effect, is_active, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 1, {NOW}, {NOW})"
+                ),
+                params![
+                    format!("orgrule_{}", uuid::Uuid::new_v4().simple()),
+                    org,
+                    pattern,
+                    effect.as_str()
+                ],
+            )?;
+            return Ok(WriteOutcome::Created);
+        }
+        Some((old, 1)) if old == effect.as_str() => return Ok(WriteOutcome::Unchanged),
+        Some((_, 1)) => WriteOutcome::Updated,
+        Some(_) => WriteOutcome::Reactivated,
+    };
+    tx.execute(
+        &format!(
+            "UPDATE organization_model_rules SET effect = ?3, is_active = 1, updated_at = {NOW}
+             WHERE organization_id = ?1 AND pattern = ?2"
+        ),
+        params![org, pattern, effect.as_str()],
+    )?;
+    Ok(outcome)
+}
+
+/// True when an active rule was deactivated. A database whose schema
+/// predates rules has none to deactivate.
+fn set_rule_inactive(tx: &Transaction<'_>, org: &str, pattern: &str) -> Result<bool, StoreError> {
+    if !table_exists(tx, "organization_model_rules")? {
+        return Ok(false);
+    }
+    let changed = tx.execute(
+        &format!(
+            "UPDATE organization_model_rules SET is_active = 0, updated_at = {NOW}
+             WHERE organization_id = ?1 AND pattern = ?2 AND is_active != 0"
+        ),
+        [org, pattern],
+    )?;
+    Ok(changed > 0)
+}
+
+fn rule_exists(tx: &Transaction<'_>, org: &str, pattern: &str) -> Result<bool, StoreError> {
+    if !table_exists(tx, "organization_model_rules")? {
+        return Ok(false);
+    }
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM organization_model_rules WHERE organization_id = ?1 AND pattern = ?2",
+        )?
+        .exists([org, pattern])?)
+}
+
+/// Exact links and rules, active or not, sorted by id or pattern.
 pub fn list_models(conn: &Connection, org: &str) -> Result<Vec<OrgModel>, StoreError> {
     let org = non_empty(org, "organization id")?;
     require_org(conn, org)?;
+    let mut out = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT id, organization_id, model_id, is_active, created_at, updated_at
-         FROM organization_models WHERE organization_id = ?1 ORDER BY model_id",
+         FROM organization_models WHERE organization_id = ?1",
     )?;
-    let rows = stmt
-        .query_map([org], |r| {
-            Ok(OrgModel {
-                id: r.get(0)?,
-                organization_id: r.get(1)?,
-                model_id: r.get(2)?,
-                is_active: r.get::<_, Option<i64>>(3)? == Some(1),
-                created_at: r.get(4)?,
-                updated_at: r.get(5)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    for row in stmt.query_map([org], |r| {
+        Ok(OrgModel {
+            id: r.get(0)?,
+            organization_id: r.get(1)?,
+            model_id: r.get(2)?,
+            effect: Effect::Allow,
+            pattern: false,
+            is_active: r.get::<_, Option<i64>>(3)? == Some(1),
+            created_at: r.get(4)?,
+            updated_at: r.get(5)?,
+        })
+    })? {
+        out.push(row?);
+    }
+    if table_exists(conn, "organization_model_rules")? {
+        let mut stmt = conn.prepare(
+            "SELECT id, organization_id, pattern, effect, is_active, created_at, updated_at
+             FROM organization_model_rules WHERE organization_id = ?1",
+        )?;
+        let rows = stmt.query_map([org], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, organization_id, pattern, effect, active, created_at, updated_at) = row?;
+            // Shown as stored; a row the gate cannot read is listed (so the
+            // operator can find and remove it) and flagged by `access`.
+            let glob = Target::parse(&pattern)
+                .map(|t| t.is_glob())
+                .unwrap_or(false);
+            out.push(OrgModel {
+                id,
+                organization_id,
+                model_id: pattern,
+                effect: Effect::parse(&effect).unwrap_or(Effect::Deny),
+                pattern: glob,
+                is_active: active == Some(1),
+                created_at,
+                updated_at,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.model_id, a.effect).cmp(&(&b.model_id, b.effect)));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -187,7 +391,7 @@ mod tests {
         );
         assert_eq!(
             enable_model(&conn, "o", "  ", "t"),
-            Err(StoreError::EmptyId("model id"))
+            Err(StoreError::EmptyId("model id or pattern"))
         );
     }
 
@@ -202,6 +406,132 @@ mod tests {
                 "organization_models".to_string(),
                 action.to_string(),
                 "claude".to_string(),
+                Some(actor.to_string()),
+            )
+        };
+        assert_eq!(
+            audit_actors(&conn),
+            [
+                row("INSERT", "alice"),
+                row("UPDATE", "bob"),
+                row("UPDATE", "carol")
+            ]
+        );
+    }
+
+    fn active(conn: &Connection) -> Vec<(String, Effect, bool)> {
+        list_models(conn, "o")
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.is_active)
+            .map(|m| (m.model_id, m.effect, m.pattern))
+            .collect()
+    }
+
+    #[test]
+    fn globs_and_denies_are_rules_beside_the_links() {
+        let conn = with_org();
+        assert_eq!(
+            enable_model(&conn, "o", "openai/*", "t"),
+            Ok(WriteOutcome::Created)
+        );
+        assert_eq!(
+            enable_model(&conn, "o", "openai/**", "t"),
+            Ok(WriteOutcome::Unchanged),
+            "one rule per canonical spelling"
+        );
+        assert_eq!(
+            deny_model(&conn, "o", "openai/o1-pro", "t"),
+            Ok(WriteOutcome::Created)
+        );
+        assert_eq!(
+            active(&conn),
+            [
+                ("openai/*".to_string(), Effect::Allow, true),
+                ("openai/o1-pro".to_string(), Effect::Deny, false)
+            ]
+        );
+        // The glob turned into a deny: one row, its effect updated.
+        assert_eq!(
+            deny_model(&conn, "o", "openai/*", "t"),
+            Ok(WriteOutcome::Updated)
+        );
+        assert_eq!(
+            active(&conn)[0],
+            ("openai/*".to_string(), Effect::Deny, true)
+        );
+        assert_eq!(
+            disable_model(&conn, "o", "openai/*", "t"),
+            Ok(WriteOutcome::Deactivated)
+        );
+        assert_eq!(
+            disable_model(&conn, "o", "openai/*", "t"),
+            Ok(WriteOutcome::Unchanged)
+        );
+        assert_eq!(
+            disable_model(&conn, "o", "anthropic/*", "t"),
+            Ok(WriteOutcome::NotFound)
+        );
+    }
+
+    #[test]
+    fn an_exact_id_has_one_effect_at_a_time() {
+        let conn = with_org();
+        enable_model(&conn, "o", "gpt-4o", "t").unwrap();
+        // Denying what was enabled removes the allow...
+        assert_eq!(
+            deny_model(&conn, "o", "gpt-4o", "t"),
+            Ok(WriteOutcome::Created)
+        );
+        assert_eq!(active(&conn), [("gpt-4o".to_string(), Effect::Deny, false)]);
+        // ...and enabling it again lifts the deny.
+        assert_eq!(
+            enable_model(&conn, "o", "gpt-4o", "t"),
+            Ok(WriteOutcome::Reactivated)
+        );
+        assert_eq!(
+            active(&conn),
+            [("gpt-4o".to_string(), Effect::Allow, false)]
+        );
+        deny_model(&conn, "o", "gpt-4o", "t").unwrap();
+        // `disable` removes the deny too.
+        assert_eq!(
+            disable_model(&conn, "o", "gpt-4o", "t"),
+            Ok(WriteOutcome::Deactivated)
+        );
+        assert!(active(&conn).is_empty());
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_before_any_write() {
+        let conn = with_org();
+        assert_eq!(
+            enable_model(&conn, "o", r"openai/\x", "t"),
+            Err(StoreError::BadPattern {
+                pattern: r"openai/\x".into(),
+                reason: "`\\x` is not an escape: only `\\*` (a literal star) and `\\\\` (a backslash) are".into()
+            })
+        );
+        assert!(list_models(&conn, "o").unwrap().is_empty());
+        // A literal star is an exact link.
+        enable_model(&conn, "o", r"vendor/\*", "t").unwrap();
+        assert_eq!(
+            active(&conn),
+            [("vendor/*".to_string(), Effect::Allow, false)]
+        );
+    }
+
+    #[test]
+    fn rule_changes_are_audited_with_their_actor() {
+        let conn = with_org();
+        enable_model(&conn, "o", "openai/*", "alice").unwrap();
+        deny_model(&conn, "o", "openai/*", "bob").unwrap();
+        disable_model(&conn, "o", "openai/*", "carol").unwrap();
+        let row = |action: &str, actor: &str| {
+            (
+                "organization_model_rules".to_string(),
+                action.to_string(),
+                "openai/*".to_string(),
                 Some(actor.to_string()),
             )
         };

@@ -3,8 +3,10 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::write::{non_empty, with_actor, WriteOutcome};
+use super::write::{non_empty, require_org, with_actor, WriteOutcome};
+use crate::store::access::Mode;
 use crate::store::error::StoreError;
+use crate::store::schema::table_exists;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Organization {
@@ -12,10 +14,19 @@ pub struct Organization {
     pub name: String,
     pub created_at: Option<i64>,
     pub active_members: i64,
+    /// Active exact links.
     pub active_models: i64,
+    /// Active pattern and deny rules.
+    pub active_rules: i64,
+    /// Open WebUI groups bound to the organization (active).
+    pub bound_groups: i64,
+    pub mode: Mode,
 }
 
-/// Creates the organization, or renames it when the name differs.
+/// Creates the organization. Creating it again with the same name changes
+/// nothing (scripts may re-run); with another name it is refused, because
+/// an id typed twice by mistake must not silently rename an organization
+/// (`rename_org` does that on purpose).
 pub fn create_org(
     conn: &Connection,
     id: &str,
@@ -32,13 +43,10 @@ pub fn create_org(
             .optional()?;
         match existing {
             Some(old) if old == name => Ok(WriteOutcome::Unchanged),
-            Some(_) => {
-                tx.execute(
-                    "UPDATE organizations SET name = ?2 WHERE id = ?1",
-                    params![id, name],
-                )?;
-                Ok(WriteOutcome::Updated)
-            }
+            Some(old) => Err(StoreError::OrganizationExists {
+                id: id.to_string(),
+                name: old,
+            }),
             None => {
                 tx.execute(
                     "INSERT INTO organizations (id, name, created_at)
@@ -51,25 +59,101 @@ pub fn create_org(
     })
 }
 
+/// Renames an existing organization.
+pub fn rename_org(
+    conn: &Connection,
+    id: &str,
+    name: &str,
+    actor: &str,
+) -> Result<WriteOutcome, StoreError> {
+    let id = non_empty(id, "organization id")?;
+    let name = non_empty(name, "organization name")?;
+    with_actor(conn, actor, |tx| {
+        require_org(tx, id)?;
+        let changed = tx.execute(
+            "UPDATE organizations SET name = ?2 WHERE id = ?1 AND name IS NOT ?2",
+            params![id, name],
+        )?;
+        Ok(if changed > 0 {
+            WriteOutcome::Updated
+        } else {
+            WriteOutcome::Unchanged
+        })
+    })
+}
+
+/// Sets whether the organization's refusals are enforced or only counted.
+pub fn set_mode(
+    conn: &Connection,
+    id: &str,
+    mode: Mode,
+    actor: &str,
+) -> Result<WriteOutcome, StoreError> {
+    let id = non_empty(id, "organization id")?;
+    with_actor(conn, actor, |tx| {
+        require_org(tx, id)?;
+        let changed = tx.execute(
+            "UPDATE organizations SET mode = ?2 WHERE id = ?1 AND mode IS NOT ?2",
+            params![id, mode.as_str()],
+        )?;
+        Ok(if changed > 0 {
+            WriteOutcome::Updated
+        } else {
+            WriteOutcome::Unchanged
+        })
+    })
+}
+
 pub fn list_orgs(conn: &Connection) -> Result<Vec<Organization>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT o.id, o.name, o.created_at,
-            (SELECT COUNT(*) FROM organization_members m WHERE m.organization_id = o.id AND m.is_active = 1),
-            (SELECT COUNT(*) FROM organization_models l WHERE l.organization_id = o.id AND l.is_active = 1)
+    // A schema older than rules, bindings and modes lists zeros and
+    // `enforce`, which is what such a database means.
+    let count = |table: &str| -> Result<String, StoreError> {
+        Ok(if table_exists(conn, table)? {
+            format!(
+                "(SELECT COUNT(*) FROM {table} t WHERE t.organization_id = o.id AND t.is_active = 1)"
+            )
+        } else {
+            "0".to_string()
+        })
+    };
+    let has_mode = conn
+        .prepare("SELECT 1 FROM pragma_table_info('organizations') WHERE name = 'mode'")?
+        .exists([])?;
+    let sql = format!(
+        "SELECT o.id, o.name, o.created_at, {}, {}, {}, {}, {}
          FROM organizations o ORDER BY o.id",
-    )?;
+        count("organization_members")?,
+        count("organization_models")?,
+        count("organization_model_rules")?,
+        count("organization_groups")?,
+        if has_mode { "o.mode" } else { "'enforce'" },
+    );
+    let mut stmt = conn.prepare(&sql)?;
     let rows = stmt
         .query_map([], |r| {
-            Ok(Organization {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                created_at: r.get(2)?,
-                active_members: r.get(3)?,
-                active_models: r.get(4)?,
-            })
+            Ok((
+                Organization {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                    active_members: r.get(3)?,
+                    active_models: r.get(4)?,
+                    active_rules: r.get(5)?,
+                    bound_groups: r.get(6)?,
+                    mode: Mode::Enforce,
+                },
+                r.get::<_, String>(7)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    rows.into_iter()
+        .map(|(mut org, mode)| {
+            org.mode = Mode::parse(&mode).ok_or_else(|| {
+                StoreError::Sqlite(format!("organization {} has mode {mode:?}", org.id))
+            })?;
+            Ok(org)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -85,14 +169,68 @@ mod tests {
             create_org(&conn, "o", "O", "t"),
             Ok(WriteOutcome::Unchanged)
         );
+        // Another name for an existing id is a mistake, not a rename.
         assert_eq!(
             create_org(&conn, "o", "New", "t"),
+            Err(StoreError::OrganizationExists {
+                id: "o".into(),
+                name: "O".into()
+            })
+        );
+        assert_eq!(list_orgs(&conn).unwrap()[0].name, "O");
+        assert_eq!(
+            rename_org(&conn, "o", "New", "t"),
             Ok(WriteOutcome::Updated)
+        );
+        assert_eq!(
+            rename_org(&conn, "o", "New", "t"),
+            Ok(WriteOutcome::Unchanged)
+        );
+        assert_eq!(
+            rename_org(&conn, "nope", "New", "t"),
+            Err(StoreError::UnknownOrganization("nope".into()))
         );
         let orgs = list_orgs(&conn).unwrap();
         assert_eq!(orgs.len(), 1);
         assert_eq!(orgs[0].name, "New");
+        assert_eq!(orgs[0].mode, Mode::Enforce);
         assert!(orgs[0].created_at.is_some());
+    }
+
+    #[test]
+    fn modes_are_set_and_every_organization_change_is_audited() {
+        let conn = db();
+        create_org(&conn, "o", "O", "alice").unwrap();
+        assert_eq!(
+            set_mode(&conn, "o", Mode::Shadow, "bob"),
+            Ok(WriteOutcome::Updated)
+        );
+        assert_eq!(
+            set_mode(&conn, "o", Mode::Shadow, "bob"),
+            Ok(WriteOutcome::Unchanged)
+        );
+        assert_eq!(list_orgs(&conn).unwrap()[0].mode, Mode::Shadow);
+        rename_org(&conn, "o", "Renamed", "carol").unwrap();
+        let row = |action: &str, subject: &str, actor: &str| {
+            (
+                "organizations".to_string(),
+                action.to_string(),
+                subject.to_string(),
+                Some(actor.to_string()),
+            )
+        };
+        assert_eq!(
+            crate::store::admin::test_db::audit_actors(&conn),
+            [
+                row("INSERT", "O", "alice"),
+                row("UPDATE", "O", "bob"),
+                row("UPDATE", "Renamed", "carol")
+            ]
+        );
+        let log = crate::store::admin::audit(&conn, 1).unwrap();
+        assert_eq!(log[0].organization_id.as_deref(), Some("o"));
+        assert_eq!(log[0].old_values.as_ref().unwrap()["name"], "O");
+        assert_eq!(log[0].new_values.as_ref().unwrap()["mode"], "shadow");
     }
 
     #[test]
