@@ -14,11 +14,13 @@
 //!    base" and "listing only a preset grants nothing" hold: Open WebUI
 //!    calls the base.
 //!
-//! Shadow mode: an organization in `shadow` has its rules evaluated but not
-//! enforced. A refusal that the user's enforcing organizations alone would
-//! not make (a shadow organization's deny, or no enforcing organization at
-//! all) becomes `WouldDeny`: the call passes and is counted. A refusal that
-//! the enforcing organizations make on their own stands.
+//! Shadow mode: an organization in `shadow` has its refusals evaluated but
+//! not enforced; its allows count as always. A refusal becomes `WouldDeny`
+//! (the call passes and is counted) when it is owed to shadow
+//! organizations only: a shadow organization's deny blocked an allow, or
+//! nothing allows the model and every organization of the user is in
+//! shadow. A refusal an enforcing organization makes (its deny, or a model
+//! nobody allows while it enforces) stands.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -436,23 +438,24 @@ impl UserAccess {
         }
     }
 
-    /// Rule 1 then rule 2 of the module comment, over every organization or
-    /// only the enforcing ones.
+    /// Rule 1 then rule 2 of the module comment: denies of every
+    /// organization (or of the enforcing ones only), then allows of all.
     fn judge<'a>(
         &'a self,
         graph: &ModelGraph,
         model_id: &str,
         root: &str,
-        enforcing_only: bool,
+        enforcing_denies_only: bool,
     ) -> Result<(&'a str, Option<&'a str>), DenyReason> {
-        let sets = || {
+        let denying = || {
             self.model_sets
                 .iter()
-                .filter(move |s| !enforcing_only || s.mode == Mode::Enforce)
+                .filter(move |s| s.has_denies())
+                .filter(move |s| !enforcing_denies_only || s.mode == Mode::Enforce)
         };
-        if sets().any(|s| s.has_denies()) {
+        if denying().next().is_some() {
             for id in graph.chain(model_id) {
-                for set in sets() {
+                for set in denying() {
                     if let Some(rule) = set.deny_rule(id) {
                         return Err(DenyReason::DeniedByRule {
                             model: id.to_string(),
@@ -463,7 +466,8 @@ impl UserAccess {
                 }
             }
         }
-        sets()
+        self.model_sets
+            .iter()
             .find_map(|s| s.allow_rule(root).map(|rule| (s.organization_id(), rule)))
             .ok_or_else(|| DenyReason::NotPermitted {
                 root: root.to_string(),
@@ -854,6 +858,25 @@ mod tests {
         assert!(matches!(
             enforced_deny.decide(&g, "x/model"),
             Decision::Denied(DenyReason::DeniedByRule { .. })
+        ));
+        // A shadow organization's allows count; only its deny is shadowed.
+        let own_allow = user(vec![
+            org("e", Enforce, &[("llama", Allow)], &[]),
+            org(
+                "s",
+                Shadow,
+                &[("openai/*", Allow), ("openai/o1-pro", Deny)],
+                &[],
+            ),
+        ]);
+        assert!(own_allow.decide(&g, "openai/gpt-4o").is_allowed());
+        assert!(matches!(
+            own_allow.decide(&g, "openai/o1-pro"),
+            Decision::WouldDeny(DenyReason::DeniedByRule { .. })
+        ));
+        assert!(matches!(
+            own_allow.decide(&g, "meta/llama-3"),
+            Decision::Denied(DenyReason::NotPermitted { .. })
         ));
         // No organization at all is never shadowed.
         assert_eq!(
