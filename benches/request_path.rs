@@ -1,7 +1,8 @@
 //! What the gate adds to one request, on the hot path (cache warm):
 //! model extraction from a chat body (typical 4 KB and 1 MiB), the decision
 //! on a cached user, and the whole per-call overhead (strict parse +
-//! extraction + decision), plus filtering a 500-model OpenRouter list.
+//! extraction + decision), plus filtering a 500-model OpenRouter list, and
+//! the decision for a user whose organizations have 100 glob rules.
 //!
 //! `cargo bench --bench request_path`
 
@@ -59,6 +60,32 @@ fn user() -> (UserAccess, ModelGraph) {
     (access, graph)
 }
 
+/// Three organizations with 100 glob rules between them (90 allows of a
+/// vendor each, 10 denies of a vendor's `*-pro` models) and 450 exact links
+/// each; the graph has 200 presets.
+fn patterned_user() -> UserAccess {
+    use modelgate::store::pattern::Target;
+    use modelgate::store::Effect;
+    let sets = (0..3)
+        .map(|o| {
+            let mut set = OrgModels::new(
+                format!("org-{o}"),
+                (0..450).map(|m| format!("vendor/model-{}", o * 300 + m)),
+            );
+            for i in (o * 30)..(o * 30 + 30) {
+                let allow = Target::parse(&format!("vendor-{i}/*")).unwrap();
+                set = set.with_rule(allow, Effect::Allow);
+            }
+            for i in 0..3 + usize::from(o == 0) {
+                let deny = Target::parse(&format!("vendor-{}/*-pro", o * 30 + i)).unwrap();
+                set = set.with_rule(deny, Effect::Deny);
+            }
+            Arc::new(set)
+        })
+        .collect();
+    UserAccess::new("alice", Some("user".into()), true, sets)
+}
+
 fn spec() -> CallSpec {
     CallSpec {
         locations: vec![
@@ -84,6 +111,30 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("decide_cached_user", |b| {
         b.iter(|| access.decide(&graph, black_box("preset-7")).is_allowed())
+    });
+    // Worst case for the rules: every deny is tried, the allow that grants
+    // is the last pattern of the last organization.
+    let patterned = patterned_user();
+    g.bench_function("decide_100_patterns_last_allow", |b| {
+        b.iter(|| {
+            patterned
+                .decide(&graph, black_box("vendor-89/model-x"))
+                .is_allowed()
+        })
+    });
+    g.bench_function("decide_100_patterns_denied", |b| {
+        b.iter(|| {
+            patterned
+                .decide(&graph, black_box("vendor-1/model-pro"))
+                .is_allowed()
+        })
+    });
+    g.bench_function("decide_100_patterns_exact_link", |b| {
+        b.iter(|| {
+            patterned
+                .decide(&graph, black_box("vendor/model-7"))
+                .is_allowed()
+        })
     });
     let body = chat_body(4 * 1024);
     g.bench_function("chat_call_overhead_4KiB", |b| {
