@@ -70,7 +70,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
         "/health/ready" => ready(state).await,
         "/metrics" => metrics_text(state, req.headers().get(header::ACCEPT)),
         "/health/detailed" => match require_admin(state, &req).await {
-            Ok(()) => detailed(state).await,
+            Ok(_) => detailed(state).await,
             Err(e) => e.to_response(),
         },
         p if p.starts_with("/health/model-access/") => {
@@ -82,7 +82,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
                 return Refusal::NotFound.to_response();
             }
             match require_admin(state, &req).await {
-                Ok(()) => model_access(state, &user_id).await,
+                Ok(_) => model_access(state, &user_id).await,
                 Err(e) => e.to_response(),
             }
         }
@@ -90,21 +90,45 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// Who passed [`require_admin`]; the management API records it as the
+/// audit actor of its writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The configured admin token: a shared secret, so no person.
+    Token,
+    /// An Open WebUI session or API key of this admin user.
+    User(String),
+}
+
+impl Caller {
+    /// `api:token`, or `api:<Open WebUI user id>`; the CLI records
+    /// `--actor` (default: the OS user), so the prefix tells the two apart.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Token => "api:token".to_string(),
+            Caller::User(id) => format!("api:{id}"),
+        }
+    }
+}
+
 /// Admins only: the configured admin token, or an Open WebUI session of a
 /// user whose role is `admin`.
-async fn require_admin(state: &AdminState, req: &Request<Incoming>) -> Result<(), Refusal> {
+pub(crate) async fn require_admin(
+    state: &AdminState,
+    req: &Request<Incoming>,
+) -> Result<Caller, Refusal> {
     let config = state.config.load_full();
     let bearer = bearer_token(req.headers());
     if let (Some(token), Some(expected)) = (bearer, &config.access.admin_token) {
         if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
-            return Ok(());
+            return Ok(Caller::Token);
         }
     }
     // Not `identify`: a failed admin login is no model-access decision, and
     // counting it would let health probes move `decisions_total`.
     let who = guard::authenticate(&config, &state.store, req.headers()).await?;
     if who.admin {
-        Ok(())
+        Ok(Caller::User(who.user_id))
     } else {
         Err(Refusal::AdminRequired)
     }
@@ -322,6 +346,12 @@ mod tests {
         assert!(!constant_time_eq(b"s3cret", b"s3cre"));
         assert!(!constant_time_eq(b"", b"x"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn actors_name_the_credential() {
+        assert_eq!(Caller::Token.actor(), "api:token");
+        assert_eq!(Caller::User("u-1".into()).actor(), "api:u-1");
     }
 
     #[tokio::test]
