@@ -1,5 +1,8 @@
-//! The admin listener: health, readiness, diagnostics and metrics, on its own
-//! port so no upstream path is ever shadowed.
+//! The admin listener: health, readiness, diagnostics, metrics and the
+//! management API ([`api`], under `/api/`), on its own port so no upstream
+//! path is ever shadowed.
+
+pub mod api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +64,10 @@ pub async fn serve(
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
+    // The API has methods besides GET and answers 405 itself.
+    if req.uri().path().starts_with(api::PREFIX) {
+        return api::handle(state, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Refusal::MethodNotAllowed.to_response();
     }
