@@ -306,7 +306,12 @@ async fn model_access(state: &AdminState, user_id: &str) -> Response<Body> {
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(full(Bytes::from(value.to_string())));
+    json_bytes(status, Bytes::from(value.to_string()))
+}
+
+/// A JSON document already serialized.
+fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -43,10 +44,11 @@ pub struct EnableModel {
 const AUDIT_DEFAULT: usize = 50;
 pub const AUDIT_MAX: usize = 1000;
 
-/// What a handler answers: a status and a JSON body.
+/// What a handler answers: a status and a JSON body, serialized from the
+/// ops value itself so its fields keep the order the CLI prints them in.
 pub struct Reply {
     pub status: StatusCode,
-    pub body: serde_json::Value,
+    pub body: Bytes,
 }
 
 impl Reply {
@@ -55,8 +57,11 @@ impl Reply {
     }
 
     fn with(status: StatusCode, value: &impl Serialize) -> Result<Reply, ApiError> {
-        let body = serde_json::to_value(value).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(Reply { status, body })
+        let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(Reply {
+            status,
+            body: Bytes::from(body),
+        })
     }
 
     /// A write: 201 when the route creates and the row is new.

@@ -25,7 +25,7 @@ pub mod routes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::{json, require_admin, AdminState};
+use super::{json_bytes, require_admin, AdminState};
 use crate::proxy::body::Body;
 use error::ApiError;
 use handlers::Ctx;
@@ -99,5 +99,5 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Result<Response<B
             "management API write"
         );
     }
-    Ok(json(reply.status, &reply.body))
+    Ok(json_bytes(reply.status, reply.body))
 }
