@@ -97,7 +97,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-/// Who passed [`require_admin`]; the management API records it as the
+/// Who passed `require_admin`; the management API records it as the
 /// audit actor of its writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {

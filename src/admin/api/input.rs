@@ -120,7 +120,7 @@ fn decode(name: &str, raw: &str) -> Result<String, ApiError> {
 }
 
 /// The JSON body of a write: `Content-Type: application/json` (charset
-/// aside), at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].
+/// aside), at most [`MAX_BODY_BYTES`], within `BODY_TIMEOUT`.
 pub async fn read_json_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
