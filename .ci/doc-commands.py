@@ -3,7 +3,9 @@
 cannot drift from what works:
 
 - "run": executed here, against the real binary (the ops CLI on the demo's
-  database; the README's first command started and probed);
+  database; the management API's curl examples against `serve` on that
+  database, failing on an error status; the README's first command started
+  and probed);
 - "ci": run by a step of .ci/run, whose text must contain the given string;
 - "manual": cannot run on a CI machine (a Docker engine, an editor, a long
   benchmark), with the reason.
@@ -19,11 +21,13 @@ import glob
 import json
 import os
 import re
+import secrets
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -76,6 +80,36 @@ class Demo:
     def stop(self):
         os.killpg(self.p.pid, signal.SIGTERM)
         self.p.wait(30)
+
+
+class AdminApi:
+    """`modelgate serve` on the demo's database with an admin token, for the
+    management API's curl examples (started at the first one)."""
+
+    def __init__(self, binary, db, env):
+        self.token = secrets.token_hex(16)
+        env = {**env, "MODELGATE_DATABASE": db, "MODELGATE_ADMIN_TOKEN": self.token,
+               "MODELGATE_LISTEN": "127.0.0.1:0", "MODELGATE_ADMIN_LISTEN": "127.0.0.1:0",
+               "MODELGATE_EGRESS_LISTEN": "127.0.0.1:0", "RUST_LOG": "info"}
+        self.p = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True)
+        self.addr = None
+        deadline = time.monotonic() + 60
+        while self.addr is None and time.monotonic() < deadline:
+            line = self.p.stderr.readline()
+            if not line:
+                raise AssertionError(f"serve exited {self.p.wait()} before listening")
+            m = re.search(r"admin listening.*?addr[\"=: ]+\"?(127\.0\.0\.1:\d+)", line)
+            if m:
+                self.addr = m.group(1)
+        if self.addr is None:
+            raise AssertionError("no `admin listening` line")
+        # Keep reading its log so a full pipe never blocks it.
+        threading.Thread(target=lambda: self.p.stderr.read(), daemon=True).start()
+
+    def stop(self):
+        os.killpg(self.p.pid, signal.SIGTERM)
+        self.p.wait(60)
 
 
 def run(cmd, env=None, cwd=ROOT):
@@ -159,6 +193,18 @@ def main():
                 raise AssertionError(f".ci/run does not run {text!r}")
         return check
 
+    admin_api = []
+
+    def api_curl(cmd):
+        # The documented address and user placeholder, made real; a 4xx/5xx
+        # fails the check.
+        if not admin_api:
+            admin_api.append(AdminApi(binary, demo.db, base_env))
+        api = admin_api[0]
+        cmd = cmd.replace("http://127.0.0.1:9464", f"http://{api.addr}").replace("<user-id>", demo.user_id)
+        cmd = cmd.replace("curl -s ", "curl -s --fail-with-body ", 1)
+        return run(cmd, env={**base_env, "MODELGATE_ADMIN_TOKEN": api.token})
+
     def manual(reason):
         return lambda _cmd: f"manual: {reason}"
 
@@ -173,6 +219,7 @@ def main():
         (r"mg .*", mg),
         (r"docker compose exec modelgate modelgate .*", lambda c: mg("mg " + c.split(" modelgate modelgate ", 1)[1])),
         (r"docker compose exec modelgate sh -c '.*'", in_container),
+        (r"curl -s .*http://127\.0\.0\.1:9464/api/v1/.*", api_curl),
         (r"curl -s http://127\.0\.0\.1:9464/metrics \| promtool check metrics", in_ci("check-metrics.sh")),
         (r"cargo build --release -p modelgate", release_build),
         (r"MODELGATE_DATABASE=.* target/release/modelgate serve --config config/modelgate\.toml", deployment_serve),
@@ -199,6 +246,8 @@ def main():
             else:
                 failures.append(f"{doc}: {cmd}\n    no rule in .ci/doc-commands.py accounts for this command")
     finally:
+        for api in admin_api:
+            api.stop()
         demo.stop()
     print("\n".join(report))
     if failures:

@@ -274,14 +274,17 @@ fn error_type(status: StatusCode) -> &'static str {
         403 => "permission_error",
         404 => "not_found_error",
         413 => "request_too_large",
+        // No refusal is a 500; the management API's own failures are.
+        500 => "server_error",
         503 => "service_unavailable",
-        500..=599 => "upstream_error",
+        501..=599 => "upstream_error",
         _ => "invalid_request_error",
     }
 }
 
-/// `{"detail": m, "error": {"message": m, "type": t, "code": c}}`.
-fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+/// `{"detail": m, "error": {"message": m, "type": t, "code": c}}`; the
+/// management API's errors (`admin::api::error`) render through it too.
+pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     let body = serde_json::json!({
         "detail": message,
         "error": { "message": message, "type": error_type(status), "code": code },

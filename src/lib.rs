@@ -34,7 +34,10 @@
 //!   enums, organization-label interning, the store and process collectors
 //!   and the two exposition formats (OpenMetrics, text 0.0.4) beside it.
 //! - [`admin`]: the admin listener (`/health`, `/health/ready`,
-//!   `/health/detailed`, `/health/model-access/{user}`, `/metrics`).
+//!   `/health/detailed`, `/health/model-access/{user}`, `/metrics`) and the
+//!   management API under `/api/v1/` ([`admin::api`]: one route table read
+//!   by the router and the OpenAPI document; each operation an [`ops`]
+//!   call, as in the CLI).
 //! - [`app`]: start-up wiring for `serve` (listeners, signals).
 //! - [`demo`]: `modelgate demo`, the product in one command.
 //! - [`logging`]: `tracing` subscriber set-up (text or JSON).

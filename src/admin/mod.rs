@@ -1,5 +1,8 @@
-//! The admin listener: health, readiness, diagnostics and metrics, on its own
-//! port so no upstream path is ever shadowed.
+//! The admin listener: health, readiness, diagnostics, metrics and the
+//! management API ([`api`], under `/api/`), on its own port so no upstream
+//! path is ever shadowed.
+
+pub mod api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +64,10 @@ pub async fn serve(
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
+    // The API has methods besides GET and answers 405 itself.
+    if req.uri().path().starts_with(api::PREFIX) {
+        return api::handle(state, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Refusal::MethodNotAllowed.to_response();
     }
@@ -70,7 +77,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
         "/health/ready" => ready(state).await,
         "/metrics" => metrics_text(state, req.headers().get(header::ACCEPT)),
         "/health/detailed" => match require_admin(state, &req).await {
-            Ok(()) => detailed(state).await,
+            Ok(_) => detailed(state).await,
             Err(e) => e.to_response(),
         },
         p if p.starts_with("/health/model-access/") => {
@@ -82,7 +89,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
                 return Refusal::NotFound.to_response();
             }
             match require_admin(state, &req).await {
-                Ok(()) => model_access(state, &user_id).await,
+                Ok(_) => model_access(state, &user_id).await,
                 Err(e) => e.to_response(),
             }
         }
@@ -90,21 +97,45 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// Who passed `require_admin`; the management API records it as the
+/// audit actor of its writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The configured admin token: a shared secret, so no person.
+    Token,
+    /// An Open WebUI session or API key of this admin user.
+    User(String),
+}
+
+impl Caller {
+    /// `api:token`, or `api:<Open WebUI user id>`; the CLI records
+    /// `--actor` (default: the OS user), so the prefix tells the two apart.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Token => "api:token".to_string(),
+            Caller::User(id) => format!("api:{id}"),
+        }
+    }
+}
+
 /// Admins only: the configured admin token, or an Open WebUI session of a
 /// user whose role is `admin`.
-async fn require_admin(state: &AdminState, req: &Request<Incoming>) -> Result<(), Refusal> {
+pub(crate) async fn require_admin(
+    state: &AdminState,
+    req: &Request<Incoming>,
+) -> Result<Caller, Refusal> {
     let config = state.config.load_full();
     let bearer = bearer_token(req.headers());
     if let (Some(token), Some(expected)) = (bearer, &config.access.admin_token) {
         if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
-            return Ok(());
+            return Ok(Caller::Token);
         }
     }
     // Not `identify`: a failed admin login is no model-access decision, and
     // counting it would let health probes move `decisions_total`.
     let who = guard::authenticate(&config, &state.store, req.headers()).await?;
     if who.admin {
-        Ok(())
+        Ok(Caller::User(who.user_id))
     } else {
         Err(Refusal::AdminRequired)
     }
@@ -275,7 +306,12 @@ async fn model_access(state: &AdminState, user_id: &str) -> Response<Body> {
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(full(Bytes::from(value.to_string())));
+    json_bytes(status, Bytes::from(value.to_string()))
+}
+
+/// A JSON document already serialized.
+fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -322,6 +358,12 @@ mod tests {
         assert!(!constant_time_eq(b"s3cret", b"s3cre"));
         assert!(!constant_time_eq(b"", b"x"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn actors_name_the_credential() {
+        assert_eq!(Caller::Token.actor(), "api:token");
+        assert_eq!(Caller::User("u-1".into()).actor(), "api:u-1");
     }
 
     #[tokio::test]
