@@ -42,7 +42,11 @@ fn seed(path: &Path) {
              ('ann', 'a@x', 'user', 'Ann');
          INSERT INTO model (id, user_id, base_model_id, name, params, meta, is_active) VALUES
              ('openai/gpt-4o', NULL, NULL, 'GPT-4o', '{}', '{}', 1),
-             ('acme-writer', 'joe', 'openai/gpt-4o', 'Acme Writer', '{}', '{}', 1);",
+             ('acme-writer', 'joe', 'openai/gpt-4o', 'Acme Writer', '{}', '{}', 1);
+         INSERT INTO \"group\" (id, user_id, name, description, created_at, updated_at) VALUES
+             ('g-eng', 'boss', 'engineering', '', 0, 0), ('g-t1', 'boss', 'twins', '', 0, 0),
+             ('g-t2', 'boss', 'twins', '', 0, 0);
+         INSERT INTO group_member (id, group_id, user_id) VALUES ('gm1', 'g-eng', 'ann');",
     )
     .unwrap();
     store_admin::create_org(&conn, "acme", "Acme", "seed").unwrap();
@@ -123,8 +127,19 @@ impl Api {
 
     /// A JSON body as the given caller.
     async fn post_as(&self, path: &str, who: As<'_>, body: serde_json::Value) -> Answer {
+        self.json_as(Method::POST, path, who, body).await
+    }
+
+    /// A JSON body with any method, as the given caller.
+    async fn json_as(
+        &self,
+        method: Method,
+        path: &str,
+        who: As<'_>,
+        body: serde_json::Value,
+    ) -> Answer {
         let req = self
-            .request(Method::POST, path, who)
+            .request(method, path, who)
             .header("content-type", "application/json")
             .body(full(body.to_string()))
             .unwrap();
@@ -167,6 +182,7 @@ fn sample_path(template: &str) -> String {
         .replace("{org}", "acme")
         .replace("{user}", "joe")
         .replace("{model}", "openai%2Fgpt-4o")
+        .replace("{group}", "g-eng")
 }
 
 /// A good request for every route: path, query and body.
@@ -182,6 +198,15 @@ fn good_request(template: &str, verb: Verb) -> (String, Option<serde_json::Value
         }
         (Verb::Post, "/api/v1/organizations/{org}/models") => {
             (path, Some(serde_json::json!({"model": "openai/gpt-4o"})))
+        }
+        (Verb::Patch, "/api/v1/organizations/{org}") => {
+            (path, Some(serde_json::json!({"name": "Acme Inc"})))
+        }
+        (Verb::Put, "/api/v1/organizations/{org}/mode") => {
+            (path, Some(serde_json::json!({"mode": "shadow"})))
+        }
+        (Verb::Post, "/api/v1/organizations/{org}/groups") => {
+            (path, Some(serde_json::json!({"group": "engineering"})))
         }
         (Verb::Delete, "/api/v1/organizations/{org}/models") => {
             (format!("{path}?model=openai%2Fgpt-4o"), None)
@@ -206,7 +231,7 @@ async fn every_endpoint_refuses_a_missing_bad_or_non_admin_credential() {
             (As::Session("joe"), 403, "admin_required"),
         ] {
             let a = match &body {
-                Some(b) => api.post_as(&path, who, b.clone()).await,
+                Some(b) => api.json_as(method(route.verb), &path, who, b.clone()).await,
                 None => api.call(method(route.verb), &path, who).await,
             };
             match route.access {
@@ -251,12 +276,22 @@ async fn organizations() {
         )
         .await;
     assert_eq!(ok(&again, 200)["outcome"], "unchanged");
-    // An admin session is named by its user.
-    let renamed = api
-        .post_as(
+    // Another name for an existing id is a conflict, not a rename...
+    let clash = api
+        .post(
             "/api/v1/organizations",
-            As::Session("boss"),
             serde_json::json!({"id": "globex", "name": "Globex Inc"}),
+        )
+        .await;
+    assert_eq!(refused(&clash, 409), "organization_exists");
+    assert!(clash.json()["detail"].as_str().unwrap().contains("rename"));
+    // ...which PATCH does. An admin session is named by its user.
+    let renamed = api
+        .json_as(
+            Method::PATCH,
+            "/api/v1/organizations/globex",
+            As::Session("boss"),
+            serde_json::json!({"name": "Globex Inc"}),
         )
         .await;
     let renamed = ok(&renamed, 200);
@@ -670,7 +705,8 @@ async fn audit_pages_newest_first() {
             .as_array()
             .unwrap()
             .len(),
-        3
+        // The seed's organization, membership and link, and ann.
+        4
     );
     for bad in ["0", "1001", "ten", "-1"] {
         let a = api.get(&format!("/api/v1/audit?limit={bad}")).await;
@@ -839,6 +875,57 @@ async fn the_api_and_the_cli_write_identical_audit_rows() {
             .await,
     );
 
+    let org = "/api/v1/organizations/acme";
+    same(
+        cli(&["org", "rename", "acme", "--name", "Acme Inc"]),
+        api.json_as(
+            Method::PATCH,
+            org,
+            As::Token,
+            serde_json::json!({"name": "Acme Inc"}),
+        )
+        .await,
+    );
+    same(
+        cli(&["org", "mode", "acme", "shadow"]),
+        api.json_as(
+            Method::PUT,
+            &format!("{org}/mode"),
+            As::Token,
+            serde_json::json!({"mode": "shadow"}),
+        )
+        .await,
+    );
+    same(
+        cli(&["model", "enable", "acme", "anthropic/*"]),
+        api.post(models, serde_json::json!({"model": "anthropic/*"}))
+            .await,
+    );
+    same(
+        cli(&["model", "deny", "acme", "anthropic/claude-3-opus"]),
+        api.post(
+            models,
+            serde_json::json!({"model": "anthropic/claude-3-opus", "effect": "deny"}),
+        )
+        .await,
+    );
+    same(
+        cli(&["org", "bind-group", "acme", "engineering"]),
+        api.post(
+            &format!("{org}/groups"),
+            serde_json::json!({"group": "engineering"}),
+        )
+        .await,
+    );
+    same(
+        cli(&["org", "unbind-group", "acme", "g-eng"]),
+        api.delete(&format!("{org}/groups/g-eng")).await,
+    );
+    same(
+        cli(&["member", "remove", "acme", "a@x"]),
+        api.delete(&format!("{members}/a%40x")).await,
+    );
+
     let (cli_rows, cli_actors) = audit_rows(&cli_db);
     let (api_rows, api_actors) = audit_rows(&api.db);
     assert_eq!(api_rows, cli_rows);
@@ -850,9 +937,11 @@ async fn the_api_and_the_cli_write_identical_audit_rows() {
             .cloned()
             .collect()
     };
-    // Membership add, role change, remove, re-add; two model enables, a disable.
-    assert_eq!(written(&cli_actors), vec!["carol"; 7]);
-    assert_eq!(written(&api_actors), vec!["api:token"; 7]);
+    // Membership add, role change, remove, re-add; two model enables, a
+    // disable; an organization created, renamed and put in shadow mode; a
+    // glob, a deny, a group bound and unbound; a member removed by email.
+    assert_eq!(written(&cli_actors), vec!["carol"; 15]);
+    assert_eq!(written(&api_actors), vec!["api:token"; 15]);
 }
 
 #[tokio::test]
@@ -872,13 +961,15 @@ async fn the_document_lists_every_route_the_router_serves() {
             let verb = match m.as_str() {
                 "get" => Verb::Get,
                 "post" => Verb::Post,
+                "put" => Verb::Put,
+                "patch" => Verb::Patch,
                 "delete" => Verb::Delete,
                 other => panic!("{other}"),
             };
             // Served: a good request is answered by its operation.
             let (path, body) = good_request(template, verb);
             let a = match body {
-                Some(b) => api.post(&path, b).await,
+                Some(b) => api.json_as(method(verb), &path, As::Token, b).await,
                 None => api.call(method(verb), &path, As::Token).await,
             };
             assert!(
@@ -892,7 +983,7 @@ async fn the_document_lists_every_route_the_router_serves() {
         }
         // And nothing else on that path.
         let a = api
-            .call(Method::PATCH, &sample_path(template), As::Token)
+            .call(Method::OPTIONS, &sample_path(template), As::Token)
             .await;
         assert_eq!(refused(&a, 405), "method_not_allowed");
         let mut allow: Vec<String> = a.headers["allow"]
@@ -907,4 +998,130 @@ async fn the_document_lists_every_route_the_router_serves() {
         assert_eq!(allow, methods, "{template}");
     }
     assert_eq!(documented, ROUTES.len());
+}
+
+#[tokio::test]
+async fn rules_modes_and_group_bindings() {
+    let api = start().await;
+    let org = "/api/v1/organizations/acme";
+    let models = format!("{org}/models");
+    // A glob allow, a deny beside it, listed with their effect and kind.
+    let glob = api
+        .post(&models, serde_json::json!({"model": "anthropic/*"}))
+        .await;
+    assert_eq!(ok(&glob, 201)["outcome"], "created");
+    let deny = api
+        .post(
+            &models,
+            serde_json::json!({"model": "anthropic/claude-3-opus", "effect": "deny"}),
+        )
+        .await;
+    assert_eq!(ok(&deny, 201)["command"], "model deny");
+    let listed = ok(&api.get(&models).await, 200);
+    let rules: Vec<(String, String, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["model_id"].as_str().unwrap().to_owned(),
+                m["effect"].as_str().unwrap().to_owned(),
+                m["pattern"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("anthropic/*".into(), "allow".into(), true),
+            ("anthropic/claude-3-opus".into(), "deny".into(), false),
+            ("openai/gpt-4o".into(), "allow".into(), false),
+        ]
+    );
+    // A pattern in the path: `/` encoded, `*` as is.
+    let removed = api.delete(&format!("{models}/anthropic%2F*")).await;
+    assert_eq!(ok(&removed, 200)["outcome"], "deactivated");
+    for (body, status, code) in [
+        (
+            serde_json::json!({"model": "openai/\\x"}),
+            400,
+            "invalid_pattern",
+        ),
+        (
+            serde_json::json!({"model": "x", "effect": "maybe"}),
+            400,
+            "invalid_body",
+        ),
+        (
+            serde_json::json!({"model": "x", "force": "yes"}),
+            400,
+            "invalid_body",
+        ),
+        (serde_json::json!({"model": ""}), 400, "empty_argument"),
+    ] {
+        let a = api.post(&models, body.clone()).await;
+        assert_eq!(refused(&a, status), code, "{body}");
+    }
+
+    // Modes.
+    let mode_path = format!("{org}/mode");
+    let mode = |body: serde_json::Value| api.json_as(Method::PUT, &mode_path, As::Token, body);
+    let shadow = ok(&mode(serde_json::json!({"mode": "shadow"})).await, 200);
+    assert_eq!(
+        (shadow["outcome"].as_str(), shadow["subject"].as_str()),
+        (Some("updated"), Some("shadow"))
+    );
+    assert_eq!(ok(&api.get(org).await, 200)["mode"], "shadow");
+    for body in [
+        serde_json::json!({"mode": "off"}),
+        serde_json::json!({}),
+        serde_json::json!({"mode": "enforce", "why": "x"}),
+    ] {
+        assert_eq!(
+            refused(&mode(body.clone()).await, 400),
+            "invalid_body",
+            "{body}"
+        );
+    }
+    let unknown = api
+        .json_as(
+            Method::PUT,
+            "/api/v1/organizations/nope/mode",
+            As::Token,
+            serde_json::json!({"mode": "enforce"}),
+        )
+        .await;
+    assert_eq!(refused(&unknown, 404), "unknown_organization");
+
+    // Group bindings: by name, listed with the group's name and members.
+    let groups = format!("{org}/groups");
+    let bound = api
+        .post(&groups, serde_json::json!({"group": "engineering"}))
+        .await;
+    let bound = ok(&bound, 201);
+    assert_eq!(bound["subject"], "g-eng");
+    let listed = ok(&api.get(&groups).await, 200);
+    assert_eq!(listed[0]["group_name"], "engineering");
+    assert_eq!(listed[0]["members"], 1);
+    // ann is in the group: explain says so, by email too.
+    let why = ok(&api.get("/api/v1/explain?user=a%40x").await, 200);
+    assert_eq!(why["user_id"], "ann");
+    assert_eq!(why["memberships"][0]["group_id"], "g-eng");
+    assert_eq!(why["shadow_organizations"][0], "acme");
+    for (body, status, code) in [
+        (serde_json::json!({"group": "nobody"}), 404, "unknown_group"),
+        (
+            serde_json::json!({"group": "twins"}),
+            409,
+            "ambiguous_group",
+        ),
+        (serde_json::json!({"group": 7}), 400, "invalid_body"),
+    ] {
+        let a = api.post(&groups, body.clone()).await;
+        assert_eq!(refused(&a, status), code, "{body}");
+    }
+    let unbound = api.delete(&format!("{groups}/engineering")).await;
+    assert_eq!(ok(&unbound, 200)["outcome"], "deactivated");
+    let never = api.delete(&format!("{groups}/g-t1")).await;
+    assert_eq!(refused(&never, 404), "group_not_bound");
 }

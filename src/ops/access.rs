@@ -92,6 +92,7 @@ pub async fn explain(
     // Opened first (read-only) so an unreadable file is reported with its
     // path and the fix before the store's pool tries it.
     let reader = open_reader(path)?;
+    let user = &crate::store::admin::resolve_user(&reader, user)?;
     let cfg = StoreConfig::new(path);
     let max_depth = cfg.max_base_depth;
     let store = AccessStore::open(cfg);

@@ -111,7 +111,8 @@ fn ops_status(e: &OpsError) -> u16 {
         E::UnknownOrganization(_)
         | E::UnknownUser(_)
         | E::NotAMember { .. }
-        | E::ModelNotLinked { .. } => 404,
+        | E::ModelNotLinked { .. }
+        | E::GroupNotBound { .. } => 404,
         E::InvalidRole(_) | E::Empty(_) => 400,
         // The server's own database: nothing the caller can fix.
         E::MissingDatabase { .. } | E::Open { .. } | E::SchemaMissing(_) => 503,
@@ -124,8 +125,12 @@ fn store_status(e: &StoreError) -> u16 {
     use StoreError as S;
     match e {
         S::Missing { .. } | S::Busy(_) | S::Unavailable(_) | S::Schema(_) => 503,
-        S::UnknownOrganization(_) | S::UnknownUser(_) => 404,
-        S::InvalidRole(_) | S::EmptyId(_) => 400,
+        S::UnknownOrganization(_) | S::UnknownUser(_) | S::UnknownEmail(_) | S::UnknownGroup(_) => {
+            404
+        }
+        S::InvalidRole(_) | S::EmptyId(_) | S::BadPattern { .. } => 400,
+        // The id exists with another name; the caller renames with PATCH.
+        S::OrganizationExists { .. } | S::AmbiguousGroup { .. } => 409,
         S::Sqlite(_) | S::Backup(_) => 500,
     }
 }

@@ -14,6 +14,7 @@ use super::input::Input;
 use super::routes::{Op, Route};
 use crate::ops::{self, OpsError};
 use crate::store::admin::{MemberRole, WriteOutcome};
+use crate::store::{Effect, Mode};
 
 /// `POST /organizations`.
 #[derive(Debug, Deserialize)]
@@ -37,7 +38,36 @@ pub struct AddMember {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnableModel {
+    /// An exact id or a glob (`openai/*`).
     pub model: String,
+    /// `allow` (default, `model enable`) or `deny` (`model deny`).
+    #[serde(default)]
+    pub effect: Option<Effect>,
+    /// Accept an exact id no known model matches (`--force`).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `PATCH /organizations/{org}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameOrganization {
+    pub name: String,
+}
+
+/// `PUT /organizations/{org}/mode`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetMode {
+    pub mode: Mode,
+}
+
+/// `POST /organizations/{org}/groups`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindGroup {
+    /// Open WebUI group id, or a name exactly one group has.
+    pub group: String,
 }
 
 /// `audit?limit=`: the CLI's default; the cap bounds one response.
@@ -110,6 +140,42 @@ pub async fn run(route: &'static Route, input: Input, ctx: Ctx) -> Result<Reply,
                 None => Err(OpsError::UnknownOrganization(org).into()),
             }
         }
+        Op::RenameOrganization => {
+            let org = input.required("org")?.to_string();
+            let body: RenameOrganization = input.json()?;
+            let actor = ctx.actor()?;
+            let report =
+                blocking(move || ops::manage::org_rename(&db, &org, &body.name, &actor)).await?;
+            Reply::write(route, &report)
+        }
+        Op::SetMode => {
+            let org = input.required("org")?.to_string();
+            let body: SetMode = input.json()?;
+            let actor = ctx.actor()?;
+            let report =
+                blocking(move || ops::manage::org_mode(&db, &org, body.mode, &actor)).await?;
+            Reply::write(route, &report)
+        }
+        Op::ListGroups => {
+            let org = input.required("org")?.to_string();
+            Reply::ok(&blocking(move || ops::manage::org_groups(&db, &org)).await?)
+        }
+        Op::BindGroup => {
+            let org = input.required("org")?.to_string();
+            let body: BindGroup = input.json()?;
+            let actor = ctx.actor()?;
+            let report =
+                blocking(move || ops::manage::org_bind_group(&db, &org, &body.group, &actor))
+                    .await?;
+            Reply::write(route, &report)
+        }
+        Op::UnbindGroup => {
+            let (org, group) = (input.required("org")?, input.required("group")?);
+            let (org, group, actor) = (org.to_string(), group.to_string(), ctx.actor()?);
+            let report =
+                blocking(move || ops::manage::org_unbind_group(&db, &org, &group, &actor)).await?;
+            Reply::write(route, &report)
+        }
         Op::ListMembers => {
             let org = input.required("org")?.to_string();
             Reply::ok(&blocking(move || ops::manage::member_list(&db, &org)).await?)
@@ -144,8 +210,13 @@ pub async fn run(route: &'static Route, input: Input, ctx: Ctx) -> Result<Reply,
             let org = input.required("org")?.to_string();
             let body: EnableModel = input.json()?;
             let actor = ctx.actor()?;
-            let report =
-                blocking(move || ops::manage::model_enable(&db, &org, &body.model, &actor)).await?;
+            let report = blocking(move || match body.effect.unwrap_or(Effect::Allow) {
+                Effect::Allow => {
+                    ops::manage::model_enable(&db, &org, &body.model, body.force, &actor)
+                }
+                Effect::Deny => ops::manage::model_deny(&db, &org, &body.model, &actor),
+            })
+            .await?;
             Reply::write(route, &report)
         }
         Op::DisableModel => {

@@ -25,8 +25,10 @@ pub fn document() -> Value {
             "title": "modelgate management API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": format!(
-                "Organizations, memberships, model links, access explanations and the \
-                 audit log, on the admin listener. Every write is one transaction that \
+                "Organizations (with their enforce/shadow mode), memberships, Open WebUI \
+                 group bindings, model rules (exact ids and globs, allow or deny), access \
+                 explanations and the audit log, on the admin listener. Users may be named \
+                 by id or email. Every write is one transaction that \
                  records the caller as the audit actor (`api:token` for the admin token, \
                  `api:<user id>` for an Open WebUI admin session) and runs the same \
                  function as the CLI. Bodies are JSON (`Content-Type: application/json`, \
@@ -134,6 +136,10 @@ fn errors(route: &Route) -> Vec<(u16, &'static str)> {
     }
     if route.body.is_some() {
         out.push((408, "The body did not arrive in time"));
+        out.push((
+            409,
+            "Conflict: the organization id exists under another name, or a group name is ambiguous",
+        ));
         out.push((413, "The body is larger than the limit"));
         out.push((415, "The body is not application/json"));
     }
@@ -179,15 +185,34 @@ fn schemas() -> Value {
             "properties": {
                 "id": {"type": "string", "minLength": 1},
                 "name": {"type": "string", "minLength": 1,
-                         "description": "A new name renames an existing organization."},
+                         "description": "An existing id with another name is refused (409)."},
             },
+        },
+        "RenameOrganization": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1}},
+        },
+        "SetMode": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["mode"],
+            "properties": {"mode": {"type": "string", "enum": ["enforce", "shadow"]}},
+        },
+        "BindGroup": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["group"],
+            "properties": {"group": {"type": "string", "minLength": 1,
+                                     "description": "Open WebUI group id, or a name exactly one group has."}},
         },
         "AddMember": {
             "type": "object",
             "additionalProperties": false,
             "required": ["user"],
             "properties": {
-                "user": {"type": "string", "minLength": 1, "description": "Open WebUI user id."},
+                "user": {"type": "string", "minLength": 1, "description": "Open WebUI user id or email."},
                 "role": {"type": "string", "enum": ["member", "admin"], "default": "member"},
             },
         },
@@ -197,7 +222,13 @@ fn schemas() -> Value {
             "required": ["model"],
             "properties": {
                 "model": {"type": "string", "minLength": 1,
-                          "description": "A base model id; its presets follow it."},
+                          "description": "An exact model id (a base model: its presets follow it) \
+                                          or a glob: `*` matches any run of characters, `/` included; \
+                                          `\\*` is a literal star."},
+                "effect": {"type": "string", "enum": ["allow", "deny"], "default": "allow",
+                           "description": "A deny wins over every allow of every organization of the user."},
+                "force": {"type": "boolean", "default": false,
+                          "description": "Accept an exact id that no model the gate has seen matches."},
             },
         },
         "WriteReport": {
@@ -220,9 +251,24 @@ fn schemas() -> Value {
                 "name": {"type": "string"},
                 "created_at": nullable("integer"),
                 "active_members": {"type": "integer"},
-                "active_models": {"type": "integer"},
+                "active_models": {"type": "integer", "description": "Active exact links."},
+                "active_rules": {"type": "integer", "description": "Active glob and deny rules."},
+                "bound_groups": {"type": "integer"},
+                "mode": {"type": "string", "enum": ["enforce", "shadow"]},
             },
         },
+        "GroupBinding": {
+            "type": "object",
+            "properties": {
+                "organization_id": {"type": "string"},
+                "group_id": {"type": "string"},
+                "group_name": {"type": ["string", "null"], "description": "NULL once the group is deleted in Open WebUI."},
+                "members": {"type": "integer", "description": "Direct members of the group now."},
+                "is_active": {"type": "boolean"},
+                "created_at": nullable("integer"),
+            },
+        },
+        "GroupList": {"type": "array", "items": schema_ref("GroupBinding")},
         "OrganizationList": {"type": "array", "items": schema_ref("Organization")},
         "Member": {
             "type": "object",
@@ -242,7 +288,9 @@ fn schemas() -> Value {
             "properties": {
                 "id": {"type": "string"},
                 "organization_id": {"type": "string"},
-                "model_id": {"type": "string"},
+                "model_id": {"type": "string", "description": "The id, or the pattern of a glob rule."},
+                "effect": {"type": "string", "enum": ["allow", "deny"]},
+                "pattern": {"type": "boolean", "description": "A glob rather than one exact id."},
                 "is_active": {"type": "boolean"},
                 "created_at": nullable("integer"),
                 "updated_at": nullable("integer"),
@@ -258,6 +306,23 @@ fn schemas() -> Value {
                 "known": {"type": "boolean", "description": "A user row or any membership exists."},
                 "role": nullable("string"),
                 "organizations": {"type": "array", "items": {"type": "string"}},
+                "memberships": {"type": "array", "description": "How the user is in each organization: explicitly (group null) or through a bound Open WebUI group.", "items": {
+                    "type": "object",
+                    "properties": {
+                        "organization": {"type": "string"},
+                        "group_id": nullable("string"),
+                        "group_name": nullable("string"),
+                    },
+                }},
+                "shadow_organizations": {"type": "array", "items": {"type": "string"}},
+                "rules": {"type": "array", "description": "Glob and deny rules of the user's organizations.", "items": {
+                    "type": "object",
+                    "properties": {
+                        "organization": {"type": "string"},
+                        "pattern": {"type": "string"},
+                        "effect": {"type": "string", "enum": ["allow", "deny"]},
+                    },
+                }},
                 "permitted_models": {"type": "array", "items": {
                     "type": "object",
                     "properties": {
@@ -272,7 +337,7 @@ fn schemas() -> Value {
                     "properties": {
                         "requested": {"type": "string"},
                         "chain": {"type": "object", "description": "The preset → base steps and how the walk ended."},
-                        "decision": {"type": "object", "description": "`decision`: allowed or denied, with the root and organization or the reason."},
+                        "decision": {"type": "object", "description": "`decision`: allowed (root, organization, and the allow pattern if one granted it), denied, or would_deny (shadow mode: let through), with the `reason`."},
                         "explanation": {"type": "string", "description": "One line, e.g. `my-preset → gpt-4o (root) → permitted by organization acme`."},
                     },
                 },
@@ -393,13 +458,21 @@ mod tests {
 
     #[test]
     fn request_schemas_name_exactly_the_accepted_fields() {
-        use super::super::handlers::{AddMember, CreateOrganization, EnableModel};
+        use super::super::handlers::{
+            AddMember, BindGroup, CreateOrganization, EnableModel, RenameOrganization, SetMode,
+        };
         assert_eq!(
             documented("CreateOrganization"),
             accepted_fields::<CreateOrganization>()
         );
         assert_eq!(documented("AddMember"), accepted_fields::<AddMember>());
         assert_eq!(documented("EnableModel"), accepted_fields::<EnableModel>());
+        assert_eq!(
+            documented("RenameOrganization"),
+            accepted_fields::<RenameOrganization>()
+        );
+        assert_eq!(documented("SetMode"), accepted_fields::<SetMode>());
+        assert_eq!(documented("BindGroup"), accepted_fields::<BindGroup>());
     }
 
     #[test]
@@ -424,6 +497,9 @@ mod tests {
             created_at: None,
             active_members: 0,
             active_models: 0,
+            active_rules: 0,
+            bound_groups: 0,
+            mode: crate::store::Mode::Enforce,
         };
         assert_eq!(documented("Organization"), keys(&org));
         let member = Member {
@@ -441,6 +517,8 @@ mod tests {
                 id: "l".into(),
                 organization_id: "o".into(),
                 model_id: "m".into(),
+                effect: crate::store::Effect::Allow,
+                pattern: false,
                 is_active: true,
                 created_at: None,
                 updated_at: None,
@@ -466,10 +544,21 @@ mod tests {
             known: true,
             role: None,
             organizations: vec![],
+            memberships: vec![crate::store::report::MembershipSource {
+                organization: "o".into(),
+                group_id: None,
+                group_name: None,
+            }],
+            shadow_organizations: vec![],
             permitted_models: vec![PermittedModel {
                 model: "m".into(),
                 organization: "o".into(),
                 preset_of: None,
+            }],
+            rules: vec![crate::store::RuleView {
+                organization: "o".into(),
+                pattern: "a/*".into(),
+                effect: crate::store::Effect::Allow,
             }],
             model: None,
         };
@@ -482,5 +571,22 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(permitted, keys(&explanation.permitted_models[0]));
+        for (field, value) in [
+            ("memberships", keys(&explanation.memberships[0])),
+            ("rules", keys(&explanation.rules[0])),
+        ] {
+            let items = &schema("AccessExplanation")["properties"][field]["items"]["properties"];
+            let names: BTreeSet<String> = items.as_object().unwrap().keys().cloned().collect();
+            assert_eq!(names, value, "{field}");
+        }
+        let binding = crate::store::admin::GroupBinding {
+            organization_id: "o".into(),
+            group_id: "g".into(),
+            group_name: None,
+            members: 0,
+            is_active: true,
+            created_at: None,
+        };
+        assert_eq!(documented("GroupBinding"), keys(&binding));
     }
 }

@@ -15,6 +15,8 @@ use http::Method;
 pub enum Verb {
     Get,
     Post,
+    Put,
+    Patch,
     Delete,
 }
 
@@ -23,6 +25,8 @@ impl Verb {
         match self {
             Verb::Get => "GET",
             Verb::Post => "POST",
+            Verb::Put => "PUT",
+            Verb::Patch => "PATCH",
             Verb::Delete => "DELETE",
         }
     }
@@ -32,6 +36,8 @@ impl Verb {
         match self {
             Verb::Get => "get",
             Verb::Post => "post",
+            Verb::Put => "put",
+            Verb::Patch => "patch",
             Verb::Delete => "delete",
         }
     }
@@ -40,6 +46,8 @@ impl Verb {
         match *method {
             Method::GET => Some(Verb::Get),
             Method::POST => Some(Verb::Post),
+            Method::PUT => Some(Verb::Put),
+            Method::PATCH => Some(Verb::Patch),
             Method::DELETE => Some(Verb::Delete),
             _ => None,
         }
@@ -53,6 +61,11 @@ pub enum Op {
     ListOrganizations,
     CreateOrganization,
     GetOrganization,
+    RenameOrganization,
+    SetMode,
+    ListGroups,
+    BindGroup,
+    UnbindGroup,
     ListMembers,
     AddMember,
     RemoveMember,
@@ -110,12 +123,16 @@ pub struct Route {
 /// How each path capture is described in the document.
 pub const PATH_PARAMS: &[(&str, &str)] = &[
     ("org", "Organization id."),
-    ("user", "Open WebUI user id."),
+    ("user", "Open WebUI user id, or the user's email."),
+    (
+        "group",
+        "Open WebUI group id, or a name exactly one group has (percent-encoded).",
+    ),
     (
         "model",
-        "Model id as ONE path segment, percent-encoded: `/` as `%2F` \
-         (`openai%2Fgpt-4o`), `%` as `%25`; `:` may stay. Clients or proxies \
-         that decode `%2F` can use the query form `?model=` instead.",
+        "Model id or pattern as ONE path segment, percent-encoded: `/` as `%2F` \
+         (`openai%2Fgpt-4o`, `openai%2F*`), `%` as `%25`; `:` may stay. Clients \
+         or proxies that decode `%2F` can use the query form `?model=` instead.",
     ),
 ];
 
@@ -157,7 +174,8 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
-        summary: "Create an organization, or rename it when it exists (`org create`).",
+        summary: "Create an organization (`org create`); an existing id with another name \
+                  is refused with 409 (rename it with PATCH).",
         body: Some("CreateOrganization"),
         creates: true,
         ..route(
@@ -171,6 +189,60 @@ pub const ROUTES: &[Route] = &[
         summary: "One organization with its active member and model counts.",
         response: "Organization",
         ..route(Verb::Get, ORG, Op::GetOrganization, "getOrganization")
+    },
+    Route {
+        summary: "Rename an organization (`org rename`).",
+        body: Some("RenameOrganization"),
+        ..route(
+            Verb::Patch,
+            ORG,
+            Op::RenameOrganization,
+            "renameOrganization",
+        )
+    },
+    Route {
+        summary: "Enforce the organization's rules, or run them in shadow mode: would-be \
+                  refusals are let through, logged and counted as `would_deny` \
+                  (`org mode`).",
+        body: Some("SetMode"),
+        ..route(
+            Verb::Put,
+            "/api/v1/organizations/{org}/mode",
+            Op::SetMode,
+            "setMode",
+        )
+    },
+    Route {
+        summary: "Open WebUI groups bound to the organization, unbound ones included \
+                  (`org groups`).",
+        response: "GroupList",
+        ..route(
+            Verb::Get,
+            "/api/v1/organizations/{org}/groups",
+            Op::ListGroups,
+            "listGroups",
+        )
+    },
+    Route {
+        summary: "Bind an Open WebUI group: its members, and its subgroups' members, are \
+                  members of the organization (`org bind-group`).",
+        body: Some("BindGroup"),
+        creates: true,
+        ..route(
+            Verb::Post,
+            "/api/v1/organizations/{org}/groups",
+            Op::BindGroup,
+            "bindGroup",
+        )
+    },
+    Route {
+        summary: "Remove a group binding (`org unbind-group`).",
+        ..route(
+            Verb::Delete,
+            "/api/v1/organizations/{org}/groups/{group}",
+            Op::UnbindGroup,
+            "unbindGroup",
+        )
     },
     Route {
         summary: "Memberships of an organization, inactive ones included (`member list`).",
@@ -203,7 +275,8 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
-        summary: "Model links of an organization, inactive ones included (`model list`).",
+        summary: "Model rules of an organization: exact links and glob/deny rules, inactive \
+                  ones included (`model list`).",
         response: "ModelList",
         ..route(
             Verb::Get,
@@ -213,7 +286,9 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
-        summary: "Permit a model (a base model: its presets follow it) (`model enable`).",
+        summary: "Allow or deny an exact model id or a glob such as `openai/*` (`model \
+                  enable`, `model deny`). A deny wins over every allow; an exact id no known \
+                  model matches is refused unless `force`.",
         body: Some("EnableModel"),
         creates: true,
         ..route(
@@ -224,7 +299,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
-        summary: "Deactivate a model link, the model id in the path (`model disable`).",
+        summary: "Remove an allow or a deny, the id or pattern in the path (`model disable`).",
         ..route(
             Verb::Delete,
             "/api/v1/organizations/{org}/models/{model}",
@@ -233,7 +308,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
-        summary: "Deactivate a model link, the model id in the query (`model disable`).",
+        summary: "Remove an allow or a deny, the id or pattern in the query (`model disable`).",
         query: &[MODEL_QUERY],
         ..route(
             Verb::Delete,
@@ -251,7 +326,7 @@ pub const ROUTES: &[Route] = &[
                 name: "user",
                 required: true,
                 kind: "string",
-                description: "Open WebUI user id.",
+                description: "Open WebUI user id, or the user's email.",
             },
             QueryParam {
                 name: "model",
@@ -429,7 +504,12 @@ mod tests {
                     r.path
                 );
             }
-            assert_eq!(r.body.is_some(), r.verb == Verb::Post, "{}", r.path);
+            assert_eq!(
+                r.body.is_some(),
+                matches!(r.verb, Verb::Post | Verb::Put | Verb::Patch),
+                "{}",
+                r.path
+            );
             assert!(!r.creates || r.verb == Verb::Post);
         }
     }
