@@ -15,6 +15,7 @@ RI = "[$__rate_interval]"
 DENIED = sel('outcome="denied"')
 FAILED_CLOSED = sel('outcome="error"')
 BYPASSED = sel('outcome="bypassed"')
+WOULD_DENY = sel('outcome="would_deny"')
 BYPASS_MODEL = sel('scope="model_access"')
 BYPASS_ADMIN = sel('scope="admin_access"')
 RELOAD_FAILED = sel('result="failed"')
@@ -165,8 +166,10 @@ ts("Access-control bypass", [(f"max by (scope) (modelgate_access_control_bypass{
 ts("Bypassed decisions", [(f'sum by (gate) (rate(modelgate_decisions_total{BYPASSED}{RI}))', "{{gate}}")], 16, y, w=8, unit="reqps",
    desc="Model calls let through unchecked because enforcement is bypassed.")
 y += 8
-ts("Config reloads", [(f"sum by (result) (increase(modelgate_config_reloads_total{F}[$__range]))", "{{result}}")], 0, y, w=12, legend_calcs=("lastNotNull",))
-ts("Last successful config load", [(f"modelgate_config_last_reload_success_timestamp_seconds{F} * 1000", "{{instance}}")], 12, y, w=12,
+ts("Would deny (shadow mode)", [(f'sum by (organization) (rate(modelgate_decisions_total{WOULD_DENY}{RI}))', "{{organization}}")], 0, y, w=8, unit="reqps",
+   desc="Calls an organization in shadow mode would refuse, let through. Watch it before `org mode ORG enforce`: what shows here is what enforcing would refuse.")
+ts("Config reloads", [(f"sum by (result) (increase(modelgate_config_reloads_total{F}[$__range]))", "{{result}}")], 8, y, w=8, legend_calcs=("lastNotNull",))
+ts("Last successful config load", [(f"modelgate_config_last_reload_success_timestamp_seconds{F} * 1000", "{{instance}}")], 16, y, w=8,
    unit="dateTimeAsIso", legend_calcs=("lastNotNull",))
 y += 8
 
