@@ -10,7 +10,9 @@
 //!
 //! [`known_models`] also counts Open WebUI's `model` table (presets and
 //! the base ids they name): ids the operator can see in Open WebUI.
+//! [`KnownRecorder`] feeds the tables from the lists the gates forward.
 
+mod recorder;
 mod suggest;
 
 use std::collections::BTreeSet;
@@ -21,6 +23,7 @@ use serde::Serialize;
 use super::error::StoreError;
 use super::schema::table_exists;
 
+pub use recorder::{KnownObserver, KnownRecorder, KnownTicket, RecordResult};
 pub use suggest::suggest;
 
 /// Suggestions [`check_exact`] offers at most.
