@@ -84,13 +84,17 @@ pub fn egress_teaches(method: &Method, path: &str) -> bool {
 
 /// An already buffered and decoded list (the ingress filters it anyway);
 /// `fingerprint` is its hash when the caller has one, so the same body is
-/// not parsed twice.
+/// not parsed twice. Over [`MAX_LEARNED_LIST_BYTES`] it is not learned,
+/// like a streamed one.
 pub fn offer_buffered(
     store: &AccessStore,
     source: KnownSource,
     fingerprint: Option<u128>,
     body: Bytes,
 ) {
+    if body.len() > MAX_LEARNED_LIST_BYTES {
+        return;
+    }
     if let Some(ticket) = store.known_recorder().begin(source, fingerprint) {
         ticket.record_with(move || listed_ids(&body));
     }
