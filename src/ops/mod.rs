@@ -84,6 +84,18 @@ pub enum OpsError {
     /// treats that one as the reader having seen enough).
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+    /// `migrate` found no model to give the organization.
+    #[error("organization '{organization}' would get no models, so its members could use none: \
+             Open WebUI's `model` table {} and the gate has not seen the upstream's model list yet. \
+             Start `modelgate serve` in front of Open WebUI and open Open WebUI once, so the gate \
+             learns the model ids, then run migrate again; or pass --allow-empty and enable models \
+             later with `modelgate model enable`",
+        if *model_table { "has no base models" } else { "does not exist" })]
+    NoModelsToLink {
+        organization: String,
+        /// Whether Open WebUI's `model` table exists.
+        model_table: bool,
+    },
     #[error("{what} failed and was rolled back; the database is unchanged{}",
         backup.as_ref().map(|b| format!(" (backup: {})", b.display())).unwrap_or_default())]
     RolledBack {
@@ -111,6 +123,7 @@ impl OpsError {
             OpsError::SchemaMissing(_) => "schema_missing",
             OpsError::Io { .. } => "io_error",
             OpsError::Output(_) => "output_error",
+            OpsError::NoModelsToLink { .. } => "no_models_to_link",
             OpsError::RolledBack { .. } => "rolled_back",
             OpsError::Store(e) => match e {
                 StoreError::Busy(_) => "database_busy",

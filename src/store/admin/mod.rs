@@ -32,7 +32,7 @@ pub use audit::{audit, AuditEntry};
 pub use backup::backup;
 pub use members::{add_member, list_members, remove_member, Member, MemberRole};
 pub(crate) use migrate::{link_all_users, link_base_models};
-pub use migrate::{migrate, MigrateReport};
+pub use migrate::{migrate, model_plan, MigrateOptions, MigrateReport, ModelPlan, ModelSource};
 pub use models::{disable_model, enable_model, list_models, OrgModel};
 pub use orgs::{create_org, list_orgs, Organization};
 pub(crate) use write::with_actor;
