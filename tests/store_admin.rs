@@ -74,6 +74,8 @@ fn ensure_schema_on_an_empty_file_creates_everything() {
         "organization_models",
         "permission_audit_log",
         "permission_audit_context",
+        "known_models",
+        "known_model_sources",
         "idx_org_members_user_active",
         "idx_org_members_org_active",
         "idx_org_models_org_active",
