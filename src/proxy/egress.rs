@@ -13,8 +13,8 @@
 //!
 //! Bodiless listing calls (`GET /models`) pass unfiltered: ingress filters
 //! what each user is shown. The model list is copied as it streams past, to
-//! learn the ids the upstream offers ([`super::learn`]). A refusal is answered in the OpenAI error shape,
-//! which Open WebUI shows the user.
+//! learn the ids the upstream offers ([`super::learn`]). A refusal is
+//! answered in the OpenAI error shape, which Open WebUI shows the user.
 
 use std::future::Future;
 use std::net::SocketAddr;
