@@ -301,7 +301,8 @@ def org_attempt(stack):
                                     (ORG_B, "E2E Org B", stack.user_b, MODELS_B)):
         cmds.append(["org", "create", org, "--name", name])
         cmds.append(["member", "add", org, user.id])
-        cmds.extend(["model", "enable", org, m] for m in models)
+        # --force: the gate has not run yet, so it has seen no model list.
+        cmds.extend(["model", "enable", org, m, "--force"] for m in models)
     setup = OrgSetup(ok=True, commands=cmds)
     for c in cmds:
         try:

@@ -130,7 +130,9 @@ pub enum Command {
         out: Output,
     },
     /// The seed's migration: online backup, then ONE transaction linking
-    /// every non-pending user and every base model to the organization.
+    /// every non-pending user and every base model to the organization
+    /// (Open WebUI's `model` table, or without base models there, the model
+    /// ids the gate has seen the upstream offer).
     Migrate {
         #[arg(long, value_name = "ID")]
         org_id: String,
@@ -139,6 +141,11 @@ pub enum Command {
         /// Do everything, report, and roll back (no backup is taken).
         #[arg(long)]
         dry_run: bool,
+        /// Go ahead even when the organization would get no models (Open
+        /// WebUI's `model` table has no base models and the gate has not
+        /// seen the upstream's model list yet).
+        #[arg(long)]
+        allow_empty: bool,
         #[command(flatten)]
         write: WriteArgs,
     },
@@ -558,6 +565,7 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
             org_id,
             org_name,
             dry_run,
+            allow_empty,
             write,
         } => {
             // Progress goes to stderr so `--json` stdout stays one document.
@@ -569,7 +577,10 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
                 &org_id,
                 &org_name,
                 &write.actor(),
-                dry_run,
+                crate::store::admin::MigrateOptions {
+                    dry_run,
+                    allow_empty,
+                },
                 Some(progress),
             )?;
             emit(write.out.json, &outcome)?

@@ -17,17 +17,20 @@
 //!   [`proxy::rewrite`] (responses that name models, filtered for the
 //!   user), [`proxy::headers`], [`proxy::upstream`] (pooled client, failure
 //!   classes), [`proxy::upgrade`] (WebSocket tunnels; Socket.IO events
-//!   redacted), [`proxy::body`], [`proxy::list_cache`].
+//!   redacted), [`proxy::body`], [`proxy::list_cache`], [`proxy::learn`]
+//!   (the model ids the forwarded lists teach the store).
 //! - [`gate`]: the pure leaves: credentials, JWTs (sessions, and Open
 //!   WebUI's signed user header in [`gate::forwarded`]), paths, route table,
 //!   body model extraction (inbound, and outbound in [`gate::outbound`]),
-//!   list filtering ([`gate::filter`]) and the redaction of model ids in
+//!   list filtering ([`gate::filter`]), the ids a list names
+//!   ([`gate::listed_ids`]) and the redaction of model ids in
 //!   chats, channel messages, configuration and Socket.IO events
 //!   (`gate::redact`).
 //! - [`error`]: [`error::Refusal`], every refusal, and the one table that
 //!   maps each to status, `error.code`, message and decision outcome.
 //! - [`store`]: the access data: schema, read pool, lookups, moka caches,
-//!   change watcher, admin writes, start-up bootstrap.
+//!   change watcher, admin writes, start-up bootstrap, and the model ids
+//!   seen upstream ([`store::known`]).
 //! - [`ops`]: the operator commands (`init`, `org`, `member`, `model`,
 //!   `access`, `report`, `audit`, `db-bench`, `migrate`) as library functions.
 //! - [`metrics`]: Prometheus families and typed record methods; label

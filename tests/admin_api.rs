@@ -525,11 +525,17 @@ async fn models_with_slashes_and_colons_in_their_ids() {
     let api = start().await;
     let path = "/api/v1/organizations/acme/models";
     let id = "meta-llama/llama-3.1-70b:free";
-    let enabled = ok(&api.post(path, serde_json::json!({"model": id})).await, 201);
-    assert_eq!(
-        (enabled["subject"].as_str(), enabled["note"].as_str()),
-        (Some(id), None)
+    // Not in any list the gate has seen: refused as a possible typo...
+    let unknown = api.post(path, serde_json::json!({"model": id})).await;
+    assert_eq!(refused(&unknown, 422), "unknown_model");
+    // ...unless forced.
+    let enabled = ok(
+        &api.post(path, serde_json::json!({"model": id, "force": true}))
+            .await,
+        201,
     );
+    assert_eq!(enabled["subject"].as_str(), Some(id));
+    assert!(enabled["note"].as_str().unwrap().contains("--force"));
     // A preset grants nothing; the report says so.
     let preset = ok(
         &api.post(path, serde_json::json!({"model": "acme-writer"}))
@@ -858,10 +864,16 @@ async fn the_api_and_the_cli_write_identical_audit_rows() {
         api.post(members, serde_json::json!({"user": "joe"})).await,
     );
     same(
-        cli(&["model", "enable", "acme", "meta-llama/llama-3.1-70b:free"]),
+        cli(&[
+            "model",
+            "enable",
+            "acme",
+            "meta-llama/llama-3.1-70b:free",
+            "--force",
+        ]),
         api.post(
             models,
-            serde_json::json!({"model": "meta-llama/llama-3.1-70b:free"}),
+            serde_json::json!({"model": "meta-llama/llama-3.1-70b:free", "force": true}),
         )
         .await,
     );

@@ -169,14 +169,92 @@ fn an_injected_failure_rolls_back_to_a_byte_identical_file() {
 }
 
 #[test]
-fn migrate_without_open_webui_tables_creates_the_organization_only() {
+fn migrate_without_open_webui_tables_creates_the_organization_only_when_allowed() {
     let db = empty_db();
-    let out = db.ok(&args(&["--json"])).json();
+    let out = db.ok(&args(&["--allow-empty", "--json"])).json();
     assert_eq!(out["user_table"], false);
     assert_eq!(out["model_table"], false);
     assert_eq!(out["members_total"], 0);
-    let text = db.ok(&MIGRATE).stdout;
+    assert_eq!(out["models_total"], 0);
+    let text = db.ok(&args(&["--allow-empty"])).stdout;
     assert!(text.contains("no Open WebUI `user` table"), "{text}");
+    assert!(text.contains("the organization has no models"), "{text}");
+}
+
+/// Open WebUI keeps `model` rows only for edited models and presets; with
+/// none and no model list seen by the gate, there is nothing to link: the
+/// organization would be useless, so migrate refuses, before any backup,
+/// and says how to go on.
+#[test]
+fn migrate_refuses_an_empty_link_set_unless_allowed() {
+    let db = owui_only();
+    db.exec("DELETE FROM model");
+    let bytes = db.bytes();
+    for extra in [&[][..], &["--dry-run"]] {
+        let run = db.fails(&args(extra), 1, "would get no models");
+        for hint in ["modelgate serve", "--allow-empty", "modelgate model enable"] {
+            assert!(run.stderr.contains(hint), "{hint}: {}", run.stderr);
+        }
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    let json = db.run(&args(&["--json"]));
+    assert_eq!(json.code, 1);
+    let err: serde_json::Value = serde_json::from_str(json.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "no_models_to_link");
+    assert_eq!(db.bytes(), bytes, "a refusal changed the file");
+    assert!(backups(&db).is_empty(), "a refusal left a backup");
+
+    let dry = db
+        .ok(&args(&["--allow-empty", "--dry-run", "--json"]))
+        .json();
+    assert_eq!(
+        (dry["users_linked"].as_i64(), dry["models_total"].as_i64()),
+        (Some(3), Some(0))
+    );
+    let out = db.ok(&args(&["--allow-empty", "--json"])).json();
+    assert_eq!(out["users_linked"], 3);
+    assert_eq!(out["models_linked"], 0);
+    assert_eq!(out["model_source"], "known_models");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM organizations WHERE id = 'mai_client_acme'"),
+        1
+    );
+}
+
+/// An empty `model` table, but the gate has recorded what the upstream
+/// offers: those ids are linked (presets never: Open WebUI lists them in
+/// `/api/models` too), and the dry run says the same.
+#[test]
+fn migrate_links_the_known_models_when_open_webui_has_no_base_models() {
+    let db = owui_db();
+    db.exec(
+        "DELETE FROM model WHERE base_model_id IS NULL;
+         INSERT INTO known_models (source, model_id, last_seen_at) VALUES
+             ('egress', 'openai/gpt-4o', 1), ('egress', 'openai/o1', 1),
+             ('ingress', 'openai/gpt-4o', 1), ('ingress', 'my-preset', 1);",
+    );
+    let dry = db.ok(&args(&["--dry-run", "--json"])).json();
+    let out = db.ok(&args(&["--json"])).json();
+    for r in [&dry, &out] {
+        assert_eq!(r["model_source"], "known_models");
+        assert_eq!(r["models_linked"], 3);
+        assert_eq!(r["models_total"], 3);
+    }
+    let linked: Vec<String> = db
+        .conn()
+        .prepare("SELECT model_id FROM organization_models ORDER BY model_id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // The recorded ids and the base `my-preset` names; never a preset
+    // (`my-preset` was listed, and the loop's ids name each other).
+    assert_eq!(linked, ["gpt-4o", "openai/gpt-4o", "openai/o1"]);
+    let text = db.ok(&MIGRATE).stdout;
+    assert!(text.contains("ids the gate has seen"), "{text}");
+    // Its members can use the preset of a linked base.
+    assert_eq!(db.run(&["access", "u1", "my-preset"]).code, 0);
 }
 
 #[test]

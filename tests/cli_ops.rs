@@ -105,11 +105,18 @@ fn manage_an_empty_database_in_text_and_json() {
         "member", "add", "acme", "someone", "--role", "admin", "--json",
     ]);
     assert_eq!(again.json()["outcome"], "unchanged");
-    assert_eq!(
-        db.ok(&["model", "enable", "acme", "gpt-4o", "--json"])
-            .json()["outcome"],
-        "created"
+    // No model list seen and no `model` table: an exact id cannot be
+    // checked, so it needs --force (and says so).
+    db.fails(
+        &["model", "enable", "acme", "gpt-4o"],
+        1,
+        "no model list has been seen yet",
     );
+    let forced = db
+        .ok(&["model", "enable", "acme", "gpt-4o", "--force", "--json"])
+        .json();
+    assert_eq!(forced["outcome"], "created");
+    assert!(forced["note"].as_str().unwrap().contains("--force"));
 
     let orgs = db.ok(&["org", "list", "--json"]).json();
     assert_eq!(orgs[0]["id"], "acme");
@@ -169,8 +176,8 @@ fn manage_an_open_webui_database() {
     db.ok(&["member", "add", "a", "u2"]);
     db.ok(&["model", "enable", "a", "gpt-4o"]);
     db.ok(&["model", "enable", "b", "claude-3"]);
-    // Upstream models need no `model` row.
-    db.ok(&["model", "enable", "b", "openrouter/mistral"]);
+    // An upstream model without a `model` row, no list seen: --force.
+    db.ok(&["model", "enable", "b", "openrouter/mistral", "--force"]);
 
     let members = db.ok(&["member", "list", "a", "--json"]).json();
     assert_eq!(members[0]["email"], "u1@example.com");
@@ -458,7 +465,7 @@ fn access_on_a_database_without_open_webui_tables() {
     let db = empty_db();
     db.ok(&["org", "create", "a", "--name", "A"]);
     db.ok(&["member", "add", "a", "x"]);
-    db.ok(&["model", "enable", "a", "m"]);
+    db.ok(&["model", "enable", "a", "m", "--force"]);
     assert!(db
         .ok(&["access", "x", "m"])
         .stdout
@@ -933,4 +940,55 @@ fn tables_cut_long_cells() {
         db.ok(&["org", "list", "--json"]).json()[0]["name"],
         long.as_str()
     );
+}
+
+/// The operator mistakes the issue names: a typo'd id, a pattern that
+/// grants nothing, and a deny that an allow would otherwise look like it
+/// overrides.
+#[test]
+fn typos_are_refused_with_suggestions_and_empty_patterns_warn() {
+    let db = owui_db();
+    db.ok(&["org", "create", "a", "--name", "A"]);
+    // `gpt-4o` and `claude-3` are in Open WebUI's model table: known.
+    let typo = db.run(&["model", "enable", "a", "gtp-4o"]);
+    assert_eq!(typo.code, 1, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("Did you mean 'gpt-4o'?"),
+        "{}",
+        typo.stderr
+    );
+    assert!(typo.stderr.contains("--force"), "{}", typo.stderr);
+    let json = db.run(&["model", "enable", "a", "gtp-4o", "--json"]);
+    let err: serde_json::Value = serde_json::from_str(&json.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "unknown_model");
+    // Nothing was written.
+    assert!(db
+        .ok(&["model", "list", "a", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A glob matching no known model is accepted, with a warning.
+    let glob = db.ok(&["model", "enable", "a", "opnai/*", "--json"]).json();
+    assert_eq!(glob["outcome"], "created");
+    assert!(
+        glob["note"].as_str().unwrap().contains("matches none"),
+        "{glob}"
+    );
+    let fine = db.ok(&["model", "enable", "a", "gpt-*", "--json"]).json();
+    assert!(fine["note"].is_null(), "{fine}");
+
+    // A deny elsewhere is named when an allow it overrides is added.
+    db.ok(&["org", "create", "b", "--name", "B"]);
+    db.ok(&["model", "deny", "b", "claude-*"]);
+    let shadowed = db
+        .ok(&["model", "enable", "a", "claude-3", "--json"])
+        .json();
+    assert!(
+        shadowed["note"].as_str().unwrap().contains("claude-* in b"),
+        "{shadowed}"
+    );
+    // Bad escapes are refused with the rule.
+    db.fails(&["model", "enable", "a", "x\\y"], 1, "is not an escape");
 }

@@ -21,8 +21,8 @@ use std::time::Duration;
 use http::StatusCode;
 use modelgate::gate::shape::ListShape;
 use modelgate::metrics::{
-    EnforcementState, Gate, Metrics, Outcome, RouteLabel, StoreErrorKind, StoreSnapshot,
-    UpstreamErrorKind, CONTENT_TYPE, ORG_LABEL_CAP,
+    EnforcementState, Gate, KnownListResult, Metrics, Outcome, RouteLabel, StoreErrorKind,
+    StoreSnapshot, UpstreamErrorKind, CONTENT_TYPE, ORG_LABEL_CAP,
 };
 use openmetrics_parser::{
     openmetrics::parse_openmetrics, MetricFamily, MetricsExposition, OpenMetricsType,
@@ -186,6 +186,7 @@ fn record_a_bit_of_everything(m: &Metrics) {
     m.record_store_error(StoreErrorKind::Timeout);
     m.record_list_rewrite(ListShape::Data, 4);
     m.record_list_rewrite(ListShape::BareList, 1);
+    m.record_known_model_list(Gate::Egress, KnownListResult::Recorded);
     m.record_config_reload(true);
     m.record_config_reload(false);
     m.set_enforcement(EnforcementState {
@@ -242,6 +243,7 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
         ("modelgate_store_errors", Counter, &["kind"]),
         ("modelgate_model_lists_rewritten", Counter, &["shape"]),
         ("modelgate_model_list_entries_removed", Counter, &["shape"]),
+        ("modelgate_known_model_lists", Counter, &["gate", "result"]),
         ("modelgate_config_reloads", Counter, &["result"]),
         (
             "modelgate_config_last_reload_success_timestamp_seconds",
@@ -365,6 +367,13 @@ fn the_text_parses_with_the_expected_families_types_labels_and_values() {
     assert_eq!(
         v("modelgate_model_list_entries_removed", &[("shape", "data")]),
         4.0
+    );
+    assert_eq!(
+        v(
+            "modelgate_known_model_lists",
+            &[("gate", "egress"), ("result", "recorded")]
+        ),
+        1.0
     );
     assert_eq!(v("modelgate_config_reloads", &[("result", "ok")]), 1.0);
     assert_eq!(v("modelgate_config_reloads", &[("result", "failed")]), 1.0);

@@ -74,6 +74,8 @@ fn ensure_schema_on_an_empty_file_creates_everything() {
         "organization_models",
         "permission_audit_log",
         "permission_audit_context",
+        "known_models",
+        "known_model_sources",
         "idx_org_members_user_active",
         "idx_org_members_org_active",
         "idx_org_models_org_active",
@@ -296,6 +298,11 @@ fn triggers_audit_every_change_with_its_actor() {
     assert_eq!(context, 0);
 }
 
+const DRY_RUN: admin::MigrateOptions = admin::MigrateOptions {
+    dry_run: true,
+    allow_empty: false,
+};
+
 fn migration_fixture() -> Db {
     let db = owui_db();
     db.user("admin1", "admin");
@@ -313,7 +320,14 @@ fn migration_fixture() -> Db {
 #[test]
 fn migrate_links_users_and_base_models_and_is_idempotent() {
     let db = migration_fixture();
-    let report = admin::migrate(&db.conn, "mai", "mAI", "ops", false).unwrap();
+    let report = admin::migrate(
+        &db.conn,
+        "mai",
+        "mAI",
+        "ops",
+        admin::MigrateOptions::default(),
+    )
+    .unwrap();
     assert_eq!((report.users_linked, report.models_linked), (2, 2));
     assert_eq!((report.members_total, report.models_total), (2, 2));
     let members = admin::list_members(&db.conn, "mai").unwrap();
@@ -339,7 +353,14 @@ fn migrate_links_users_and_base_models_and_is_idempotent() {
     // A revocation survives a re-run, which links nothing new.
     admin::remove_member(&db.conn, "mai", "user1", "ops").unwrap();
     let before = snapshot(&db.conn);
-    let again = admin::migrate(&db.conn, "mai", "mAI", "ops", false).unwrap();
+    let again = admin::migrate(
+        &db.conn,
+        "mai",
+        "mAI",
+        "ops",
+        admin::MigrateOptions::default(),
+    )
+    .unwrap();
     assert_eq!((again.users_linked, again.models_linked), (0, 0));
     assert_eq!(snapshot(&db.conn), before);
 }
@@ -348,7 +369,7 @@ fn migrate_links_users_and_base_models_and_is_idempotent() {
 fn migrate_dry_run_changes_nothing() {
     let db = migration_fixture();
     let before = snapshot(&db.conn);
-    let report = admin::migrate(&db.conn, "mai", "mAI", "ops", true).unwrap();
+    let report = admin::migrate(&db.conn, "mai", "mAI", "ops", DRY_RUN).unwrap();
     assert!(report.dry_run);
     assert_eq!((report.users_linked, report.members_total), (2, 2));
     assert_eq!(snapshot(&db.conn), before);
@@ -358,7 +379,11 @@ fn migrate_dry_run_changes_nothing() {
 fn migrate_on_a_standalone_file() {
     let dir = tempfile::tempdir().unwrap();
     let conn = Connection::open(dir.path().join("s.db")).unwrap();
-    let report = admin::migrate(&conn, "o", "O", "ops", false).unwrap();
+    let allow_empty = admin::MigrateOptions {
+        allow_empty: true,
+        ..admin::MigrateOptions::default()
+    };
+    let report = admin::migrate(&conn, "o", "O", "ops", allow_empty).unwrap();
     assert!(!report.user_table && !report.model_table);
     assert_eq!(admin::list_orgs(&conn).unwrap().len(), 1);
 }
@@ -366,7 +391,14 @@ fn migrate_on_a_standalone_file() {
 #[test]
 fn backup_copies_and_refuses_to_overwrite() {
     let db = migration_fixture();
-    admin::migrate(&db.conn, "mai", "mAI", "ops", false).unwrap();
+    admin::migrate(
+        &db.conn,
+        "mai",
+        "mAI",
+        "ops",
+        admin::MigrateOptions::default(),
+    )
+    .unwrap();
     let dest = db.dir.path().join("backup.db");
     admin::backup(&db.conn, &dest).unwrap();
     let copy = Connection::open(&dest).unwrap();

@@ -248,6 +248,10 @@ pub struct StoreSection {
     pub watch_interval_ms: u64,
     /// Longest preset → base chain followed before refusing.
     pub max_base_depth: usize,
+    /// The least time between two looks at the model lists one source
+    /// forwards (to learn the known model ids); 0: every list, one at a
+    /// time. A changed list is written, an unchanged one never is. Restart.
+    pub known_models_interval_secs: u64,
 }
 
 impl Default for StoreSection {
@@ -261,6 +265,7 @@ impl Default for StoreSection {
             cache_ttl_secs: d.cache_ttl.as_secs(),
             watch_interval_ms: d.watch_interval.as_millis() as u64,
             max_base_depth: d.max_base_depth,
+            known_models_interval_secs: d.known_models_interval.as_secs(),
         }
     }
 }
@@ -517,6 +522,7 @@ impl StoreSection {
             )?
             .get(),
             org_cache_capacity: StoreConfig::default().org_cache_capacity,
+            known_models_interval: Duration::from_secs(self.known_models_interval_secs),
         })
     }
 }

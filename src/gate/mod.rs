@@ -6,6 +6,7 @@ pub mod decode;
 pub mod filter;
 pub mod forwarded;
 pub mod jwt;
+pub mod listed_ids;
 pub mod outbound;
 pub mod path;
 pub(crate) mod redact;

@@ -159,6 +159,19 @@ impl From<ListShape> for ShapeLabel {
 }
 
 label_enum! {
+    /// What became of a forwarded model list looked at to learn the model
+    /// ids the upstream offers (`store::known`).
+    pub enum KnownListResult {
+        /// The id set changed and was written.
+        Recorded => "recorded",
+        /// Same ids as recorded: nothing written.
+        Unchanged => "unchanged",
+        /// The write failed.
+        Failed => "failed",
+    }
+}
+
+label_enum! {
     pub(super) enum ReloadResult {
         Ok => "ok",
         Failed => "failed",
@@ -212,6 +225,12 @@ pub(super) struct UpstreamErrorLabels {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct ShapeLabels {
     pub(super) shape: ShapeLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct KnownListLabels {
+    pub(super) gate: Gate,
+    pub(super) result: KnownListResult,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]

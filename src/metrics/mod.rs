@@ -31,7 +31,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::gate::shape::ListShape;
 use labels::*;
-pub use labels::{Gate, Outcome, RouteLabel, StoreErrorKind, UpstreamErrorKind};
+pub use labels::{Gate, KnownListResult, Outcome, RouteLabel, StoreErrorKind, UpstreamErrorKind};
 use orgs::OrgLabels;
 pub use orgs::ORG_LABEL_CAP;
 use process::ProcessCollector;
@@ -115,6 +115,7 @@ pub struct Metrics {
     store_errors: Family<StoreErrorLabels, Counter>,
     lists_rewritten: Family<ShapeLabels, Counter>,
     list_entries_removed: Family<ShapeLabels, Counter>,
+    known_model_lists: Family<KnownListLabels, Counter>,
     config_reloads: Family<ReloadLabels, Counter>,
     config_last_reload_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
@@ -148,6 +149,7 @@ impl Metrics {
             store_errors: Family::default(),
             lists_rewritten: Family::default(),
             list_entries_removed: Family::default(),
+            known_model_lists: Family::default(),
             config_reloads: Family::default(),
             config_last_reload_success: Gauge::default(),
             upstream_errors: Family::default(),
@@ -209,6 +211,11 @@ impl Metrics {
             "model_list_entries_removed",
             "Models removed from model-list responses, by response shape",
             m.list_entries_removed.clone(),
+        );
+        r.register(
+            "known_model_lists",
+            "Forwarded model lists looked at to learn the model ids the upstream offers, by gate and result",
+            m.known_model_lists.clone(),
         );
         r.register(
             "config_reloads",
@@ -344,6 +351,13 @@ impl Metrics {
         self.list_entries_removed
             .get_or_create(&labels)
             .inc_by(removed);
+    }
+
+    /// A forwarded model list was looked at to learn the known model ids.
+    pub fn record_known_model_list(&self, gate: Gate, result: KnownListResult) {
+        self.known_model_lists
+            .get_or_create(&KnownListLabels { gate, result })
+            .inc();
     }
 
     /// A configuration reload finished; success also moves the timestamp.

@@ -12,6 +12,7 @@ use super::{open_reader, open_writer, or_dash, require_non_empty, utc, write_tab
 use crate::store::admin::{
     self, GroupBinding, Member, MemberRole, OrgModel, Organization, WriteOutcome,
 };
+use crate::store::known::{check_exact, known_models, KnownCheck, KnownSet};
 use crate::store::pattern::Target;
 use crate::store::report::{base_chain, model_names, ChainEnd};
 use crate::store::Mode;
@@ -171,20 +172,60 @@ pub fn model_enable(
     force: bool,
     actor: &str,
 ) -> Result<WriteReport, OpsError> {
-    let _ = force; // wired to the known-model check below
     let actor = require_non_empty(actor, "actor")?;
     let conn = open_writer(path)?;
     let target = admin::parse_target(model)?;
+    let known = known_models(&conn)?;
+    let mut notes = Vec::new();
+    match &target {
+        Target::Exact(id) => match check_exact(&known, id) {
+            KnownCheck::Known => {}
+            _ if admin::ever_linked(&conn, id)? => {}
+            KnownCheck::Unknown { suggestions } if !force => {
+                return Err(OpsError::UnknownModel {
+                    model: id.clone(),
+                    suggestions,
+                    nothing_known: false,
+                })
+            }
+            KnownCheck::NothingKnown if !force => {
+                return Err(OpsError::UnknownModel {
+                    model: id.clone(),
+                    suggestions: Vec::new(),
+                    nothing_known: true,
+                })
+            }
+            _ => notes.push(format!(
+                "'{id}' matches no known model (enabled with --force)"
+            )),
+        },
+        Target::Glob(_) => notes.extend(pattern_note(&known, &target)),
+    }
     let outcome = admin::enable_model(&conn, org, model, actor)?;
     let mut r = report("model enable", org, Some(model), outcome, actor);
-    r.note = match &target {
-        Target::Exact(id) => match preset_note(&conn, id)? {
-            Some(note) => Some(note),
-            None => denied_elsewhere(&conn, id)?,
-        },
-        Target::Glob(_) => None,
-    };
+    if let Target::Exact(id) = &target {
+        notes.extend(preset_note(&conn, id)?);
+        notes.extend(denied_elsewhere(&conn, id)?);
+    }
+    r.note = (!notes.is_empty()).then(|| notes.join("; "));
     Ok(r)
+}
+
+/// A glob that matches nothing known is allowed (new models appear weekly)
+/// but worth a warning: a typo in a pattern grants nothing.
+fn pattern_note(known: &KnownSet, target: &Target) -> Option<String> {
+    if known.is_empty() {
+        return Some(format!(
+            "no model list has been seen yet, so '{target}' could not be checked against known models"
+        ));
+    }
+    let matching = known.ids.iter().filter(|id| target.matches(id)).count();
+    (matching == 0).then(|| {
+        format!(
+            "'{target}' matches none of the {} known models: check it for a typo",
+            known.ids.len()
+        )
+    })
 }
 
 /// `model deny ORG PATTERN`: no member of ORG may use a matching model,
@@ -197,8 +238,25 @@ pub fn model_deny(
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
     let conn = open_writer(path)?;
+    let target = admin::parse_target(model)?;
+    let known = known_models(&conn)?;
+    // Denying something unknown is harmless (and may be deliberate, ahead
+    // of a release), so it is a warning, never a refusal.
+    let note = match &target {
+        Target::Exact(id) => match check_exact(&known, id) {
+            KnownCheck::Unknown { suggestions } if !suggestions.is_empty() => Some(format!(
+                "'{id}' matches no known model; close ids: {}",
+                suggestions.join(", ")
+            )),
+            KnownCheck::Unknown { .. } => Some(format!("'{id}' matches no known model")),
+            _ => None,
+        },
+        Target::Glob(_) => pattern_note(&known, &target),
+    };
     let outcome = admin::deny_model(&conn, org, model, actor)?;
-    Ok(report("model deny", org, Some(model), outcome, actor))
+    let mut r = report("model deny", org, Some(model), outcome, actor);
+    r.note = note;
+    Ok(r)
 }
 
 /// Decisions judge a preset by its root (`store::access`), so a link to a

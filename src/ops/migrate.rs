@@ -5,6 +5,12 @@
 //! is taken before anything is written; then `store::admin::migrate` runs
 //! everything in ONE transaction, so any failure rolls back and leaves the
 //! database as it was. A dry run rolls back on purpose and needs no backup.
+//!
+//! A migration that would leave the organization without any model is
+//! refused before the backup (unless `--allow-empty`): with Open WebUI's
+//! `model` table holding no base model and the gate having seen no model
+//! list, there is nothing to link, and members of an organization without
+//! models can use none.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,7 +19,8 @@ use rusqlite::hooks::Action;
 use serde::Serialize;
 
 use super::{compact_utc, now_secs, open_writer, require_non_empty, OpsError};
-use crate::store::admin::{self, MigrateReport};
+use crate::store::admin::{self, MigrateOptions, MigrateReport, ModelSource};
+use crate::store::schema::table_exists;
 use crate::store::StoreError;
 
 /// Rows between two progress reports.
@@ -44,14 +51,22 @@ pub fn migrate(
     org_id: &str,
     org_name: &str,
     actor: &str,
-    dry_run: bool,
+    options: MigrateOptions,
     progress: Option<ProgressFn>,
 ) -> Result<MigrateOutcome, OpsError> {
+    let dry_run = options.dry_run;
     // Validate before the backup: a typo should not leave a backup file.
     let org_id = require_non_empty(org_id, "organization id")?;
     let org_name = require_non_empty(org_name, "organization name")?;
     let actor = require_non_empty(actor, "actor")?;
     let conn = open_writer(path)?;
+    // Nor should a refusal. (The transaction checks again, authoritatively.)
+    if !options.allow_empty && admin::model_plan(&conn, org_id)?.leaves_no_models() {
+        return Err(OpsError::NoModelsToLink {
+            organization: org_id.to_string(),
+            model_table: table_exists(&conn, "model")?,
+        });
+    }
     let backup = if dry_run {
         None
     } else {
@@ -60,7 +75,7 @@ pub fn migrate(
     if let Some(progress) = progress {
         install_progress(&conn, progress);
     }
-    let result = admin::migrate(&conn, org_id, org_name, actor, dry_run);
+    let result = admin::migrate(&conn, org_id, org_name, actor, options);
     conn.update_hook(None::<fn(Action, &str, &str, i64)>);
     let report = result.map_err(|source| OpsError::RolledBack {
         what: if dry_run { "dry run" } else { "migration" },
@@ -166,14 +181,26 @@ impl fmt::Display for MigrateOutcome {
                 "  note: no Open WebUI `user` table, so no users were linked"
             )?;
         }
-        if !r.model_table {
-            writeln!(
+        let (base_models, presets) = if r.model_table {
+            ("has no base models", ", and the bases its presets name")
+        } else {
+            ("does not exist", "")
+        };
+        match r.model_source {
+            ModelSource::ModelTable => {}
+            ModelSource::KnownModels if r.models_total == 0 => writeln!(
                 f,
-                "  note: no Open WebUI `model` table, so no models were linked; \
-                 use `modelgate model enable`"
-            )?;
+                "  note: the organization has no models (--allow-empty): its members can use \
+                 none until `modelgate model enable`"
+            )?,
+            ModelSource::KnownModels => writeln!(
+                f,
+                "  note: Open WebUI's `model` table {base_models}, so the models linked are the \
+                 ids the gate has seen the upstream offer{presets}"
+            )?,
         }
-        if !r.dry_run && r.users_linked == 0 && r.models_linked == 0 {
+        let has_any = r.members_total > 0 || r.models_total > 0;
+        if !r.dry_run && r.users_linked == 0 && r.models_linked == 0 && has_any {
             writeln!(f, "  already migrated: nothing to add")?;
         }
         Ok(())

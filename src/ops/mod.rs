@@ -67,6 +67,14 @@ pub enum OpsError {
     NotAMember { org: String, user: String },
     #[error("model '{model}' is neither allowed nor denied for organization '{org}'")]
     ModelNotLinked { org: String, model: String },
+    /// `model enable` of an exact id no known model has (without `--force`).
+    #[error("{}", unknown_model_text(model, suggestions, *nothing_known))]
+    UnknownModel {
+        model: String,
+        suggestions: Vec<String>,
+        /// The gate has not recorded any model list yet.
+        nothing_known: bool,
+    },
     #[error("Open WebUI group '{group}' is not bound to organization '{org}'")]
     GroupNotBound { org: String, group: String },
     #[error("invalid role '{0}' (expected member or admin)")]
@@ -86,6 +94,18 @@ pub enum OpsError {
     /// treats that one as the reader having seen enough).
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+    /// `migrate` found no model to give the organization.
+    #[error("organization '{organization}' would get no models, so its members could use none: \
+             Open WebUI's `model` table {} and the gate has not seen the upstream's model list yet. \
+             Start `modelgate serve` in front of Open WebUI and open Open WebUI once, so the gate \
+             learns the model ids, then run migrate again; or pass --allow-empty and enable models \
+             later with `modelgate model enable`",
+        if *model_table { "has no base models" } else { "does not exist" })]
+    NoModelsToLink {
+        organization: String,
+        /// Whether Open WebUI's `model` table exists.
+        model_table: bool,
+    },
     #[error("{what} failed and was rolled back; the database is unchanged{}",
         backup.as_ref().map(|b| format!(" (backup: {})", b.display())).unwrap_or_default())]
     RolledBack {
@@ -109,11 +129,13 @@ impl OpsError {
             OpsError::NotAMember { .. } => "not_a_member",
             OpsError::ModelNotLinked { .. } => "model_not_enabled",
             OpsError::GroupNotBound { .. } => "group_not_bound",
+            OpsError::UnknownModel { .. } => "unknown_model",
             OpsError::InvalidRole(_) => "invalid_role",
             OpsError::Empty(_) => "empty_argument",
             OpsError::SchemaMissing(_) => "schema_missing",
             OpsError::Io { .. } => "io_error",
             OpsError::Output(_) => "output_error",
+            OpsError::NoModelsToLink { .. } => "no_models_to_link",
             OpsError::RolledBack { .. } => "rolled_back",
             OpsError::Store(e) => match e {
                 StoreError::Busy(_) => "database_busy",
@@ -129,6 +151,31 @@ impl OpsError {
             },
         }
     }
+}
+
+fn unknown_model_text(model: &str, suggestions: &[String], nothing_known: bool) -> String {
+    if nothing_known {
+        return format!(
+            "no model list has been seen yet, so '{model}' cannot be checked: run `modelgate serve` \
+             and let Open WebUI load its models (or open the model list as an admin), then retry; \
+             or pass --force to enable it unchecked"
+        );
+    }
+    let hint = match suggestions {
+        [] => String::new(),
+        [one] => format!(" Did you mean '{one}'?"),
+        many => format!(
+            " Close ids: {}.",
+            many.iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!(
+        "no known model is called '{model}' (the ids come from the model lists the gate has \
+         forwarded and Open WebUI's model table).{hint} Pass --force to enable it anyway"
+    )
 }
 
 impl From<StoreError> for OpsError {

@@ -12,8 +12,9 @@
 //! ```
 //!
 //! Bodiless listing calls (`GET /models`) pass unfiltered: ingress filters
-//! what each user is shown. A refusal is answered in the OpenAI error shape,
-//! which Open WebUI shows the user.
+//! what each user is shown. The model list is copied as it streams past, to
+//! learn the ids the upstream offers ([`super::learn`]). A refusal is
+//! answered in the OpenAI error shape, which Open WebUI shows the user.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,11 +32,12 @@ use super::forward::downstream;
 use super::guard::{self, Identity, Verdict};
 use super::inspect::parse_off_thread;
 use super::upstream::{TlsError, TlsUpstream};
-use super::{headers, Ctx};
+use super::{headers, learn, Ctx};
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::gate::outbound::outbound_models;
 use crate::metrics::{Gate, Metrics, Outcome, RouteLabel};
+use crate::store::known::KnownSource;
 use crate::store::AccessStore;
 
 /// State shared by every outbound call.
@@ -63,6 +65,7 @@ impl Egress {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, TlsError> {
         let upstream = TlsUpstream::tls(&config.load(), metrics.clone())?;
+        learn::count_into(&store, &metrics);
         let body_budget = BodyBudget::new(config.load().startup.max_buffered_body_bytes.get());
         Ok(Arc::new(Self {
             body_budget,
@@ -99,7 +102,18 @@ impl Egress {
         headers::strip_hop_by_hop(req.headers_mut(), false);
         if !carries_body(&req) {
             // Listings and lookups (`GET /models`) call no model.
-            return self.forward(config, ctx, req).await;
+            let teaches = learn::egress_teaches(req.method(), req.uri().path());
+            let resp = self.forward(config, ctx, req).await?;
+            if !teaches {
+                return Ok(resp);
+            }
+            let cap = learn::learn_cap(config);
+            return Ok(learn::learn_while_streaming(
+                &self.store,
+                KnownSource::Egress,
+                resp,
+                cap,
+            ));
         }
         ctx.route = RouteLabel::ModelCall;
         if !config.access.enforcing() {

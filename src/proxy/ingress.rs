@@ -23,7 +23,7 @@ use super::guard::{self, Identity, Verdict};
 use super::inspect::{requested_models, unlisted_model};
 use super::rewrite::{filter_response, is_ndjson, redact_lines, ListFilter};
 use super::upgrade::SocketFilter;
-use super::{headers, Ctx, Proxy};
+use super::{headers, learn, Ctx, Proxy};
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::gate::body::has_json_content_type;
@@ -33,6 +33,7 @@ use crate::gate::path::routing_path;
 use crate::gate::routes::{is_defence_in_depth_candidate, RouteClass};
 use crate::gate::shape::{ListShape, Visitors};
 use crate::metrics::{Gate, RouteLabel};
+use crate::store::known::KnownSource;
 
 /// Where Open WebUI mounts its Socket.IO server (`/ws` + `socket.io`).
 const SOCKET_IO_PATH: &str = "/ws/socket.io/";
@@ -351,7 +352,19 @@ impl Proxy {
                     )
                     .await?;
                 let Some(who) = guarded.who else {
-                    return self.forward(config, ctx, guarded.req).await;
+                    // Only an admin bypasses, and an admin's list is the
+                    // one that teaches (`proxy::learn`).
+                    let teaches = learn::ingress_teaches(&routing_path(&ctx.path), true);
+                    let resp = self.forward(config, ctx, guarded.req).await?;
+                    if !teaches {
+                        return Ok(resp);
+                    }
+                    return Ok(learn::learn_while_streaming(
+                        &self.store,
+                        KnownSource::Ingress,
+                        resp,
+                        learn::learn_cap(config),
+                    ));
                 };
                 (guarded.req, who)
             }
@@ -414,6 +427,7 @@ impl Proxy {
                 config.access.max_list_bytes.get()
             },
             read_timeout: config.timeouts.list_body,
+            teaches: learn::ingress_teaches(&routing_path(&ctx.path), who.admin),
         };
         // The slot is given back when this returns, the deadline included:
         // a list whose body stalls costs its slot for `list_body` at most.

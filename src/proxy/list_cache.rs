@@ -39,6 +39,12 @@ impl ListKey {
             organizations: organizations.into(),
         }
     }
+
+    /// The upstream body's hash: a new one is a cheap sign the list changed
+    /// (`proxy::learn`).
+    pub fn fingerprint(&self) -> u128 {
+        self.body
+    }
 }
 
 /// A filtered list body; `None` for a single model the user may not see.

@@ -11,7 +11,8 @@
 //! filtering), [`forward`] (the upstream call), [`log`], [`headers`],
 //! [`upstream`] (pooled client, failure classification), [`upgrade`]
 //! (WebSocket tunnels), [`body`] (streaming body, byte counting),
-//! [`list_cache`] (filtered lists shared by one organization set).
+//! [`list_cache`] (filtered lists shared by one organization set),
+//! [`learn`] (the model ids the forwarded lists teach `store::known`).
 
 pub mod body;
 pub mod budget;
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod headers;
 mod ingress;
 pub mod inspect;
+pub mod learn;
 pub mod list_cache;
 mod log;
 pub mod rewrite;
@@ -182,6 +184,7 @@ impl Proxy {
                 observer.record_store_error(store_error_kind(e));
             }
         }));
+        learn::count_into(&store, &metrics);
         let list_filters = Arc::new(tokio::sync::Semaphore::new(
             config.load().startup.max_concurrent_list_filters.get(),
         ));

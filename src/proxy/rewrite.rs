@@ -23,7 +23,9 @@ use crate::metrics::Metrics;
 use crate::proxy::body::{boxed, collect_limited, full, Body, BoxError, CollectError};
 use crate::proxy::guard::{unavailable, Identity};
 use crate::proxy::inspect::INLINE_PARSE_BYTES;
+use crate::proxy::learn::offer_buffered;
 use crate::proxy::list_cache::{CachedList, ListCache, ListKey};
+use crate::store::known::KnownSource;
 use crate::store::AccessStore;
 
 /// What filtering a list needs besides the response. `generation` is the
@@ -37,6 +39,9 @@ pub struct ListFilter<'a> {
     pub cap: usize,
     /// From the response's headers to the end of its body.
     pub read_timeout: Duration,
+    /// The upstream's list (before filtering) teaches the known model ids
+    /// (`proxy::learn`).
+    pub teaches: bool,
 }
 
 pub async fn filter_response(
@@ -52,6 +57,7 @@ pub async fn filter_response(
         generation,
         cap,
         read_timeout,
+        teaches,
     } = lf;
     let (mut parts, body) = resp.into_parts();
     let bytes = match tokio::time::timeout(read_timeout, collect_limited(body, cap)).await {
@@ -91,6 +97,10 @@ pub async fn filter_response(
     let key = shape
         .cacheable()
         .then(|| ListKey::new(&decoded, shape, generation, &who.access.organizations));
+    if teaches && parts.status.is_success() {
+        let fingerprint = key.as_ref().map(ListKey::fingerprint);
+        offer_buffered(store, KnownSource::Ingress, fingerprint, decoded.clone());
+    }
     let cached = match &key {
         Some(key) => cache.get(key).await,
         None => None,

@@ -60,6 +60,9 @@ pub enum StoreError {
     /// Backup destination problems (it exists, or its directory is missing).
     #[error("backup failed: {0}")]
     Backup(String),
+    /// `migrate` would leave the organization without any model.
+    #[error("organization {0:?} would have no models")]
+    NoModels(String),
 }
 
 impl StoreError {

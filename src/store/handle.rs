@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::access::{Decision, ModelGraph, OrgModels, UserAccess};
 use super::cache::{Caches, GraphSlot, StoreStats};
 use super::error::StoreError;
+use super::known::KnownRecorder;
 use super::lookup::{
     load_api_key, load_graph, load_memberships, load_message_model, load_org_models, load_user,
     ApiKeyOwner,
@@ -37,6 +38,9 @@ pub struct StoreConfig {
     pub cache_ttl: Duration,
     pub watch_interval: Duration,
     pub max_base_depth: usize,
+    /// The least time between two looks at the model lists one source
+    /// forwards, to learn the known model ids (`store::known`).
+    pub known_models_interval: Duration,
 }
 
 impl Default for StoreConfig {
@@ -52,6 +56,7 @@ impl Default for StoreConfig {
             cache_ttl: Duration::from_secs(60),
             watch_interval: Duration::from_millis(250),
             max_base_depth: 8,
+            known_models_interval: Duration::from_secs(60),
         }
     }
 }
@@ -78,6 +83,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// Completed watcher polls; lets tests wait for the watcher, not a clock.
     watcher_ticks: AtomicU64,
+    /// Learns the model ids the upstream offers from forwarded lists.
+    known: Arc<KnownRecorder>,
 }
 
 impl Drop for Inner {
@@ -109,6 +116,10 @@ impl AccessStore {
             caches: Caches::new(cfg.cache_capacity, cfg.org_cache_capacity, cfg.cache_ttl),
             shutdown: shutdown.child_token(),
             watcher_ticks: AtomicU64::new(0),
+            known: Arc::new(KnownRecorder::new(
+                cfg.path.clone(),
+                cfg.known_models_interval,
+            )),
             cfg,
         });
         tokio::spawn(watch::run(
@@ -233,6 +244,12 @@ impl AccessStore {
 
     pub fn config(&self) -> &StoreConfig {
         &self.inner.cfg
+    }
+
+    /// Where the gates hand the model lists they forward (off the hot
+    /// path: see `store::known`).
+    pub fn known_recorder(&self) -> &Arc<KnownRecorder> {
+        &self.inner.known
     }
 
     /// Completed watcher polls (monotonic); tests wait on it, and

@@ -15,6 +15,8 @@
 //!   change generation, `StoreStats`
 //! - `watch`  — `PRAGMA data_version` poller that invalidates on change
 //! - `handle` — `AccessStore`, the cloneable handle the proxy uses
+//! - `known`  — model ids seen upstream (`known_models`): record, union,
+//!   "did you mean"
 //! - `bench`  — synthetic data generator and the `db-bench` report
 //! - `report` — operator reports: access report, model names, base chains
 //! - `bootstrap` — `--bootstrap-org`: one organization for everyone at start-up
@@ -26,6 +28,7 @@ pub mod bootstrap;
 mod cache;
 pub mod error;
 mod handle;
+pub mod known;
 pub mod lookup;
 pub mod pattern;
 mod pool;

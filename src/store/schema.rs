@@ -7,6 +7,10 @@
 //! The actor comes from the one-row `permission_audit_context` table that our
 //! writers fill and clear inside their own transaction, so other writers see
 //! it empty and their changes are logged with a NULL actor.
+//!
+//! `known_models` / `known_model_sources` (see [`super::known`]) are what
+//! the gate saw the upstream offer, not permissions: they have no audit
+//! triggers.
 
 use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
@@ -71,6 +75,18 @@ CREATE TABLE IF NOT EXISTS permission_audit_log (
 CREATE TABLE IF NOT EXISTS permission_audit_context (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     actor TEXT
+);
+CREATE TABLE IF NOT EXISTS known_models (
+    source TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    PRIMARY KEY (source, model_id)
+);
+CREATE TABLE IF NOT EXISTS known_model_sources (
+    source TEXT PRIMARY KEY,
+    model_count INTEGER NOT NULL,
+    id_set_hash TEXT NOT NULL,
+    seen_at INTEGER NOT NULL
 );
 "#;
 

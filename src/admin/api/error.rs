@@ -114,6 +114,10 @@ fn ops_status(e: &OpsError) -> u16 {
         | E::ModelNotLinked { .. }
         | E::GroupNotBound { .. } => 404,
         E::InvalidRole(_) | E::Empty(_) => 400,
+        // A typo, most likely: the message names close ids; `force` accepts it.
+        E::UnknownModel { .. } => 422,
+        // migrate is not an API operation; a conflict with the data if it were.
+        E::NoModelsToLink { .. } => 409,
         // The server's own database: nothing the caller can fix.
         E::MissingDatabase { .. } | E::Open { .. } | E::SchemaMissing(_) => 503,
         E::Io { .. } | E::Output(_) | E::RolledBack { .. } => 500,
@@ -130,7 +134,7 @@ fn store_status(e: &StoreError) -> u16 {
         }
         S::InvalidRole(_) | S::EmptyId(_) | S::BadPattern { .. } => 400,
         // The id exists with another name; the caller renames with PATCH.
-        S::OrganizationExists { .. } | S::AmbiguousGroup { .. } => 409,
+        S::OrganizationExists { .. } | S::AmbiguousGroup { .. } | S::NoModels(_) => 409,
         S::Sqlite(_) | S::Backup(_) => 500,
     }
 }

@@ -142,6 +142,12 @@ fn errors(route: &Route) -> Vec<(u16, &'static str)> {
         ));
         out.push((413, "The body is larger than the limit"));
         out.push((415, "The body is not application/json"));
+        if route.body == Some("EnableModel") {
+            out.push((
+                422,
+                "An exact model id no known model has (a typo?): the message names close ids; `force` accepts it",
+            ));
+        }
     }
     if route.access == Access::Admin {
         out.push((500, "The database task failed"));

@@ -1,5 +1,12 @@
 //! The seed's one-shot migration to organizations, and the two linking
 //! steps `bootstrap` reuses.
+//!
+//! The models come from Open WebUI's `model` table when it has base models.
+//! It often has none: Open WebUI keeps a row only for a model an admin
+//! edited, and for presets. Then they come from the ids the gate has seen
+//! the upstream offer (`store::known`). A migration that would leave the
+//! organization without any model (its members could use nothing) is
+//! refused unless the operator allows it.
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
@@ -7,6 +14,43 @@ use serde::Serialize;
 use super::write::{clear_actor, non_empty, set_actor};
 use crate::store::error::StoreError;
 use crate::store::schema::{create_schema, table_exists};
+
+/// How `migrate` runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MigrateOptions {
+    /// Do everything, count, and roll back.
+    pub dry_run: bool,
+    /// Go ahead even when the organization would have no model at all.
+    pub allow_empty: bool,
+}
+
+/// Where `migrate` takes the models it links from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSource {
+    /// Open WebUI's `model` table has base models: those, as the seed did.
+    ModelTable,
+    /// It has none (or is absent): the known model ids (the lists the gate
+    /// recorded and the base ids presets name), presets left out.
+    KnownModels,
+}
+
+/// What `migrate` would link models from, before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ModelPlan {
+    pub source: ModelSource,
+    /// Distinct ids it would link (some maybe linked already).
+    pub candidates: i64,
+    /// Links the organization has already, active or not.
+    pub existing: i64,
+}
+
+impl ModelPlan {
+    /// The organization would end up with no model at all.
+    pub fn leaves_no_models(&self) -> bool {
+        self.candidates == 0 && self.existing == 0
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MigrateReport {
@@ -21,25 +65,39 @@ pub struct MigrateReport {
     /// False when Open WebUI's `user` / `model` table is absent.
     pub user_table: bool,
     pub model_table: bool,
+    /// Where the linked models came from.
+    pub model_source: ModelSource,
 }
 
 /// The seed's `migrate_to_organizations`: in ONE transaction, create the
 /// schema and the organization, link every non-pending user and every base
-/// model (`base_model_id IS NULL`, link active as the model is), then count.
-/// `INSERT OR IGNORE` makes a re-run a no-op that also leaves earlier
-/// revocations alone. A dry run does all of it and rolls back.
+/// model (`base_model_id IS NULL`, link active as the model is; or, without
+/// any, every known base id, active), then count. `INSERT OR IGNORE` makes
+/// a re-run a no-op that also leaves earlier revocations alone. A dry run
+/// does all of it and rolls back. Refused with [`StoreError::NoModels`],
+/// before anything is written, when the organization would have no model
+/// and `allow_empty` is not set.
 pub fn migrate(
     conn: &Connection,
     org_id: &str,
     org_name: &str,
     actor: &str,
-    dry_run: bool,
+    options: MigrateOptions,
 ) -> Result<MigrateReport, StoreError> {
+    let MigrateOptions {
+        dry_run,
+        allow_empty,
+    } = options;
     let org_id = non_empty(org_id, "organization id")?;
     let org_name = non_empty(org_name, "organization name")?;
     // Not `with_actor`: a dry run must roll back after counting.
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     create_schema(&tx)?;
+    let plan = model_plan(&tx, org_id)?;
+    if plan.leaves_no_models() && !allow_empty {
+        // The transaction rolls back as it drops: not even the schema stays.
+        return Err(StoreError::NoModels(org_id.to_string()));
+    }
     set_actor(&tx, actor)?;
     tx.execute(
         "INSERT OR IGNORE INTO organizations (id, name, created_at)
@@ -49,7 +107,10 @@ pub fn migrate(
     let user_table = table_exists(&tx, "user")?;
     let users_linked = link_all_users(&tx, org_id)?;
     let model_table = table_exists(&tx, "model")?;
-    let models_linked = link_base_models(&tx, org_id)?;
+    let models_linked = match plan.source {
+        ModelSource::ModelTable => link_base_models(&tx, org_id)?,
+        ModelSource::KnownModels => link_known_models(&tx, org_id)?,
+    };
     let members_total = tx.query_row(
         "SELECT COUNT(*) FROM organization_members WHERE organization_id = ?1",
         [org_id],
@@ -75,6 +136,7 @@ pub fn migrate(
         models_total,
         user_table,
         model_table,
+        model_source: plan.source,
     })
 }
 
@@ -112,6 +174,86 @@ pub(crate) fn link_base_models(tx: &Transaction<'_>, org: &str) -> Result<usize,
     )?)
 }
 
+/// The known base ids: every id the gate recorded and every base a preset
+/// names, less the presets themselves (rows with a `base_model_id`: they
+/// follow their base). One column, `model_id`; `None` when neither table
+/// exists.
+fn known_base_ids_sql(model_table: bool, known_table: bool) -> Option<&'static str> {
+    match (model_table, known_table) {
+        (true, true) => Some(
+            "SELECT model_id AS model_id FROM known_models
+             UNION SELECT base_model_id FROM model WHERE base_model_id IS NOT NULL
+             EXCEPT SELECT id FROM model WHERE base_model_id IS NOT NULL",
+        ),
+        (true, false) => Some(
+            "SELECT base_model_id AS model_id FROM model WHERE base_model_id IS NOT NULL
+             EXCEPT SELECT id FROM model WHERE base_model_id IS NOT NULL",
+        ),
+        (false, true) => Some("SELECT DISTINCT model_id AS model_id FROM known_models"),
+        (false, false) => None,
+    }
+}
+
+/// Where `migrate` would take `org`'s models from and how many there are.
+/// Absent tables count as empty, so this also answers before the schema
+/// exists (`ops::migrate` asks before taking its backup).
+pub fn model_plan(conn: &Connection, org: &str) -> Result<ModelPlan, StoreError> {
+    let model_table = table_exists(conn, "model")?;
+    let count =
+        |sql: &str| -> Result<i64, StoreError> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
+    let base_rows = if model_table {
+        count("SELECT COUNT(*) FROM model WHERE base_model_id IS NULL")?
+    } else {
+        0
+    };
+    let (source, candidates) = if base_rows > 0 {
+        (ModelSource::ModelTable, base_rows)
+    } else {
+        let known = known_base_ids_sql(model_table, table_exists(conn, "known_models")?);
+        let candidates = match known {
+            Some(ids) => count(&format!("SELECT COUNT(*) FROM ({ids})"))?,
+            None => 0,
+        };
+        (ModelSource::KnownModels, candidates)
+    };
+    let existing = if table_exists(conn, "organization_models")? {
+        conn.query_row(
+            "SELECT COUNT(*) FROM organization_models WHERE organization_id = ?1",
+            [org],
+            |r| r.get(0),
+        )?
+    } else {
+        0
+    };
+    Ok(ModelPlan {
+        source,
+        candidates,
+        existing,
+    })
+}
+
+/// Links every known base id to `org`, active, leaving existing links as
+/// they are: `migrate`'s source when Open WebUI's `model` table has no
+/// base models.
+fn link_known_models(tx: &Transaction<'_>, org: &str) -> Result<usize, StoreError> {
+    let known = known_base_ids_sql(
+        table_exists(tx, "model")?,
+        table_exists(tx, "known_models")?,
+    );
+    let Some(ids) = known else {
+        return Ok(0);
+    };
+    Ok(tx.execute(
+        &format!(
+            "INSERT OR IGNORE INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
+             SELECT 'orgmod_' || ?1 || '_' || k.model_id, ?1, k.model_id, 1,
+                    CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER)
+             FROM ({ids}) k"
+        ),
+        [org],
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +261,19 @@ mod tests {
     use crate::store::admin::models::{disable_model, list_models};
     use crate::store::admin::orgs::list_orgs;
     use crate::store::admin::test_db::{audit_actors, db};
+
+    const RUN: MigrateOptions = MigrateOptions {
+        dry_run: false,
+        allow_empty: false,
+    };
+    const DRY_RUN: MigrateOptions = MigrateOptions {
+        dry_run: true,
+        allow_empty: false,
+    };
+    const ALLOW_EMPTY: MigrateOptions = MigrateOptions {
+        dry_run: false,
+        allow_empty: true,
+    };
 
     fn count(conn: &Connection, table: &str) -> i64 {
         conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
@@ -128,7 +283,7 @@ mod tests {
     #[test]
     fn links_non_pending_users_and_base_models_as_they_are() {
         let conn = db();
-        let r = migrate(&conn, "mai", "MAI", "ops", false).unwrap();
+        let r = migrate(&conn, "mai", "MAI", "ops", RUN).unwrap();
         assert_eq!(
             r,
             MigrateReport {
@@ -140,6 +295,7 @@ mod tests {
                 models_total: 3,
                 user_table: true,
                 model_table: true,
+                model_source: ModelSource::ModelTable,
             }
         );
         let members: Vec<(String, Option<String>)> = list_members(&conn, "mai")
@@ -180,7 +336,7 @@ mod tests {
             count(&conn, "organizations"),
             count(&conn, "permission_audit_log"),
         );
-        let r = migrate(&conn, "mai", "MAI", "ops", true).unwrap();
+        let r = migrate(&conn, "mai", "MAI", "ops", DRY_RUN).unwrap();
         assert!(r.dry_run);
         assert_eq!((r.users_linked, r.models_linked), (2, 3));
         assert_eq!((r.members_total, r.models_total), (2, 3));
@@ -200,16 +356,20 @@ mod tests {
     fn a_dry_run_creates_no_schema() {
         let conn = Connection::open_in_memory().unwrap();
         crate::store::webui_fixture::create_open_webui_tables(&conn).unwrap();
-        migrate(&conn, "mai", "MAI", "ops", true).unwrap();
+        let options = MigrateOptions {
+            dry_run: true,
+            allow_empty: true,
+        };
+        migrate(&conn, "mai", "MAI", "ops", options).unwrap();
         assert!(!table_exists(&conn, "organizations").unwrap());
     }
 
     #[test]
     fn a_rerun_is_a_no_op_that_keeps_revocations() {
         let conn = db();
-        migrate(&conn, "mai", "MAI", "ops", false).unwrap();
+        migrate(&conn, "mai", "MAI", "ops", RUN).unwrap();
         disable_model(&conn, "mai", "gpt-4o", "ops").unwrap();
-        let r = migrate(&conn, "mai", "Renamed", "ops", false).unwrap();
+        let r = migrate(&conn, "mai", "Renamed", "ops", RUN).unwrap();
         assert_eq!((r.users_linked, r.models_linked), (0, 0));
         assert_eq!((r.members_total, r.models_total), (2, 3));
         assert_eq!(list_orgs(&conn).unwrap()[0].name, "MAI");
@@ -222,23 +382,123 @@ mod tests {
     }
 
     #[test]
-    fn without_open_webui_tables_nothing_is_linked() {
+    fn without_open_webui_tables_nothing_is_linked_when_allowed() {
         let conn = Connection::open_in_memory().unwrap();
-        let r = migrate(&conn, "mai", "MAI", "ops", false).unwrap();
+        let r = migrate(&conn, "mai", "MAI", "ops", ALLOW_EMPTY).unwrap();
         assert!(!r.user_table && !r.model_table);
         assert_eq!((r.users_linked, r.models_linked), (0, 0));
         assert_eq!(list_orgs(&conn).unwrap().len(), 1);
+    }
+
+    /// Open WebUI's `model` table with no base model, the gate having seen
+    /// none either: the organization would have nothing, so it is refused,
+    /// and nothing is written (not even the schema).
+    #[test]
+    fn an_empty_link_set_is_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::webui_fixture::create_open_webui_tables(&conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO user (id, name, email, role) VALUES ('u1', 'u1', 'u1@x', 'user');",
+        )
+        .unwrap();
+        for options in [RUN, DRY_RUN] {
+            assert_eq!(
+                migrate(&conn, "mai", "MAI", "ops", options),
+                Err(StoreError::NoModels("mai".into()))
+            );
+        }
+        assert!(!table_exists(&conn, "organizations").unwrap());
+        let r = migrate(&conn, "mai", "MAI", "ops", ALLOW_EMPTY).unwrap();
+        assert_eq!((r.users_linked, r.models_linked, r.models_total), (1, 0, 0));
+        assert_eq!(r.model_source, ModelSource::KnownModels);
+    }
+
+    /// No base model in Open WebUI's `model` table: the ids the gate
+    /// recorded are linked, with the bases presets name, never a preset.
+    #[test]
+    fn without_base_models_the_known_base_ids_are_linked() {
+        use crate::store::known::{record_known, KnownSource};
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::webui_fixture::create_open_webui_tables(&conn).unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
+        let ids = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        record_known(
+            &conn,
+            KnownSource::Egress,
+            &ids(&["openai/gpt-4o", "openai/o1"]),
+            1,
+        )
+        .unwrap();
+        // Open WebUI lists its presets in /api/models too.
+        record_known(
+            &conn,
+            KnownSource::Ingress,
+            &ids(&["openai/gpt-4o", "my-preset"]),
+            1,
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO model (id, base_model_id, name) VALUES
+                 ('my-preset', 'openai/gpt-4o', 'Mine'),
+                 ('their-preset', 'anthropic/claude', 'Theirs');",
+        )
+        .unwrap();
+        assert_eq!(
+            model_plan(&conn, "mai").unwrap(),
+            ModelPlan {
+                source: ModelSource::KnownModels,
+                candidates: 3,
+                existing: 0
+            }
+        );
+        let dry = migrate(&conn, "mai", "MAI", "ops", DRY_RUN).unwrap();
+        assert_eq!((dry.models_linked, dry.models_total), (3, 3));
+        let r = migrate(&conn, "mai", "MAI", "ops", RUN).unwrap();
+        assert_eq!(r.model_source, ModelSource::KnownModels);
+        assert_eq!((r.models_linked, r.models_total), (3, 3));
+        let models: Vec<(String, bool)> = list_models(&conn, "mai")
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.model_id, m.is_active))
+            .collect();
+        assert_eq!(
+            models,
+            [
+                ("anthropic/claude".to_string(), true),
+                ("openai/gpt-4o".to_string(), true),
+                ("openai/o1".to_string(), true),
+            ]
+        );
+        // A re-run adds nothing and is not refused.
+        let again = migrate(&conn, "mai", "MAI", "ops", RUN).unwrap();
+        assert_eq!((again.models_linked, again.models_total), (0, 3));
+    }
+
+    /// Models enabled by hand before the migration are enough.
+    #[test]
+    fn existing_links_are_not_an_empty_set() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::schema::ensure_schema(&conn).unwrap();
+        // Directly, so this does not depend on how `model enable` works.
+        conn.execute_batch(
+            "INSERT INTO organizations (id, name) VALUES ('mai', 'MAI');
+             INSERT INTO organization_models (id, organization_id, model_id)
+                 VALUES ('l1', 'mai', 'by-hand');",
+        )
+        .unwrap();
+        let r = migrate(&conn, "mai", "MAI", "ops", RUN).unwrap();
+        assert_eq!((r.models_linked, r.models_total), (0, 1));
     }
 
     #[test]
     fn blank_ids_are_refused() {
         let conn = db();
         assert_eq!(
-            migrate(&conn, "", "MAI", "ops", false),
+            migrate(&conn, "", "MAI", "ops", RUN),
             Err(StoreError::EmptyId("organization id"))
         );
         assert_eq!(
-            migrate(&conn, "mai", " ", "ops", false),
+            migrate(&conn, "mai", " ", "ops", RUN),
             Err(StoreError::EmptyId("organization name"))
         );
     }

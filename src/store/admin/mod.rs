@@ -35,8 +35,10 @@ pub use backup::backup;
 pub use groups::{bind_group, list_groups, resolve_group, unbind_group, GroupBinding};
 pub use members::{add_member, list_members, remove_member, resolve_user, Member, MemberRole};
 pub(crate) use migrate::{link_all_users, link_base_models};
-pub use migrate::{migrate, MigrateReport};
-pub use models::{deny_model, disable_model, enable_model, list_models, parse_target, OrgModel};
+pub use migrate::{migrate, model_plan, MigrateOptions, MigrateReport, ModelPlan, ModelSource};
+pub use models::{
+    deny_model, disable_model, enable_model, ever_linked, list_models, parse_target, OrgModel,
+};
 pub use orgs::{create_org, list_orgs, rename_org, set_mode, Organization};
 pub(crate) use write::with_actor;
 pub use write::{configure_writer, open_writer, WriteOutcome};

@@ -245,6 +245,15 @@ fn rule_exists(tx: &Transaction<'_>, org: &str, pattern: &str) -> Result<bool, S
         .exists([org, pattern])?)
 }
 
+/// Whether any organization has (or had) an exact link to `model`: an id
+/// an operator already enabled once, with `--force` if need be, is not a
+/// typo the second time.
+pub fn ever_linked(conn: &Connection, model: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM organization_models WHERE model_id = ?1 LIMIT 1")?
+        .exists([model])?)
+}
+
 /// Exact links and rules, active or not, sorted by id or pattern.
 pub fn list_models(conn: &Connection, org: &str) -> Result<Vec<OrgModel>, StoreError> {
     let org = non_empty(org, "organization id")?;
