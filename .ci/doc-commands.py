@@ -193,6 +193,20 @@ def main():
                 raise AssertionError(f".ci/run does not run {text!r}")
         return check
 
+    groups = []
+
+    def policy_example(cmd):
+        # The README's policy walk-through binds an Open WebUI group; the
+        # demo has users, not groups, so one is made as Open WebUI would.
+        if not groups:
+            with sqlite3.connect(demo.db) as conn:
+                conn.execute("INSERT INTO \"group\" (id, user_id, name, description, created_at, updated_at) "
+                             "VALUES ('grp-docs', 'admin', 'engineering', '', 0, 0)")
+                conn.execute("INSERT INTO group_member (id, group_id, user_id) "
+                             "SELECT 'gm-docs', 'grp-docs', id FROM user WHERE email = 'alice@acme.test'")
+            groups.append("engineering")
+        return run(f"{binary} --db {demo.db} {cmd[len('modelgate '):]}", env=cli_env)
+
     admin_api = []
 
     def api_curl(cmd):
@@ -217,6 +231,7 @@ def main():
         (r"docker compose (up -d --build|ps)", no_engine),
         (r"mg\(\) \{ docker compose exec modelgate modelgate \"\$@\"; \}", lambda c: "defines mg (below)"),
         (r"mg .*", mg),
+        (r"modelgate (org|model|member|access) .*", policy_example),
         (r"docker compose exec modelgate modelgate .*", lambda c: mg("mg " + c.split(" modelgate modelgate ", 1)[1])),
         (r"docker compose exec modelgate sh -c '.*'", in_container),
         (r"curl -s .*http://127\.0\.0\.1:9464/api/v1/.*", api_curl),

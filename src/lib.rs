@@ -29,10 +29,13 @@
 //! - [`error`]: [`error::Refusal`], every refusal, and the one table that
 //!   maps each to status, `error.code`, message and decision outcome.
 //! - [`store`]: the access data: schema, read pool, lookups, moka caches,
-//!   change watcher, admin writes, start-up bootstrap, and the model ids
-//!   seen upstream ([`store::known`]).
-//! - [`ops`]: the operator commands (`init`, `org`, `member`, `model`,
-//!   `access`, `report`, `audit`, `db-bench`, `migrate`) as library functions.
+//!   change watcher, admin writes, start-up bootstrap, the model ids seen
+//!   upstream ([`store::known`]) and rule targets ([`store::pattern`]:
+//!   exact ids and `*` globs); the decision itself is [`store::access`]
+//!   (deny wins, allow by link or glob, shadow mode).
+//! - [`ops`]: the operator commands (`init`, `org` (modes, group
+//!   bindings), `member`, `model` (allow/deny rules), `access`, `report`,
+//!   `audit`, `db-bench`, `migrate`) as library functions.
 //! - [`metrics`]: Prometheus families and typed record methods; label
 //!   enums, organization-label interning, the store and process collectors
 //!   and the two exposition formats (OpenMetrics, text 0.0.4) beside it.

@@ -20,7 +20,7 @@ use super::KnownSet;
 const THRESHOLD: f64 = 0.75;
 
 /// Up to `n` known ids closest to `id`, best first (ties by id), each
-/// scoring at least [`THRESHOLD`]; never `id` itself.
+/// scoring at least `THRESHOLD`; never `id` itself.
 pub fn suggest(known: &KnownSet, id: &str, n: usize) -> Vec<String> {
     let wanted = id.to_lowercase();
     let mut scored: Vec<(f64, &String)> = known
