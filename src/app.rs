@@ -51,7 +51,11 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match reload::reload(&reload_live, &overrides, &process_env) {
+                // Metrics first, then the log lines: whoever reads the log
+                // (an operator, a test) then finds the metrics updated.
                 Ok(c) => {
+                    reload_metrics.set_enforcement(enforcement_state(&c));
+                    reload_metrics.record_config_reload(true);
                     tracing::info!(
                         source = c
                             .source
@@ -62,12 +66,10 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
                     // A reload can turn a check off or trust a new header:
                     // announced as loudly as at start-up, and in the metrics.
                     announce_enforcement(&c);
-                    reload_metrics.set_enforcement(enforcement_state(&c));
-                    reload_metrics.record_config_reload(true);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "config reload failed; the running config stays in force");
                     reload_metrics.record_config_reload(false);
+                    tracing::error!(error = %e, "config reload failed; the running config stays in force");
                 }
             }
         }
