@@ -24,25 +24,23 @@ pub const ORG_MODELS_SQL: &str = "SELECT model_id FROM organization_models \
      WHERE organization_id = ?1 AND is_active = 1";
 /// Only asked when the user has no `user` row and no active membership:
 /// an inactive membership still makes the user "known".
-/// Memberships through Open WebUI groups bound to an organization
-/// (`org bind-group`), beside the explicit ones. Open WebUI counts a member
+/// Organizations the user is in through Open WebUI groups bound to them
+/// (`org bind-group`), asked after the explicit memberships and only while
+/// some binding is active (`Tables::group_bindings`), so a deployment that
+/// binds no group pays nothing for the feature. Open WebUI counts a member
 /// of a subgroup as a member of every ancestor group (`include_inherited`
 /// in its `models/groups.py`), so binding a parent group covers its
 /// subgroups too: the CTE climbs `parent_group_id` from the user's own
 /// groups (`ix_group_member_user_id_group_id`), and `UNION` ends the climb
 /// on a cycle. `idx_org_groups_group_active` finds the bindings.
-pub const MEMBERSHIPS_WITH_GROUPS_SQL: &str = "WITH RECURSIVE mine(group_id) AS ( \
+pub const GROUP_MEMBERSHIPS_SQL: &str = "WITH RECURSIVE mine(group_id) AS ( \
      SELECT group_id FROM group_member WHERE user_id = ?1 \
      UNION SELECT g.parent_group_id FROM \"group\" g JOIN mine ON g.id = mine.group_id \
      WHERE g.parent_group_id IS NOT NULL) \
-     SELECT organization_id FROM organization_members WHERE user_id = ?1 AND is_active = 1 \
-     UNION SELECT b.organization_id FROM mine \
+     SELECT b.organization_id FROM mine \
      JOIN organization_groups b ON b.group_id = mine.group_id AND b.is_active = 1";
 /// The same without subgroups, for Open WebUI versions before them.
-pub const MEMBERSHIPS_WITH_FLAT_GROUPS_SQL: &str =
-    "SELECT organization_id FROM organization_members \
-     WHERE user_id = ?1 AND is_active = 1 \
-     UNION SELECT b.organization_id FROM group_member gm \
+pub const FLAT_GROUP_MEMBERSHIPS_SQL: &str = "SELECT b.organization_id FROM group_member gm \
      JOIN organization_groups b ON b.group_id = gm.group_id AND b.is_active = 1 \
      WHERE gm.user_id = ?1";
 /// One organization's active pattern and deny rules
@@ -82,6 +80,9 @@ pub struct Tables {
     pub group_member: bool,
     /// Open WebUI's `group.parent_group_id` (subgroups, 0.12 onwards).
     pub group_parent: bool,
+    /// Some group binding is active: only then are group memberships read.
+    /// Re-read with the rest whenever the data changes.
+    pub group_bindings: bool,
     /// `organizations.mode` exists (absent means every organization
     /// enforces, which is all an older schema could say).
     pub organization_mode: bool,
@@ -116,6 +117,11 @@ impl Tables {
                 "SELECT 1 FROM pragma_table_info('group') WHERE name = 'parent_group_id'",
             )?
             .exists([])?;
+        tables.group_bindings = tables.organization_groups
+            && tables.group_member
+            && conn
+                .prepare_cached("SELECT 1 FROM organization_groups WHERE is_active = 1 LIMIT 1")?
+                .exists([])?;
         tables.organization_mode = conn
             .prepare_cached("SELECT 1 FROM pragma_table_info('organizations') WHERE name = 'mode'")?
             .exists([])?;
@@ -150,15 +156,15 @@ pub fn load_memberships(
 ) -> Result<Memberships, StoreError> {
     tables.require_org_tables()?;
     let mut found = Memberships::default();
-    {
-        let sql = match (
-            tables.organization_groups && tables.group_member,
-            tables.group_parent,
-        ) {
-            (true, true) => MEMBERSHIPS_WITH_GROUPS_SQL,
-            (true, false) => MEMBERSHIPS_WITH_FLAT_GROUPS_SQL,
-            (false, _) => MEMBERSHIPS_SQL,
-        };
+    let mut queries = vec![MEMBERSHIPS_SQL];
+    if tables.group_bindings {
+        queries.push(if tables.group_parent {
+            GROUP_MEMBERSHIPS_SQL
+        } else {
+            FLAT_GROUP_MEMBERSHIPS_SQL
+        });
+    }
+    for sql in queries {
         let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query([user_id])?;
         while let Some(row) = rows.next()? {
