@@ -251,7 +251,10 @@ def test_a_channel_reply_answered_as_the_model_that_wrote_the_parent(stack, gate
             (m for m in r.json() if (m.get("meta") or {}).get("model_id") == "gpt-beta"), None)
 
     reply = wait_for("gpt-beta to answer user B in the channel", model_reply)
-    assert any(runs_model(c, "gpt-beta") for c in calls_with(stack, asked))
+    # Open WebUI stores the reply (with its model) before it calls the
+    # model, so the call may reach the model API a moment later.
+    wait_for("B's call to gpt-beta to reach the model API",
+             lambda: any(runs_model(c, "gpt-beta") for c in calls_with(stack, asked)))
 
     # Through the gate, user A sees the thread without B's model...
     r = requests.get(f"{gate.url}/api/v1/channels/{channel}/messages/{question}/thread",
