@@ -24,10 +24,8 @@ use crate::ops;
 use crate::reload::Overrides;
 use crate::store::admin::MemberRole;
 use crate::store::bench::Sizes;
-use crate::store::Mode;
+use crate::store::{Database, Mode, PgTarget};
 
-/// Where the database is when neither `--db` nor `MODELGATE_DATABASE` says.
-const DEFAULT_DB: &str = "./data/webui.db";
 /// `access USER MODEL`: the model is refused.
 pub const EXIT_DENIED: u8 = 3;
 /// `db-bench`: a query does not use its index (or scans a table).
@@ -43,8 +41,14 @@ pub const EXIT_CHECK_FAILED: u8 = 4;
                   With --json, errors are JSON on stderr: {\"error\":{\"code\":...,\"message\":...}}."
 )]
 pub struct Cli {
-    /// SQLite database shared with Open WebUI (default ./data/webui.db).
-    #[arg(long, global = true, env = "MODELGATE_DATABASE", value_name = "PATH")]
+    /// Open WebUI's database: a SQLite path or a PostgreSQL URL (default:
+    /// Open WebUI's DATABASE_URL when set, else ./data/webui.db).
+    #[arg(
+        long,
+        global = true,
+        env = "MODELGATE_DATABASE",
+        value_name = "PATH|URL"
+    )]
     pub db: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -422,10 +426,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        command => {
-            let db = cli.db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
-            run_ops(&db, command)
-        }
+        command => match Database::resolve(cli.db.as_deref(), &process_env)? {
+            Database::Sqlite(db) => run_ops(&db, command),
+            Database::Postgres(target) => run_ops_postgres(&target, command),
+        },
     }
 }
 
@@ -435,6 +439,32 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// The operator commands on PostgreSQL: `init` so far.
+fn run_ops_postgres(target: &PgTarget, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init { out } => {
+            let report = runtime()?.block_on(ops::init::init_postgres(target))?;
+            emit(out.json, &report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(ops::OpsError::NotOnPostgres(command_name(&other)).into()),
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Org(_) => "`org`",
+        Command::Member(_) => "`member`",
+        Command::Model(_) => "`model`",
+        Command::Access { .. } => "`access`",
+        Command::Report { .. } => "`report`",
+        Command::Audit { .. } => "`audit`",
+        Command::DbBench { .. } => "`db-bench`",
+        Command::Migrate { .. } => "`migrate`",
+        _ => "this command",
+    }
 }
 
 /// The operator commands: each calls one `ops` function and prints.

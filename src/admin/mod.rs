@@ -259,7 +259,7 @@ async fn detailed(state: &AdminState) -> Response<Body> {
             "egress_user_key_configured": config.egress.jwt.is_some(),
             "egress_trusts_plain_user_headers": config.egress.trust_plain_user_headers,
             "egress_system_models": config.egress.system_models.iter().collect::<Vec<_>>(),
-            "database": config.startup.database.display().to_string(),
+            "database": config.startup.database.to_string(),
             "config_file": config.source.as_ref().map(|p| p.display().to_string()),
             "enforcing": config.access.enforcing(),
             "model_filter_enabled": config.access.enabled,

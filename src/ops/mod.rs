@@ -114,6 +114,12 @@ pub enum OpsError {
         #[source]
         source: StoreError,
     },
+    /// A command that has no PostgreSQL implementation yet.
+    #[error(
+        "{0} does not support PostgreSQL yet (only the proxy's lookups and `init` do); \
+             use the SQLite database, or wait for a release that does"
+    )]
+    NotOnPostgres(&'static str),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -137,6 +143,7 @@ impl OpsError {
             OpsError::Output(_) => "output_error",
             OpsError::NoModelsToLink { .. } => "no_models_to_link",
             OpsError::RolledBack { .. } => "rolled_back",
+            OpsError::NotOnPostgres(_) => "unsupported_database",
             OpsError::Store(e) => match e {
                 StoreError::Busy(_) => "database_busy",
                 StoreError::Missing { .. } => "database_not_found",

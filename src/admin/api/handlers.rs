@@ -278,8 +278,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The database path the API writes: the one the live store reads.
-pub fn database(store: &crate::store::AccessStore) -> &Path {
-    &store.config().path
+pub fn database(store: &crate::store::AccessStore) -> Result<&Path, ApiError> {
+    store
+        .config()
+        .database
+        .sqlite_path()
+        .ok_or(ApiError::Ops(OpsError::NotOnPostgres("the management API")))
 }
 
 #[cfg(test)]

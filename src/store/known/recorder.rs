@@ -42,7 +42,9 @@ pub type KnownObserver = Arc<dyn Fn(KnownSource, RecordResult) + Send + Sync>;
 
 /// Shared by every request through the store handle.
 pub struct KnownRecorder {
-    path: PathBuf,
+    /// `None`: nothing is recorded (the PostgreSQL backend has no writer
+    /// for `known_models` yet).
+    path: Option<PathBuf>,
     min_interval: Duration,
     slots: [Mutex<Slot>; 2],
     failures: AtomicU64,
@@ -74,6 +76,11 @@ impl KnownRecorder {
     /// Lists of each source are looked at no more often than `min_interval`
     /// (zero: whenever none is being looked at).
     pub fn new(path: PathBuf, min_interval: Duration) -> KnownRecorder {
+        KnownRecorder::writing_to(Some(path), min_interval)
+    }
+
+    /// Records into `path`, or nowhere (never hands out a ticket).
+    pub(crate) fn writing_to(path: Option<PathBuf>, min_interval: Duration) -> KnownRecorder {
         KnownRecorder {
             path,
             min_interval,
@@ -102,6 +109,7 @@ impl KnownRecorder {
         source: KnownSource,
         fingerprint: Option<u128>,
     ) -> Option<KnownTicket> {
+        self.path.as_ref()?;
         let mut slot = self.slot(source);
         if slot.busy || (fingerprint.is_some() && slot.body == fingerprint) {
             return None;
@@ -164,7 +172,7 @@ impl KnownRecorder {
                     tracing::warn!(
                         source = source.as_str(),
                         error = %e,
-                        database = %self.path.display(),
+                        database = ?self.path,
                         "cannot record the model ids the upstream offers (requests are unaffected; \
                          `model enable` and `migrate` will know fewer ids); further failures are \
                          only counted"
@@ -182,8 +190,12 @@ impl KnownRecorder {
         source: KnownSource,
         ids: &BTreeSet<String>,
     ) -> Result<RecordOutcome, StoreError> {
+        let path = self
+            .path
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("no database to record into".into()))?;
         let conn = Connection::open_with_flags(
-            &self.path,
+            path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure_writer(&conn)?;
