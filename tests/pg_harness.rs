@@ -13,7 +13,10 @@ fn a_throwaway_cluster_answers_stops_and_restarts() {
     assert_eq!(pg.psql(DATABASE, "SELECT 1 + 1"), "2");
     assert_eq!(pg.psql(DATABASE, "SHOW fsync"), "off");
     assert_eq!(pg.psql(DATABASE, "SHOW listen_addresses"), "");
-    pg.psql(DATABASE, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)");
+    pg.psql(
+        DATABASE,
+        "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)",
+    );
     pg.stop();
     pg.start_again();
     assert_eq!(pg.psql(DATABASE, "SELECT v FROM kept"), "7");
