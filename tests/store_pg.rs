@@ -505,3 +505,29 @@ async fn the_actor_of_a_write_is_the_transaction_s_setting() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_without_a_notification_is_caught_by_the_counter() {
+    let Some(pg) = PgServer::start() else { return };
+    let (c, database) = prepare(&pg, None).await;
+    let store = open(database);
+    listening(&store).await;
+    let generation = store.generation();
+    // A writer with triggers disabled changes the policy; only the counter
+    // (bumped here by hand, as a lost notification would leave it) tells.
+    c.batch_execute(
+        "BEGIN;
+         SET LOCAL session_replication_role = replica;
+         UPDATE organization_models SET is_active = false WHERE model_id = 'claude';
+         COMMIT;
+         UPDATE modelgate_change_counter SET version = version + 1 WHERE id = 1;",
+    )
+    .await
+    .unwrap();
+    eventually(WITHIN, "missed change detected", || async {
+        listener(&store).missed_changes == 1
+    })
+    .await;
+    assert!(store.generation() > generation);
+    assert!(!store.decide("alice", "claude").await.unwrap().is_allowed());
+}

@@ -428,6 +428,38 @@ mod tests {
     }
 
     #[test]
+    fn open_webui_s_database_url_is_the_fallback_and_its_password_stays_hidden() {
+        let env = env_of(&[
+            (
+                "DATABASE_URL",
+                "postgres://webui:hunter2@db:5432/owui?sslmode=require",
+            ),
+            ("DATABASE_SCHEMA", "owui"),
+        ]);
+        let c = Config::from_toml("", &env).unwrap();
+        let Database::Postgres(target) = &c.startup.database else {
+            panic!("DATABASE_URL names PostgreSQL");
+        };
+        assert_eq!(target.schema(), Some("owui"));
+        assert_eq!(c.startup.store.database, c.startup.database);
+        let shown = format!(
+            "{} {:?} {:?}",
+            c.startup.database, c.startup, c.startup.store
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // A given setting wins over it.
+        let c = Config::from_toml("database = \"/w.db\"\n", &env).unwrap();
+        assert_eq!(c.startup.database, Database::Sqlite("/w.db".into()));
+        // An unusable URL is refused without its password.
+        let env = env_of(&[("MODELGATE_DATABASE", "postgresql+asyncpg://u:hunter2@h/d")]);
+        let err = Config::from_toml("", &env).unwrap_err();
+        assert!(err.to_string().contains("asyncpg"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = Config::from_toml("", &env_of(&[("MODELGATE_DATABASE", "")])).unwrap_err();
+        assert!(err.to_string().contains("database"), "{err}");
+    }
+
+    #[test]
     fn operator_routes_are_compiled() {
         let text = "[[access.routes]]\nmethods = [\"POST\"]\npath = \"/api/v1/custom/{id}/run\"\nkind = \"model_call\"\nmodels = [{ field = \"model\" }]\n";
         let c = Config::from_toml(text, &env_of(&[])).unwrap();

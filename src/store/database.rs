@@ -129,7 +129,8 @@ impl Database {
     /// [`DEFAULT_SQLITE`]. `DATABASE_SCHEMA` is applied to PostgreSQL.
     pub fn resolve(setting: Option<&Path>, env: EnvLookup<'_>) -> Result<Database, DatabaseError> {
         let non_empty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let database = match setting.filter(|p| !p.as_os_str().is_empty()) {
+        // A setting given empty is a mistake, not a request for the default.
+        let database = match setting {
             Some(path) => Database::from_setting(path)?,
             None => match open_webui_parts(&non_empty).or_else(|| non_empty("DATABASE_URL")) {
                 Some(url) => Database::parse(&url)?,
