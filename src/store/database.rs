@@ -298,6 +298,12 @@ impl PgTarget {
         self
     }
 
+    /// The same target with a connect timeout (for URLs that set none).
+    pub(crate) fn with_connect_timeout(mut self, timeout: std::time::Duration) -> PgTarget {
+        self.config.connect_timeout(timeout);
+        self
+    }
+
     /// The client settings, password included: for connecting only.
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config

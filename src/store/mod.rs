@@ -17,6 +17,8 @@
 //!   change generation, `StoreStats`
 //! - `watch`  — `PRAGMA data_version` poller that invalidates on change
 //! - `pg`     — the PostgreSQL backend: reader, schema, LISTEN/NOTIFY listener
+//! - `sql`    — the dialect layer the admin code is written against: one
+//!   statement text for SQLite and PostgreSQL, `AdminDb`, `AnyDb`
 //! - `backend` — the lookups by database kind (SQLite pool or `pg` reader)
 //! - `handle` — `AccessStore`, the cloneable handle the proxy uses
 //! - `known`  — model ids seen upstream (`known_models`): record, union,
@@ -41,6 +43,7 @@ pub mod pg;
 mod pool;
 pub mod report;
 pub mod schema;
+pub mod sql;
 mod watch;
 pub mod webui_fixture;
 

@@ -8,7 +8,9 @@
 //! - `schema` — `ensure_schema`: our tables, indexes, view, audit and
 //!   change-notification triggers, `alembic_version` check
 //! - `reader` — `PgReader`: the lookups on a deadpool
+//! - `blocking` — `PgConn`: a blocking connection for the admin layer
 //! - `listen` — the listener: LISTEN, heartbeat, counter check, reconnect
+pub mod blocking;
 mod error;
 pub(crate) mod listen;
 pub(crate) mod reader;

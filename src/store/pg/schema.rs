@@ -19,7 +19,7 @@
 //! (`modelgate_change_counter`) moves once per transaction, so the listener
 //! can tell a missed notification from none (see `pg::listen`).
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use crate::store::database::quote_ident;
 use crate::store::error::StoreError;
@@ -186,6 +186,14 @@ const WATCHED_WEBUI: [(&str, Option<&[&str]>); 5] = [
 /// would break its first start.
 pub async fn ensure_schema(client: &mut Client) -> Result<SchemaReport, StoreError> {
     let tx = client.transaction().await?;
+    let report = create_in(&tx).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The body of [`ensure_schema`], inside a transaction the caller holds
+/// (`migrate` creates the schema and links rows atomically).
+pub(crate) async fn create_in<C: GenericClient + Sync>(tx: &C) -> Result<SchemaReport, StoreError> {
     let row = tx
         .query_one(
             "SELECT current_schema(), to_regclass('alembic_version') IS NOT NULL, \
@@ -214,7 +222,7 @@ pub async fn ensure_schema(client: &mut Client) -> Result<SchemaReport, StoreErr
         &[],
     )
     .await?;
-    let before = names(&tx).await?;
+    let before = names(tx).await?;
     tx.batch_execute(TABLES).await?;
     tx.batch_execute(INDEXES_AND_VIEW).await?;
     tx.batch_execute(&FUNCTIONS.replace("{schema}", &quote_ident(&schema)))
@@ -249,7 +257,7 @@ pub async fn ensure_schema(client: &mut Client) -> Result<SchemaReport, StoreErr
             &[],
         )
         .await?;
-    let created = names(&tx)
+    let created = names(tx)
         .await?
         .into_iter()
         .filter(|n| !before.contains(n))
@@ -257,7 +265,6 @@ pub async fn ensure_schema(client: &mut Client) -> Result<SchemaReport, StoreErr
     // Running listeners read tables they may not have seen before.
     tx.execute("SELECT pg_notify($1, 'schema')", &[&CHANNEL])
         .await?;
-    tx.commit().await?;
     Ok(SchemaReport {
         created,
         organizations_backfilled: usize::try_from(organizations_backfilled).unwrap_or(usize::MAX),
@@ -311,7 +318,7 @@ fn notify_triggers(table: &str, columns: Option<&[&str]>) -> String {
 
 /// Tables, indexes, views, functions and triggers of the current schema,
 /// for the report's `created`.
-async fn names(tx: &tokio_postgres::Transaction<'_>) -> Result<Vec<String>, StoreError> {
+async fn names<C: GenericClient + Sync>(tx: &C) -> Result<Vec<String>, StoreError> {
     let rows = tx
         .query(
             "WITH here AS (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
