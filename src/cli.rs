@@ -12,7 +12,7 @@
 
 use std::fmt::Display;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -24,7 +24,7 @@ use crate::ops;
 use crate::reload::Overrides;
 use crate::store::admin::MemberRole;
 use crate::store::bench::Sizes;
-use crate::store::{Database, Mode, PgTarget};
+use crate::store::{Database, Mode};
 
 /// `access USER MODEL`: the model is refused.
 pub const EXIT_DENIED: u8 = 3;
@@ -426,10 +426,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        command => match Database::resolve(cli.db.as_deref(), &process_env)? {
-            Database::Sqlite(db) => run_ops(&db, command),
-            Database::Postgres(target) => run_ops_postgres(&target, command),
-        },
+        command => run_ops(
+            &Database::resolve(cli.db.as_deref(), &process_env)?,
+            command,
+        ),
     }
 }
 
@@ -441,36 +441,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// The operator commands on PostgreSQL: `init` so far.
-fn run_ops_postgres(target: &PgTarget, command: Command) -> anyhow::Result<ExitCode> {
+/// The operator commands: each calls one `ops` function and prints. They
+/// run on either database; `db-bench` alone is SQLite's.
+fn run_ops(db: &Database, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Init { out } => {
-            let report = runtime()?.block_on(ops::init::init_postgres(target))?;
-            emit(out.json, &report)?;
-            Ok(ExitCode::SUCCESS)
+            let report = match db {
+                Database::Sqlite(path) => ops::init::init(path)?,
+                Database::Postgres(target) => {
+                    runtime()?.block_on(ops::init::init_postgres(target))?
+                }
+            };
+            emit(out.json, &report)?
         }
-        other => Err(ops::OpsError::NotOnPostgres(command_name(&other)).into()),
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Org(_) => "`org`",
-        Command::Member(_) => "`member`",
-        Command::Model(_) => "`model`",
-        Command::Access { .. } => "`access`",
-        Command::Report { .. } => "`report`",
-        Command::Audit { .. } => "`audit`",
-        Command::DbBench { .. } => "`db-bench`",
-        Command::Migrate { .. } => "`migrate`",
-        _ => "this command",
-    }
-}
-
-/// The operator commands: each calls one `ops` function and prints.
-fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Init { out } => emit(out.json, &ops::init::init(db)?)?,
         Command::Org(OrgCommand::Create { id, name, write }) => emit(
             write.out.json,
             &ops::manage::org_create(db, &id, &name, &write.actor())?,
@@ -572,6 +555,15 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
             generate,
             out,
         } => {
+            let Database::Sqlite(db) = db else {
+                return Err(ops::OpsError::NotOnPostgres {
+                    what: "`db-bench`",
+                    why:
+                        "it checks SQLite's query plans (EXPLAIN QUERY PLAN) and generates SQLite \
+                          files; on PostgreSQL use EXPLAIN (ANALYZE) and pg_stat_statements",
+                }
+                .into());
+            };
             if generate {
                 let made = ops::bench::generate(db, Sizes::default())?;
                 eprintln!(
@@ -602,6 +594,14 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
             let progress: ops::migrate::ProgressFn = Box::new(|p: ops::migrate::Progress| {
                 eprintln!("migrate: {} rows inserted into {}", p.rows, p.table);
             });
+            // Before anything runs, where it cannot be missed: there is no
+            // file to copy, so the operator must have taken a dump.
+            if matches!(db, Database::Postgres(_)) && !dry_run {
+                eprintln!(
+                    "modelgate: NOTE: {}",
+                    ops::migrate::pg_backup_advice(&db.to_string())
+                );
+            }
             let outcome = ops::migrate::migrate(
                 db,
                 &org_id,

@@ -167,6 +167,25 @@ impl From<PathBuf> for Database {
     }
 }
 
+impl From<&Path> for Database {
+    /// A SQLite file, as for `PathBuf`.
+    fn from(path: &Path) -> Self {
+        Database::Sqlite(path.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Database {
+    fn from(path: &PathBuf) -> Self {
+        Database::Sqlite(path.clone())
+    }
+}
+
+impl From<&Database> for Database {
+    fn from(database: &Database) -> Self {
+        database.clone()
+    }
+}
+
 /// Shown in logs, `/health/detailed` and errors: never the password.
 impl fmt::Display for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

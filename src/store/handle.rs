@@ -116,7 +116,7 @@ impl AccessStore {
     /// (lookups keep working, without change detection beyond the TTL).
     pub fn open_with_shutdown(cfg: StoreConfig, shutdown: CancellationToken) -> AccessStore {
         let caches = Caches::new(cfg.cache_capacity, cfg.org_cache_capacity, cfg.cache_ttl);
-        let (backend, listener, known_path) = match &cfg.database {
+        let (backend, listener) = match &cfg.database {
             Database::Sqlite(path) => (
                 Backend::Sqlite(Arc::new(ReadPool::new(
                     path.clone(),
@@ -125,7 +125,6 @@ impl AccessStore {
                     cfg.lookup_timeout,
                 ))),
                 None,
-                Some(path.clone()),
             ),
             Database::Postgres(target) => {
                 // Nothing is cached until the listener proves it hears.
@@ -137,7 +136,6 @@ impl AccessStore {
                         cfg.lookup_timeout,
                     ))),
                     Some(Arc::new(ListenerShared::default())),
-                    None,
                 )
             }
         };
@@ -148,7 +146,7 @@ impl AccessStore {
             shutdown: shutdown.child_token(),
             watcher_ticks: AtomicU64::new(0),
             known: Arc::new(KnownRecorder::writing_to(
-                known_path,
+                Some(cfg.database.clone()),
                 cfg.known_models_interval,
             )),
             cfg,

@@ -121,7 +121,7 @@ fn ops_status(e: &OpsError) -> u16 {
         // The server's own database: nothing the caller can fix.
         E::MissingDatabase { .. } | E::Open { .. } | E::SchemaMissing(_) => 503,
         E::Io { .. } | E::Output(_) | E::RolledBack { .. } => 500,
-        E::NotOnPostgres(_) => 501,
+        E::NotOnPostgres { .. } => 501,
         E::Store(s) => store_status(s),
     }
 }

@@ -29,7 +29,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('modelgate admin write'))";
 
 pub struct PgConn {
-    client: Client,
+    /// `None` only while dropping.
+    client: Option<Client>,
+    /// Drives the connection; ends after the client is dropped.
+    task: Option<tokio::task::JoinHandle<()>>,
     runtime: tokio::runtime::Runtime,
     target: String,
 }
@@ -46,20 +49,27 @@ impl PgConn {
         if target.config().get_connect_timeout().is_none() {
             target_config = target_config.with_connect_timeout(CONNECT_TIMEOUT);
         }
-        let client = runtime.block_on(async {
-            let client = super::connect(&target_config).await?;
+        let (client, task) = runtime.block_on(async {
+            let (client, task) = super::connect_with_task(&target_config).await?;
             if read_only {
                 client
                     .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                     .await?;
             }
-            Ok::<_, StoreError>(client)
+            Ok::<_, StoreError>((client, task))
         })?;
         Ok(PgConn {
-            client,
+            client: Some(client),
+            task: Some(task),
             runtime,
             target: target.to_string(),
         })
+    }
+
+    fn client(&self) -> Result<&Client, StoreError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the connection is closed".into()))
     }
 
     /// The database, as shown (no password).
@@ -135,6 +145,21 @@ fn row(r: &tokio_postgres::Row) -> Result<Row, StoreError> {
     Ok(Row(cells))
 }
 
+impl Drop for PgConn {
+    /// Closes the session properly (the connection task sends Terminate
+    /// once the client is gone) instead of cutting the socket, which the
+    /// server would log as an unexpected EOF for every command.
+    fn drop(&mut self) {
+        drop(self.client.take());
+        if let Some(task) = self.task.take() {
+            // The timer belongs to this runtime: made inside it.
+            let _ = self.runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+            });
+        }
+    }
+}
+
 impl AdminDb for PgConn {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
@@ -145,8 +170,8 @@ impl AdminDb for PgConn {
         let values = boxed(params);
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|b| &**b as _).collect();
         self.block_on(async {
-            let stmt = self.client.prepare_typed(&sql, &types(params)).await?;
-            Ok::<_, StoreError>(self.client.execute(&stmt, &refs).await?)
+            let stmt = self.client()?.prepare_typed(&sql, &types(params)).await?;
+            Ok::<_, StoreError>(self.client()?.execute(&stmt, &refs).await?)
         })
     }
 
@@ -159,11 +184,11 @@ impl AdminDb for PgConn {
         let sql = rewrite(Dialect::Postgres, sql);
         let values = boxed(params);
         self.block_on(async {
-            let stmt = self.client.prepare_typed(&sql, &types(params)).await?;
+            let stmt = self.client()?.prepare_typed(&sql, &types(params)).await?;
             let refs = values.iter().map(|b| &**b as &(dyn ToSql + Sync));
             // Rows as the server sends them: a large listing is never
             // held whole.
-            let rows = self.client.query_raw(&stmt, refs).await?;
+            let rows = self.client()?.query_raw(&stmt, refs).await?;
             pin_mut!(rows);
             while let Some(r) = rows.try_next().await? {
                 each(row(&r)?)?;
@@ -188,17 +213,17 @@ impl AdminDb for PgConn {
     }
 
     fn begin(&self) -> Result<(), StoreError> {
-        self.block_on(self.client.batch_execute("BEGIN"))?;
-        self.block_on(self.client.batch_execute(WRITE_LOCK))?;
+        self.block_on(self.client()?.batch_execute("BEGIN"))?;
+        self.block_on(self.client()?.batch_execute(WRITE_LOCK))?;
         Ok(())
     }
 
     fn commit(&self) -> Result<(), StoreError> {
-        Ok(self.block_on(self.client.batch_execute("COMMIT"))?)
+        Ok(self.block_on(self.client()?.batch_execute("COMMIT"))?)
     }
 
     fn rollback(&self) -> Result<(), StoreError> {
-        Ok(self.block_on(self.client.batch_execute("ROLLBACK"))?)
+        Ok(self.block_on(self.client()?.batch_execute("ROLLBACK"))?)
     }
 
     fn set_actor(&self, actor: &str) -> Result<(), StoreError> {
@@ -215,6 +240,6 @@ impl AdminDb for PgConn {
     }
 
     fn create_schema(&self) -> Result<SchemaReport, StoreError> {
-        self.block_on(super::schema::create_in(&self.client))
+        self.block_on(super::schema::create_in(self.client()?))
     }
 }

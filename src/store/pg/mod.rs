@@ -25,12 +25,20 @@ pub use schema::{ensure_schema, CHANNEL};
 pub async fn connect(
     target: &crate::store::PgTarget,
 ) -> Result<tokio_postgres::Client, crate::store::StoreError> {
+    connect_with_task(target).await.map(|(client, _)| client)
+}
+
+/// [`connect`], with the task that drives the connection: it ends once the
+/// client is dropped and the server told goodbye.
+pub(crate) async fn connect_with_task(
+    target: &crate::store::PgTarget,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let tls = tls::connector(target.tls()).map_err(crate::store::StoreError::Unavailable)?;
     let (client, connection) = target.config().connect(tls).await?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "PostgreSQL connection ended");
         }
     });
-    Ok(client)
+    Ok((client, task))
 }
