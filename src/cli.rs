@@ -595,8 +595,10 @@ fn run_ops(db: &Database, command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("migrate: {} rows inserted into {}", p.rows, p.table);
             });
             // Before anything runs, where it cannot be missed: there is no
-            // file to copy, so the operator must have taken a dump.
-            if matches!(db, Database::Postgres(_)) && !dry_run {
+            // file to copy, so the operator must have taken a dump. (With
+            // --json it is the output's `backup_advice`: an error must stay
+            // the only line on stderr.)
+            if matches!(db, Database::Postgres(_)) && !dry_run && !write.out.json {
                 eprintln!(
                     "modelgate: NOTE: {}",
                     ops::migrate::pg_backup_advice(&db.to_string())
