@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::serve::{Serve, JSON_LOG};
-use common::{eventually, get, send, FakeUpstream, SECRET};
+use common::{eventually, get, send, FakeUpstream, Reply, SECRET};
 use http::{Method, Request};
 use modelgate::proxy::body::full;
 use pg_support::{PgServer, DATABASE};
@@ -26,7 +26,7 @@ const ROWS: &str = r#"
 INSERT INTO "user" (id, name, email, role) VALUES
   ('alice', 'Alice', 'alice@x', 'user'), ('bob', 'Bob', 'bob@x', 'user'),
   ('dave', 'Dave', 'dave@x', 'user'), ('erin', 'Erin', 'erin@x', 'user'),
-  ('kim', 'Kim', 'kim@x', 'user');
+  ('kim', 'Kim', 'kim@x', 'user'), ('root', 'Root', 'root@x', 'admin');
 INSERT INTO api_key (id, user_id, key, expires_at, created_at, updated_at) VALUES
   ('k1', 'kim', 'sk-kim', NULL, 0, 0);
 INSERT INTO model (id, user_id, base_model_id, name, params, meta, is_active) VALUES
@@ -160,7 +160,19 @@ async fn two_replicas_refuse_every_revocation_within_a_second() {
     let url = pg.url();
     cli(&url, &["init"]);
     pg.psql(DATABASE, ROWS);
-    let up = FakeUpstream::builder().start().await;
+    let list = serde_json::json!({"object": "list", "data": [
+        {"id": "gpt-4o", "object": "model"}, {"id": "brand-new", "object": "model"}]});
+    let up = FakeUpstream::builder()
+        .route(
+            "/api/models",
+            Reply::Fixed(
+                http::StatusCode::OK,
+                vec![("content-type", "application/json".into())],
+                list.to_string().into(),
+            ),
+        )
+        .start()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("modelgate.toml");
     std::fs::write(&config, JSON_LOG).unwrap();
@@ -180,6 +192,27 @@ async fn two_replicas_refuse_every_revocation_within_a_second() {
         assert_eq!(ready(serve).await, (200, "ok".to_string()));
     }
     let (alice, bob, dave, erin) = (token("alice"), token("bob"), token("dave"), token("erin"));
+
+    // An admin's model list through a replica is recorded in PostgreSQL,
+    // so `model enable` knows the new id without --force.
+    let models = Request::builder()
+        .uri(replicas[0].url("/api/models"))
+        .header("authorization", format!("Bearer {}", token("root")))
+        .body(full(""))
+        .unwrap();
+    assert_eq!(send(models).await.status, 200);
+    let known = || {
+        pg.psql(
+            DATABASE,
+            "SELECT coalesce(string_agg(model_id, ',' ORDER BY model_id), '') \
+             FROM known_models WHERE source = 'ingress'",
+        )
+    };
+    eventually(Duration::from_secs(5), "the list recorded", || async {
+        known() == "brand-new,gpt-4o"
+    })
+    .await;
+    cli(&url, &["model", "enable", "o", "brand-new", "--actor", "t"]);
 
     // Each kind of revocation, both caches warm before it.
     both_answer(&replicas, &alice, "claude", 200).await;
