@@ -153,7 +153,7 @@ impl Drop for PgConn {
         drop(self.client.take());
         if let Some(task) = self.task.take() {
             // The timer belongs to this runtime: made inside it.
-            let _ = self.runtime.block_on(async {
+            self.runtime.block_on(async {
                 let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
             });
         }
