@@ -113,7 +113,15 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
 /// gate will refuse everything: a new empty file, a database that is not
 /// Open WebUI's, no organizations yet.
 fn prepare_database(config: &Config) {
-    let path = &config.startup.database;
+    let path = match &config.startup.database {
+        crate::store::Database::Sqlite(path) => path,
+        crate::store::Database::Postgres(target) => {
+            // Never created behind the operator's back on a shared server:
+            // Open WebUI must have migrated the schema first (`init` checks).
+            tracing::info!(database = %target, "PostgreSQL: the organization schema is created by `modelgate init`");
+            return;
+        }
+    };
     let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
     if path.is_dir() {
         tracing::error!(

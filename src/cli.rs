@@ -12,7 +12,7 @@
 
 use std::fmt::Display;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -24,10 +24,8 @@ use crate::ops;
 use crate::reload::Overrides;
 use crate::store::admin::MemberRole;
 use crate::store::bench::Sizes;
-use crate::store::Mode;
+use crate::store::{Database, Mode};
 
-/// Where the database is when neither `--db` nor `MODELGATE_DATABASE` says.
-const DEFAULT_DB: &str = "./data/webui.db";
 /// `access USER MODEL`: the model is refused.
 pub const EXIT_DENIED: u8 = 3;
 /// `db-bench`: a query does not use its index (or scans a table).
@@ -43,8 +41,14 @@ pub const EXIT_CHECK_FAILED: u8 = 4;
                   With --json, errors are JSON on stderr: {\"error\":{\"code\":...,\"message\":...}}."
 )]
 pub struct Cli {
-    /// SQLite database shared with Open WebUI (default ./data/webui.db).
-    #[arg(long, global = true, env = "MODELGATE_DATABASE", value_name = "PATH")]
+    /// Open WebUI's database: a SQLite path or a PostgreSQL URL (default:
+    /// Open WebUI's DATABASE_URL when set, else ./data/webui.db).
+    #[arg(
+        long,
+        global = true,
+        env = "MODELGATE_DATABASE",
+        value_name = "PATH|URL"
+    )]
     pub db: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -422,10 +426,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        command => {
-            let db = cli.db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
-            run_ops(&db, command)
-        }
+        command => run_ops(
+            &Database::resolve(cli.db.as_deref(), &process_env)?,
+            command,
+        ),
     }
 }
 
@@ -437,10 +441,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// The operator commands: each calls one `ops` function and prints.
-fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
+/// The operator commands: each calls one `ops` function and prints. They
+/// run on either database; `db-bench` alone is SQLite's.
+fn run_ops(db: &Database, command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Init { out } => emit(out.json, &ops::init::init(db)?)?,
+        Command::Init { out } => {
+            let report = match db {
+                Database::Sqlite(path) => ops::init::init(path)?,
+                Database::Postgres(target) => {
+                    runtime()?.block_on(ops::init::init_postgres(target))?
+                }
+            };
+            emit(out.json, &report)?
+        }
         Command::Org(OrgCommand::Create { id, name, write }) => emit(
             write.out.json,
             &ops::manage::org_create(db, &id, &name, &write.actor())?,
@@ -542,6 +555,15 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
             generate,
             out,
         } => {
+            let Database::Sqlite(db) = db else {
+                return Err(ops::OpsError::NotOnPostgres {
+                    what: "`db-bench`",
+                    why:
+                        "it checks SQLite's query plans (EXPLAIN QUERY PLAN) and generates SQLite \
+                          files; on PostgreSQL use EXPLAIN (ANALYZE) and pg_stat_statements",
+                }
+                .into());
+            };
             if generate {
                 let made = ops::bench::generate(db, Sizes::default())?;
                 eprintln!(
@@ -572,6 +594,16 @@ fn run_ops(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
             let progress: ops::migrate::ProgressFn = Box::new(|p: ops::migrate::Progress| {
                 eprintln!("migrate: {} rows inserted into {}", p.rows, p.table);
             });
+            // Before anything runs, where it cannot be missed: there is no
+            // file to copy, so the operator must have taken a dump. (With
+            // --json it is the output's `backup_advice`: an error must stay
+            // the only line on stderr.)
+            if matches!(db, Database::Postgres(_)) && !dry_run && !write.out.json {
+                eprintln!(
+                    "modelgate: NOTE: {}",
+                    ops::migrate::pg_backup_advice(&db.to_string())
+                );
+            }
             let outcome = ops::migrate::migrate(
                 db,
                 &org_id,

@@ -59,7 +59,7 @@ pub async fn start() -> anyhow::Result<Demo> {
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         upstream: format!("http://{upstream}"),
-        database: db.clone(),
+        database: Some(db.clone()),
         ..FileConfig::default()
     };
     let config = Config::from_file(file, &|k| (k == "WEBUI_SECRET_KEY").then(|| secret.clone()))?;

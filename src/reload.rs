@@ -25,7 +25,7 @@ impl Overrides {
     fn load_from(&self, path: Option<&Path>, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         Config::load_with(path, env, |file| {
             if let Some(db) = &self.database {
-                file.database = db.clone();
+                file.database = Some(db.clone());
             }
         })
     }
@@ -66,6 +66,7 @@ pub fn reload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Database;
     use std::io::Write;
 
     fn no_env(_: &str) -> Option<String> {
@@ -82,14 +83,17 @@ mod tests {
             database: Some("/x.db".into()),
         };
         let live = ArcSwap::from_pointee(o.load(&no_env).unwrap());
-        assert_eq!(live.load().startup.database, PathBuf::from("/x.db"));
+        assert_eq!(
+            live.load().startup.database,
+            Database::Sqlite("/x.db".into())
+        );
 
         std::fs::write(&path, "[proxy]\npreserve_host = false\n").unwrap();
         reload(&live, &o, &no_env).unwrap();
         assert!(!live.load().proxy.preserve_host);
         assert_eq!(
             live.load().startup.database,
-            PathBuf::from("/x.db"),
+            Database::Sqlite("/x.db".into()),
             "the flag keeps winning"
         );
 
@@ -130,10 +134,13 @@ mod tests {
             database: Some("/from/flag.db".into()),
         };
         let config = o.load(&no_env).unwrap();
-        assert_eq!(config.startup.database, PathBuf::from("/from/flag.db"));
         assert_eq!(
-            config.startup.store.path,
-            PathBuf::from("/from/flag.db"),
+            config.startup.database,
+            Database::Sqlite("/from/flag.db".into())
+        );
+        assert_eq!(
+            config.startup.store.database,
+            Database::Sqlite("/from/flag.db".into()),
             "the store enforces from the database the flag names"
         );
     }

@@ -120,7 +120,7 @@ async fn readiness_fails_when_the_store_is_unreadable() {
     let up = FakeUpstream::builder().start().await;
     let a = start(up.addr, |_| {}).await;
     let db = a.proxy.live.load().startup.database.clone();
-    std::fs::remove_file(&db).unwrap();
+    std::fs::remove_file(db.sqlite_path().unwrap()).unwrap();
     let r = admin_get(&a, "/health/ready", None).await;
     assert_eq!(r.status, 503);
     assert_ne!(r.json()["checks"]["store"], "ok");
@@ -268,7 +268,7 @@ async fn store_errors_are_counted() {
     let up = FakeUpstream::builder().start().await;
     let a = start(up.addr, |_| {}).await;
     std::fs::write(
-        &a.proxy.live.load().startup.database,
+        a.proxy.live.load().startup.database.sqlite_path().unwrap(),
         b"this is not a database",
     )
     .unwrap();

@@ -57,7 +57,7 @@ impl EgressEnv {
         let mut file = FileConfig {
             listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),
-            database: db.clone(),
+            database: Some(db.clone()),
             ..FileConfig::default()
         };
         file.egress.listen = "127.0.0.1:0".into();

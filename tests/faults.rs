@@ -246,7 +246,7 @@ async fn a_held_write_lock_bounds_the_wait_of_every_lookup() {
             f.store.lookup_timeout_ms = 300;
             // Rollback journal, set before the proxy opens anything: there
             // a writer's exclusive lock keeps every reader out.
-            let c = rusqlite::Connection::open(&f.database).unwrap();
+            let c = rusqlite::Connection::open(f.database.as_ref().unwrap()).unwrap();
             let mode: String = c
                 .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
                 .unwrap();

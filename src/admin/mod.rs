@@ -216,6 +216,22 @@ pub fn store_snapshot(stats: &StoreStats, watcher_polls: u64) -> StoreSnapshot {
     }
 }
 
+/// The PostgreSQL listener's counters for the metrics registry.
+pub fn listener_snapshot(l: &crate::store::ListenerStats) -> metrics::ListenerSnapshot {
+    use crate::store::ListenerState as S;
+    metrics::ListenerSnapshot {
+        state: match l.state {
+            S::Connecting => "connecting",
+            S::Syncing => "syncing",
+            S::Listening => "listening",
+            S::Reconnecting => "reconnecting",
+        },
+        reconnects: l.reconnects,
+        notifications: l.notifications,
+        missed_changes: l.missed_changes,
+    }
+}
+
 fn policy_age(stats: &StoreStats) -> f64 {
     SystemTime::now()
         .duration_since(stats.last_change)
@@ -226,10 +242,13 @@ fn policy_age(stats: &StoreStats) -> f64 {
 /// Prometheus (which asks for it first), the Prometheus text format 0.0.4
 /// for `text/plain`, `promtool check metrics` and a bare `curl`.
 fn metrics_text(state: &AdminState, accept: Option<&HeaderValue>) -> Response<Body> {
-    state.metrics.publish_store(store_snapshot(
-        &state.store.stats(),
-        state.store.watcher_polls(),
-    ));
+    let stats = state.store.stats();
+    state
+        .metrics
+        .publish_listener(stats.listener.as_ref().map(listener_snapshot));
+    state
+        .metrics
+        .publish_store(store_snapshot(&stats, state.store.watcher_polls()));
     let format = metrics::Format::negotiate(accept);
     let mut resp = Response::new(full(Bytes::from(state.metrics.encode_as(format))));
     let headers = resp.headers_mut();
@@ -259,7 +278,7 @@ async fn detailed(state: &AdminState) -> Response<Body> {
             "egress_user_key_configured": config.egress.jwt.is_some(),
             "egress_trusts_plain_user_headers": config.egress.trust_plain_user_headers,
             "egress_system_models": config.egress.system_models.iter().collect::<Vec<_>>(),
-            "database": config.startup.database.display().to_string(),
+            "database": config.startup.database.to_string(),
             "config_file": config.source.as_ref().map(|p| p.display().to_string()),
             "enforcing": config.access.enforcing(),
             "model_filter_enabled": config.access.enabled,

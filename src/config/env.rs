@@ -25,7 +25,7 @@ pub(super) fn apply(file: &mut FileConfig, env: EnvLookup<'_>) -> Result<(), Con
         file.egress.upstream = v;
     }
     if let Some(v) = env("MODELGATE_DATABASE") {
-        file.database = PathBuf::from(v);
+        file.database = Some(PathBuf::from(v));
     }
     if let Some(v) = env("MODELGATE_LIST_BODY_TIMEOUT_SECS") {
         file.timeouts.list_body_secs = parse_number("MODELGATE_LIST_BODY_TIMEOUT_SECS", &v)?;

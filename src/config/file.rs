@@ -18,7 +18,7 @@ use super::{
 };
 use crate::gate::jwt::JwtVerifier;
 use crate::gate::routes::{RouteEntry, RouteTable, Switches};
-use crate::store::StoreConfig;
+use crate::store::{Database, StoreConfig};
 
 /// The file as written: every key optional, unknown keys refused.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,7 +27,10 @@ pub struct FileConfig {
     pub listen: String,
     pub upstream: String,
     pub admin_listen: String,
-    pub database: PathBuf,
+    /// A SQLite path or a PostgreSQL URL; `None` (not in the file, the
+    /// environment or a flag): Open WebUI's `DATABASE_URL`, else the
+    /// SQLite default (see `store::database`).
+    pub database: Option<PathBuf>,
     pub proxy: ProxySection,
     pub timeouts: TimeoutSection,
     pub limits: LimitSection,
@@ -44,7 +47,7 @@ impl Default for FileConfig {
             listen: "0.0.0.0:8081".into(),
             upstream: "http://127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:9464".into(),
-            database: PathBuf::from("./data/webui.db"),
+            database: None,
             proxy: ProxySection::default(),
             timeouts: TimeoutSection::default(),
             limits: LimitSection::default(),
@@ -343,9 +346,7 @@ impl FileConfig {
         }
         let egress = self.egress.compile(env)?;
         let upstream = parse_upstream(&self.upstream)?;
-        if self.database.as_os_str().is_empty() {
-            return Err(invalid("database", "", "must not be empty"));
-        }
+        let database = Database::resolve(self.database.as_deref(), env)?;
         let proxy = self.proxy.compile()?;
         let connect_timeout = non_zero_millis("timeouts.connect_ms", self.timeouts.connect_ms)?;
         let timeouts = self.timeouts.compile()?;
@@ -377,12 +378,12 @@ impl FileConfig {
         let jwt = env::session_key(env)?;
         let admin_token = env::admin_token(env, self.admin.token_file.as_deref())?;
         let access = self.access.compile(jwt, admin_token)?;
-        let store = self.store.compile(&self.database)?;
+        let store = self.store.compile(&database)?;
         Ok(Config {
             startup: Startup {
                 listen,
                 admin_listen,
-                database: self.database,
+                database,
                 log: self.log,
                 max_connections,
                 max_buffered_body_bytes,
@@ -502,9 +503,9 @@ impl AccessSection {
 impl StoreSection {
     /// The store keeps plain integers in [`StoreConfig`] (its own type, used
     /// without a config file by the ops commands); zero is refused here.
-    fn compile(&self, database: &Path) -> Result<StoreConfig, ConfigError> {
+    fn compile(&self, database: &Database) -> Result<StoreConfig, ConfigError> {
         Ok(StoreConfig {
-            path: database.to_path_buf(),
+            database: database.clone(),
             read_connections: non_zero::<_, NonZeroUsize>(
                 "store.read_connections",
                 self.read_connections,

@@ -23,7 +23,7 @@ use http::Uri;
 
 use crate::gate::jwt::JwtVerifier;
 use crate::gate::routes::RouteTable;
-use crate::store::StoreConfig;
+use crate::store::{Database, DatabaseError, StoreConfig};
 
 pub use egress::{Egress, EgressSection, EgressUpstream};
 pub use file::{
@@ -59,6 +59,10 @@ pub enum ConfigError {
     /// operator's routes and switches without a word.
     #[error("config file {path} was loaded before and is now missing; a reload never falls back to the built-in defaults")]
     Vanished { path: PathBuf },
+    /// The database setting (or Open WebUI's variables) names nothing
+    /// usable; the message never quotes a password.
+    #[error("invalid database: {0}")]
+    Database(#[from] DatabaseError),
     #[error("invalid value {value:?} for {key}: {reason}")]
     Invalid {
         key: &'static str,
@@ -107,7 +111,8 @@ pub struct Config {
 pub struct Startup {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    pub database: PathBuf,
+    /// Shown without its password wherever it is displayed.
+    pub database: Database,
     /// Format and level strings, nothing to type: the file's section as is.
     pub log: LogSection,
     /// `limits.max_connections`.
@@ -118,7 +123,7 @@ pub struct Startup {
     pub connect_timeout: Duration,
     /// `access.max_concurrent_list_filters`.
     pub max_concurrent_list_filters: NonZeroUsize,
-    /// Built from `database` and `[store]`; its `path` is always `database`.
+    /// Built from `database` and `[store]`; its `database` is always `database`.
     pub store: StoreConfig,
     /// `proxy.pool_*`.
     pub pool: Pool,
@@ -314,7 +319,10 @@ mod tests {
         assert_eq!(c.startup.listen.to_string(), "0.0.0.0:8081");
         assert_eq!(c.startup.admin_listen.to_string(), "127.0.0.1:9464");
         assert_eq!(c.upstream.to_string(), "http://127.0.0.1:8080/");
-        assert_eq!(c.startup.database, PathBuf::from("./data/webui.db"));
+        assert_eq!(
+            c.startup.database,
+            Database::Sqlite("./data/webui.db".into())
+        );
         assert!(c.proxy.preserve_host);
     }
 
@@ -331,7 +339,7 @@ mod tests {
         assert_eq!(c.startup.listen.port(), 2000);
         assert_eq!(c.upstream.authority().unwrap().as_str(), "b:2");
         assert_eq!(c.startup.admin_listen.port(), 3000);
-        assert_eq!(c.startup.database, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.startup.database, Database::Sqlite("/tmp/x.db".into()));
     }
 
     #[test]
@@ -415,8 +423,40 @@ mod tests {
             &env_of(&[]),
         )
         .unwrap();
-        assert_eq!(c.startup.store.path, PathBuf::from("/d/w.db"));
+        assert_eq!(c.startup.store.database, Database::Sqlite("/d/w.db".into()));
         assert_eq!(c.startup.store.watch_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn open_webui_s_database_url_is_the_fallback_and_its_password_stays_hidden() {
+        let env = env_of(&[
+            (
+                "DATABASE_URL",
+                "postgres://webui:hunter2@db:5432/owui?sslmode=require",
+            ),
+            ("DATABASE_SCHEMA", "owui"),
+        ]);
+        let c = Config::from_toml("", &env).unwrap();
+        let Database::Postgres(target) = &c.startup.database else {
+            panic!("DATABASE_URL names PostgreSQL");
+        };
+        assert_eq!(target.schema(), Some("owui"));
+        assert_eq!(c.startup.store.database, c.startup.database);
+        let shown = format!(
+            "{} {:?} {:?}",
+            c.startup.database, c.startup, c.startup.store
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // A given setting wins over it.
+        let c = Config::from_toml("database = \"/w.db\"\n", &env).unwrap();
+        assert_eq!(c.startup.database, Database::Sqlite("/w.db".into()));
+        // An unusable URL is refused without its password.
+        let env = env_of(&[("MODELGATE_DATABASE", "postgresql+asyncpg://u:hunter2@h/d")]);
+        let err = Config::from_toml("", &env).unwrap_err();
+        assert!(err.to_string().contains("asyncpg"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = Config::from_toml("", &env_of(&[("MODELGATE_DATABASE", "")])).unwrap_err();
+        assert!(err.to_string().contains("database"), "{err}");
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub use labels::{Gate, KnownListResult, Outcome, RouteLabel, StoreErrorKind, Ups
 use orgs::OrgLabels;
 pub use orgs::ORG_LABEL_CAP;
 use process::ProcessCollector;
-use store_collector::StoreCollector;
-pub use store_collector::StoreSnapshot;
+use store_collector::{ListenerCollector, StoreCollector};
+pub use store_collector::{ListenerSnapshot, StoreSnapshot, LISTENER_STATES};
 pub use text::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
 /// The content type of [`Metrics::encode`] (OpenMetrics).
@@ -124,6 +124,7 @@ pub struct Metrics {
     enforcement_enabled: Gauge,
     bypass: Family<BypassLabels, Gauge>,
     store: Arc<Mutex<Option<StoreSnapshot>>>,
+    listener: Arc<Mutex<Option<ListenerSnapshot>>>,
     orgs: OrgLabels,
 }
 
@@ -158,6 +159,7 @@ impl Metrics {
             enforcement_enabled: Gauge::default(),
             bypass: Family::default(),
             store: Arc::new(Mutex::new(None)),
+            listener: Arc::new(Mutex::new(None)),
             orgs: OrgLabels::default(),
         };
         // Disjoint field borrows: the registry is mutated while the families
@@ -270,6 +272,7 @@ impl Metrics {
             build,
         );
         r.register_collector(Box::new(StoreCollector(m.store.clone())));
+        r.register_collector(Box::new(ListenerCollector(m.listener.clone())));
         m.process
             .register_collector(Box::new(ProcessCollector::new()));
 
@@ -406,6 +409,12 @@ impl Metrics {
     /// never mistakes "no store" for "empty cache".
     pub fn publish_store(&self, snapshot: StoreSnapshot) {
         *self.store.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
+    }
+
+    /// Replaces the PostgreSQL listener's figures (`None`: no listener, the
+    /// families stay absent).
+    pub fn publish_listener(&self, snapshot: Option<ListenerSnapshot>) {
+        *self.listener.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
     }
 
     /// The OpenMetrics text served at `/metrics` (see [`CONTENT_TYPE`]),
@@ -714,6 +723,33 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
+    }
+
+    #[test]
+    fn listener_families_appear_only_with_a_listener() {
+        let m = Metrics::new();
+        m.publish_listener(None);
+        assert!(!m.encode().contains("policy_listener"));
+        m.publish_listener(Some(ListenerSnapshot {
+            state: "reconnecting",
+            reconnects: 2,
+            notifications: 5,
+            missed_changes: 1,
+        }));
+        let text = m.encode();
+        for line in [
+            r#"modelgate_policy_listener_state{state="connecting"} 0"#,
+            r#"modelgate_policy_listener_state{state="syncing"} 0"#,
+            r#"modelgate_policy_listener_state{state="listening"} 0"#,
+            r#"modelgate_policy_listener_state{state="reconnecting"} 1"#,
+            "modelgate_policy_listener_reconnects_total 2",
+            "modelgate_policy_listener_notifications_total 5",
+            "modelgate_policy_listener_missed_changes_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert!(text.contains("# TYPE modelgate_policy_listener_state gauge\n"));
+        assert!(text.contains("# TYPE modelgate_policy_listener_reconnects counter\n"));
     }
 
     #[test]

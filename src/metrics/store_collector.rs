@@ -104,3 +104,65 @@ impl Collector for StoreCollector {
         Ok(())
     }
 }
+
+/// The PostgreSQL change listener's figures (absent on SQLite, which has
+/// the poller's `policy_watch_polls` instead).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenerSnapshot {
+    /// One of [`LISTENER_STATES`].
+    pub state: &'static str,
+    /// Connections lost since start (each followed by a reconnect).
+    pub reconnects: u64,
+    /// Change notifications received.
+    pub notifications: u64,
+    /// Committed changes the counter showed without a notification.
+    pub missed_changes: u64,
+}
+
+/// Every state the gauge has a series for, so a dashboard can alert on
+/// `state="listening"` being 0 without knowing the others.
+pub const LISTENER_STATES: [&str; 4] = ["connecting", "syncing", "listening", "reconnecting"];
+
+/// Emits the listener's last published snapshot on each scrape.
+#[derive(Debug)]
+pub(super) struct ListenerCollector(pub(super) Arc<Mutex<Option<ListenerSnapshot>>>);
+
+impl Collector for ListenerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(s) = *self.0.lock().unwrap_or_else(PoisonError::into_inner) else {
+            return Ok(());
+        };
+        let mut family = encoder.encode_descriptor(
+            "policy_listener_state",
+            "1 for the PostgreSQL change listener's current state; caches are trusted only while listening.",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for state in LISTENER_STATES {
+            let g = ConstGauge::new(i64::from(state == s.state));
+            g.encode(family.encode_family(&[("state", state)])?)?;
+        }
+        let counters: [(&str, &str, u64); 3] = [
+            (
+                "policy_listener_reconnects",
+                "PostgreSQL change listener connections lost (each followed by a reconnect).",
+                s.reconnects,
+            ),
+            (
+                "policy_listener_notifications",
+                "Access-data change notifications the PostgreSQL listener received.",
+                s.notifications,
+            ),
+            (
+                "policy_listener_missed_changes",
+                "Committed access-data changes detected by the change counter without a notification.",
+                s.missed_changes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
+    }
+}

@@ -7,13 +7,14 @@
 //! steps, which the decision itself does not keep.
 
 use std::fmt;
-use std::path::Path;
 
 use serde::Serialize;
 
-use super::{open_reader, require_non_empty, OpsError};
+use super::{open_read, require_non_empty, OpsError};
 use crate::store::report::{base_chain, membership_sources, BaseChain, ChainEnd, MembershipSource};
-use crate::store::{AccessStore, Decision, DenyReason, RuleView, StoreConfig, UserAccess};
+use crate::store::{
+    AccessStore, Database, Decision, DenyReason, RuleView, StoreConfig, StoreError, UserAccess,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PermittedModel {
@@ -79,25 +80,47 @@ fn permitted_models(access: &UserAccess) -> Vec<PermittedModel> {
         .collect()
 }
 
-/// Needs a tokio runtime (the store reads on blocking threads).
+/// Needs a tokio runtime. The SQL parts (resolving an email, the preset
+/// chain, group memberships) are blocking and run on a blocking thread,
+/// which also runs the store's async lookups on the caller's runtime: the
+/// connection is opened, used and closed there, never on an async worker.
 pub async fn explain(
-    path: &Path,
+    db: impl Into<Database>,
     user: &str,
     model: Option<&str>,
 ) -> Result<AccessExplanation, OpsError> {
-    let user = require_non_empty(user, "user id")?;
+    let db = db.into();
+    let user = require_non_empty(user, "user id")?.to_string();
     let model = model
-        .map(|m| require_non_empty(m, "model id"))
+        .map(|m| require_non_empty(m, "model id").map(str::to_string))
         .transpose()?;
-    // Opened first (read-only) so an unreadable file is reported with its
-    // path and the fix before the store's pool tries it.
-    let reader = open_reader(path)?;
+    let runtime = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || explain_blocking(&runtime, db, &user, model)).await {
+        Ok(result) => result,
+        Err(e) => Err(OpsError::Store(StoreError::Unavailable(format!(
+            "the explanation task failed: {e}"
+        )))),
+    }
+}
+
+fn explain_blocking(
+    runtime: &tokio::runtime::Handle,
+    db: Database,
+    user: &str,
+    model: Option<String>,
+) -> Result<AccessExplanation, OpsError> {
+    // Opened first (read-only) so an unreadable database is reported with
+    // its name and the fix before the store's pool tries it.
+    let reader = open_read(&db)?;
     let user = &crate::store::admin::resolve_user(&reader, user)?;
-    let cfg = StoreConfig::new(path);
+    let cfg = StoreConfig::for_database(db);
     let max_depth = cfg.max_base_depth;
-    let store = AccessStore::open(cfg);
-    let access = store.load_user(user).await?;
-    let graph = store.model_graph().await?;
+    let (access, graph) = runtime.block_on(async {
+        let store = AccessStore::open(cfg);
+        let access = store.load_user(user).await?;
+        let graph = store.model_graph().await?;
+        Ok::<_, StoreError>((access, graph))
+    })?;
     let mut permitted = permitted_models(&access);
     for p in &mut permitted {
         p.preset_of = match graph.root(&p.model) {
@@ -108,11 +131,11 @@ pub async fn explain(
     let model = match model {
         None => None,
         Some(model) => {
-            let decision = access.decide(&graph, model);
-            let chain = base_chain(&reader, model, max_depth)?;
+            let decision = access.decide(&graph, &model);
+            let chain = base_chain(&reader, &model, max_depth)?;
             let explanation = explain_line(&chain, &decision, &access, max_depth);
             Some(ModelExplanation {
-                requested: model.to_string(),
+                requested: model,
                 chain,
                 decision,
                 explanation,

@@ -4,18 +4,18 @@
 //! deletes.
 
 use std::fmt;
-use std::path::Path;
 
 use serde::Serialize;
 
-use super::{open_reader, open_writer, or_dash, require_non_empty, utc, write_table, OpsError};
+use super::{open_read, open_write, or_dash, require_non_empty, utc, write_table, OpsError};
 use crate::store::admin::{
     self, GroupBinding, Member, MemberRole, OrgModel, Organization, WriteOutcome,
 };
 use crate::store::known::{check_exact, known_models, KnownCheck, KnownSet};
 use crate::store::pattern::Target;
 use crate::store::report::{base_chain, model_names, ChainEnd};
-use crate::store::Mode;
+use crate::store::sql::AnyDb;
+use crate::store::{Database, Mode};
 
 /// What one write did; `--json` prints it as is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,25 +50,40 @@ fn report(
     }
 }
 
-pub fn org_create(path: &Path, id: &str, name: &str, actor: &str) -> Result<WriteReport, OpsError> {
+pub fn org_create(
+    db: impl Into<Database>,
+    id: &str,
+    name: &str,
+    actor: &str,
+) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     let outcome = admin::create_org(&conn, id, name, actor)?;
     Ok(report("org create", id, None, outcome, actor))
 }
 
 /// Renames an organization (`org create` refuses to).
-pub fn org_rename(path: &Path, id: &str, name: &str, actor: &str) -> Result<WriteReport, OpsError> {
+pub fn org_rename(
+    db: impl Into<Database>,
+    id: &str,
+    name: &str,
+    actor: &str,
+) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     let outcome = admin::rename_org(&conn, id, name, actor)?;
     Ok(report("org rename", id, Some(name), outcome, actor))
 }
 
 /// `org mode ORG enforce|shadow`.
-pub fn org_mode(path: &Path, id: &str, mode: Mode, actor: &str) -> Result<WriteReport, OpsError> {
+pub fn org_mode(
+    db: impl Into<Database>,
+    id: &str,
+    mode: Mode,
+    actor: &str,
+) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     let outcome = admin::set_mode(&conn, id, mode, actor)?;
     let mut r = report("org mode", id, Some(mode.as_str()), outcome, actor);
     if mode == Mode::Shadow {
@@ -85,13 +100,13 @@ pub fn org_mode(path: &Path, id: &str, mode: Mode, actor: &str) -> Result<WriteR
 /// `org bind-group ORG GROUP`: the group's members (and its subgroups'
 /// members) become members of ORG.
 pub fn org_bind_group(
-    path: &Path,
+    db: impl Into<Database>,
     org: &str,
     group: &str,
     actor: &str,
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     let (outcome, group_id) = admin::bind_group(&conn, org, group, actor)?;
     let mut r = report("org bind-group", org, Some(&group_id), outcome, actor);
     let bound = admin::list_groups(&conn, org)?
@@ -108,13 +123,13 @@ pub fn org_bind_group(
 }
 
 pub fn org_unbind_group(
-    path: &Path,
+    db: impl Into<Database>,
     org: &str,
     group: &str,
     actor: &str,
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     match admin::unbind_group(&conn, org, group, actor)? {
         (WriteOutcome::NotFound, _) => Err(OpsError::GroupNotBound {
             org: org.to_string(),
@@ -131,14 +146,14 @@ pub fn org_unbind_group(
 }
 
 pub fn member_add(
-    path: &Path,
+    db: impl Into<Database>,
     org: &str,
     user: &str,
     role: MemberRole,
     actor: &str,
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     let user = &admin::resolve_user(&conn, user)?;
     let outcome = admin::add_member(&conn, org, user, role, actor)?;
     let mut r = report("member add", org, Some(user), outcome, actor);
@@ -147,13 +162,13 @@ pub fn member_add(
 }
 
 pub fn member_remove(
-    path: &Path,
+    db: impl Into<Database>,
     org: &str,
     user: &str,
     actor: &str,
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     let user = &admin::resolve_user(&conn, user)?;
     match admin::remove_member(&conn, org, user, actor)? {
         WriteOutcome::NotFound => Err(OpsError::NotAMember {
@@ -166,14 +181,14 @@ pub fn member_remove(
 
 /// `model enable ORG PATTERN`: allow an exact id or a glob.
 pub fn model_enable(
-    path: &Path,
+    db: impl Into<Database>,
     org: &str,
     model: &str,
     force: bool,
     actor: &str,
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     let target = admin::parse_target(model)?;
     let known = known_models(&conn)?;
     let mut notes = Vec::new();
@@ -231,13 +246,13 @@ fn pattern_note(known: &KnownSet, target: &Target) -> Option<String> {
 /// `model deny ORG PATTERN`: no member of ORG may use a matching model,
 /// whatever any organization allows.
 pub fn model_deny(
-    path: &Path,
+    db: impl Into<Database>,
     org: &str,
     model: &str,
     actor: &str,
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     let target = admin::parse_target(model)?;
     let known = known_models(&conn)?;
     // Denying something unknown is harmless (and may be deliberate, ahead
@@ -262,7 +277,7 @@ pub fn model_deny(
 /// Decisions judge a preset by its root (`store::access`), so a link to a
 /// preset permits nothing; say so instead of letting an operator wonder
 /// why users still get 403.
-fn preset_note(conn: &rusqlite::Connection, model: &str) -> Result<Option<String>, OpsError> {
+fn preset_note(conn: &AnyDb, model: &str) -> Result<Option<String>, OpsError> {
     let chain = base_chain(
         conn,
         model,
@@ -286,7 +301,7 @@ fn preset_note(conn: &rusqlite::Connection, model: &str) -> Result<Option<String
 
 /// An allow that a deny somewhere overrides for the members of both
 /// organizations: worth a line, since the allow alone looks like it works.
-fn denied_elsewhere(conn: &rusqlite::Connection, model: &str) -> Result<Option<String>, OpsError> {
+fn denied_elsewhere(conn: &AnyDb, model: &str) -> Result<Option<String>, OpsError> {
     let denies = crate::store::report::active_denies(conn)?;
     let hits: Vec<String> = denies
         .into_iter()
@@ -302,13 +317,13 @@ fn denied_elsewhere(conn: &rusqlite::Connection, model: &str) -> Result<Option<S
 }
 
 pub fn model_disable(
-    path: &Path,
+    db: impl Into<Database>,
     org: &str,
     model: &str,
     actor: &str,
 ) -> Result<WriteReport, OpsError> {
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db.into())?;
     match admin::disable_model(&conn, org, model, actor)? {
         WriteOutcome::NotFound => Err(OpsError::ModelNotLinked {
             org: org.to_string(),
@@ -360,8 +375,8 @@ impl fmt::Display for WriteReport {
 #[serde(transparent)]
 pub struct OrgList(pub Vec<Organization>);
 
-pub fn org_list(path: &Path) -> Result<OrgList, OpsError> {
-    let conn = open_reader(path)?;
+pub fn org_list(db: impl Into<Database>) -> Result<OrgList, OpsError> {
+    let conn = open_read(&db.into())?;
     Ok(OrgList(admin::list_orgs(&conn)?))
 }
 
@@ -412,8 +427,8 @@ impl fmt::Display for OrgList {
 #[serde(transparent)]
 pub struct MemberList(pub Vec<Member>);
 
-pub fn member_list(path: &Path, org: &str) -> Result<MemberList, OpsError> {
-    let conn = open_reader(path)?;
+pub fn member_list(db: impl Into<Database>, org: &str) -> Result<MemberList, OpsError> {
+    let conn = open_read(&db.into())?;
     Ok(MemberList(admin::list_members(&conn, org)?))
 }
 
@@ -456,8 +471,8 @@ pub struct ModelEntry {
 #[serde(transparent)]
 pub struct ModelList(pub Vec<ModelEntry>);
 
-pub fn model_list(path: &Path, org: &str) -> Result<ModelList, OpsError> {
-    let conn = open_reader(path)?;
+pub fn model_list(db: impl Into<Database>, org: &str) -> Result<ModelList, OpsError> {
+    let conn = open_read(&db.into())?;
     let links = admin::list_models(&conn, org)?;
     let mut names = model_names(&conn)?;
     Ok(ModelList(
@@ -508,8 +523,8 @@ impl fmt::Display for ModelList {
 #[serde(transparent)]
 pub struct GroupList(pub Vec<GroupBinding>);
 
-pub fn org_groups(path: &Path, org: &str) -> Result<GroupList, OpsError> {
-    let conn = open_reader(path)?;
+pub fn org_groups(db: impl Into<Database>, org: &str) -> Result<GroupList, OpsError> {
+    let conn = open_read(&db.into())?;
     Ok(GroupList(admin::list_groups(&conn, org)?))
 }
 

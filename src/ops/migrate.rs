@@ -6,6 +6,10 @@
 //! everything in ONE transaction, so any failure rolls back and leaves the
 //! database as it was. A dry run rolls back on purpose and needs no backup.
 //!
+//! On PostgreSQL there is no file to copy: the operator is told, first and
+//! prominently, to take a `pg_dump` (or rely on the server's own backups),
+//! and the migration runs in one transaction all the same.
+//!
 //! A migration that would leave the organization without any model is
 //! refused before the backup (unless `--allow-empty`): with Open WebUI's
 //! `model` table holding no base model and the gate having seen no model
@@ -18,10 +22,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::hooks::Action;
 use serde::Serialize;
 
-use super::{compact_utc, now_secs, open_writer, require_non_empty, OpsError};
+use super::{compact_utc, now_secs, open_write, require_non_empty, OpsError};
 use crate::store::admin::{self, MigrateOptions, MigrateReport, ModelSource};
-use crate::store::schema::table_exists;
-use crate::store::StoreError;
+use crate::store::sql::AdminDb;
+use crate::store::{Database, StoreError};
 
 /// Rows between two progress reports.
 pub const PROGRESS_EVERY: u64 = 10_000;
@@ -37,55 +41,82 @@ pub type ProgressFn = Box<dyn FnMut(Progress) + Send>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MigrateOutcome {
-    pub database: PathBuf,
+    /// The file, or the PostgreSQL database without its password.
+    pub database: String,
     pub organization_name: String,
-    /// `None` on a dry run.
+    /// `None` on a dry run, and on PostgreSQL.
     pub backup: Option<PathBuf>,
+    /// On PostgreSQL: what to do instead of the file backup (the CLI
+    /// prints it on stderr before anything runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_advice: Option<String>,
     pub actor: String,
     #[serde(flatten)]
     pub report: MigrateReport,
 }
 
+/// What a PostgreSQL migration says instead of taking a backup.
+pub fn pg_backup_advice(target: &str) -> String {
+    format!(
+        "PostgreSQL: modelgate takes no backup of {target}. Take one first \
+         (pg_dump --format=custom --file=webui-before-migrate.dump, with the same connection \
+         settings, or your server's own snapshot); the migration itself runs in one \
+         transaction and rolls back whole on any error"
+    )
+}
+
+/// `progress` is called on SQLite only (its update hook counts rows as
+/// they go in; PostgreSQL's single `INSERT ... SELECT` gives no such view).
 pub fn migrate(
-    path: &Path,
+    db: impl Into<Database>,
     org_id: &str,
     org_name: &str,
     actor: &str,
     options: MigrateOptions,
     progress: Option<ProgressFn>,
 ) -> Result<MigrateOutcome, OpsError> {
+    let db = db.into();
     let dry_run = options.dry_run;
     // Validate before the backup: a typo should not leave a backup file.
     let org_id = require_non_empty(org_id, "organization id")?;
     let org_name = require_non_empty(org_name, "organization name")?;
     let actor = require_non_empty(actor, "actor")?;
-    let conn = open_writer(path)?;
+    let conn = open_write(&db)?;
     // Nor should a refusal. (The transaction checks again, authoritatively.)
     if !options.allow_empty && admin::model_plan(&conn, org_id)?.leaves_no_models() {
         return Err(OpsError::NoModelsToLink {
             organization: org_id.to_string(),
-            model_table: table_exists(&conn, "model")?,
+            model_table: conn.table_exists("model")?,
         });
     }
-    let backup = if dry_run {
-        None
-    } else {
-        Some(take_backup(&conn, path)?)
+    let (backup, backup_advice) = match (&db, conn.sqlite()) {
+        (Database::Sqlite(path), Some(sqlite)) => {
+            let backup = if dry_run {
+                None
+            } else {
+                Some(take_backup(sqlite, path)?)
+            };
+            if let Some(progress) = progress {
+                install_progress(sqlite, progress);
+            }
+            (backup, None)
+        }
+        _ => (None, (!dry_run).then(|| pg_backup_advice(&db.to_string()))),
     };
-    if let Some(progress) = progress {
-        install_progress(&conn, progress);
-    }
     let result = admin::migrate(&conn, org_id, org_name, actor, options);
-    conn.update_hook(None::<fn(Action, &str, &str, i64)>);
+    if let Some(sqlite) = conn.sqlite() {
+        sqlite.update_hook(None::<fn(Action, &str, &str, i64)>);
+    }
     let report = result.map_err(|source| OpsError::RolledBack {
         what: if dry_run { "dry run" } else { "migration" },
         backup: backup.clone(),
         source,
     })?;
     Ok(MigrateOutcome {
-        database: path.to_path_buf(),
+        database: db.to_string(),
         organization_name: org_name.to_string(),
         backup,
+        backup_advice,
         actor: actor.to_string(),
         report,
     })
@@ -148,6 +179,7 @@ impl fmt::Display for MigrateOutcome {
         if let Some(backup) = &self.backup {
             writeln!(f, "backup: {}", backup.display())?;
         }
+
         if r.dry_run {
             writeln!(
                 f,
@@ -158,10 +190,7 @@ impl fmt::Display for MigrateOutcome {
             writeln!(
                 f,
                 "migrated organization '{}' ({}) in {} (actor: {})",
-                r.organization_id,
-                self.organization_name,
-                self.database.display(),
-                self.actor
+                r.organization_id, self.organization_name, self.database, self.actor
             )?;
         }
         let verb = if r.dry_run { "would link" } else { "linked" };

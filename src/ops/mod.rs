@@ -29,7 +29,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::{admin, StoreError};
+use crate::store::pg::blocking::PgConn;
+use crate::store::sql::AnyDb;
+use crate::store::{admin, Database, PgTarget, StoreError};
 
 /// Everything an operator command can fail with, worded for the operator.
 ///
@@ -114,6 +116,13 @@ pub enum OpsError {
         #[source]
         source: StoreError,
     },
+    /// A command that only makes sense on SQLite; the text says why and
+    /// what to use on PostgreSQL instead.
+    #[error("{what} does not run on PostgreSQL: {why}")]
+    NotOnPostgres {
+        what: &'static str,
+        why: &'static str,
+    },
     #[error(transparent)]
     Store(StoreError),
 }
@@ -137,6 +146,7 @@ impl OpsError {
             OpsError::Output(_) => "output_error",
             OpsError::NoModelsToLink { .. } => "no_models_to_link",
             OpsError::RolledBack { .. } => "rolled_back",
+            OpsError::NotOnPostgres { .. } => "unsupported_database",
             OpsError::Store(e) => match e {
                 StoreError::Busy(_) => "database_busy",
                 StoreError::Missing { .. } => "database_not_found",
@@ -330,6 +340,41 @@ pub fn open_writer(path: &Path) -> Result<Connection, OpsError> {
     })
     .map_err(|e| open_error(path, true, e))?;
     Ok(conn)
+}
+
+/// [`open_reader`] for either database: on PostgreSQL a session whose
+/// transactions are all read-only, so a listing cannot write.
+pub fn open_read(db: &Database) -> Result<AnyDb, OpsError> {
+    match db {
+        Database::Sqlite(path) => open_reader(path).map(AnyDb::Sqlite),
+        Database::Postgres(target) => connect(target, false),
+    }
+}
+
+/// [`open_writer`] for either database. PostgreSQL has no file to check:
+/// the server is asked, and a failure names the database (never the
+/// password) and what to check.
+pub fn open_write(db: &Database) -> Result<AnyDb, OpsError> {
+    match db {
+        Database::Sqlite(path) => open_writer(path).map(AnyDb::Sqlite),
+        Database::Postgres(target) => connect(target, true),
+    }
+}
+
+fn connect(target: &PgTarget, write: bool) -> Result<AnyDb, OpsError> {
+    match PgConn::connect(target, !write) {
+        Ok(conn) => Ok(AnyDb::Postgres(Box::new(conn))),
+        Err(e @ StoreError::Unavailable(_)) => Err(OpsError::Open {
+            path: target.to_string(),
+            write,
+            problem: e.to_string(),
+            fix: "Check the URL (--db, MODELGATE_DATABASE, DATABASE_URL), that the server \
+                  is up and reachable, and the credentials"
+                .into(),
+            code: "database_unavailable",
+        }),
+        Err(e) => Err(OpsError::from(e)),
+    }
 }
 
 /// SQLite's open/first-read failures, named with the file and the fix.

@@ -9,20 +9,20 @@
 
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
 
 use serde::Serialize;
 
-use super::{fit, open_reader, or_dash, require_non_empty, utc, write_table, OpsError};
+use super::{fit, open_read, or_dash, require_non_empty, utc, write_table, OpsError};
 use crate::store::admin::{self, AuditEntry};
 use crate::store::report::{each_user_access, report_summary, ReportSummary, UserAccessRow};
+use crate::store::Database;
 
 /// `report [--org ORG]`: counts per organization and user totals.
-pub fn report(path: &Path, org: Option<&str>) -> Result<ReportSummary, OpsError> {
+pub fn report(db: impl Into<Database>, org: Option<&str>) -> Result<ReportSummary, OpsError> {
     let org = org
         .map(|o| require_non_empty(o, "organization id"))
         .transpose()?;
-    let conn = open_reader(path)?;
+    let conn = open_read(&db.into())?;
     let summary = report_summary(&conn, org)?;
     if let Some(org) = org {
         if summary.organizations.is_empty() {
@@ -38,7 +38,7 @@ pub fn report(path: &Path, org: Option<&str>) -> Result<ReportSummary, OpsError>
 /// output is a single document and still greppable line by line. Returns
 /// the number of rows.
 pub fn user_listing(
-    path: &Path,
+    db: impl Into<Database>,
     org: Option<&str>,
     json: bool,
     out: impl Write,
@@ -46,7 +46,7 @@ pub fn user_listing(
     let org = org
         .map(|o| require_non_empty(o, "organization id"))
         .transpose()?;
-    let conn = open_reader(path)?;
+    let conn = open_read(&db.into())?;
     if let Some(org) = org {
         if report_summary(&conn, Some(org))?.organizations.is_empty() {
             return Err(OpsError::UnknownOrganization(org.to_string()));
@@ -198,8 +198,8 @@ impl fmt::Display for ReportText<'_> {
 #[serde(transparent)]
 pub struct AuditLog(pub Vec<AuditEntry>);
 
-pub fn audit(path: &Path, limit: usize) -> Result<AuditLog, OpsError> {
-    let conn = open_reader(path)?;
+pub fn audit(db: impl Into<Database>, limit: usize) -> Result<AuditLog, OpsError> {
+    let conn = open_read(&db.into())?;
     Ok(AuditLog(admin::audit(&conn, limit)?))
 }
 

@@ -4,11 +4,11 @@
 //! Only rows that do not exist yet are inserted (`INSERT OR IGNORE`): a model
 //! or member an operator deactivated stays deactivated across restarts.
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use super::admin::{link_all_users, link_base_models, with_actor};
 use super::error::StoreError;
+use super::sql::{AdminDb, Value};
 
 /// Which models the organization gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub fn looks_like_development(org_id: &str, org_name: &str) -> bool {
 
 /// Idempotent: a second run with the same input inserts nothing.
 pub fn bootstrap(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org_id: &str,
     org_name: &str,
     models: &ModelSelection,
@@ -67,21 +67,21 @@ pub fn bootstrap(
     };
     with_actor(conn, actor, |tx| {
         let organization_created = tx.execute(
-            "INSERT OR IGNORE INTO organizations (id, name, created_at)
-             VALUES (?1, ?2, CAST(strftime('%s','now') AS INTEGER))",
-            [org_id, org_name],
+            "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, {now})
+             ON CONFLICT DO NOTHING",
+            &[Value::Text(org_id), Value::Text(org_name)],
         )? > 0;
-        let link = "INSERT OR IGNORE INTO organization_models
+        let link = "INSERT INTO organization_models
                 (id, organization_id, model_id, is_active, created_at, updated_at)
-             VALUES ('orgmod_' || ?1 || '_' || ?2, ?1, ?2, 1,
-                     CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER))";
+             VALUES ('orgmod_' || ?1 || '_' || ?2, ?1, ?2, TRUE, {now}, {now})
+             ON CONFLICT DO NOTHING";
         let models_linked = match models {
             ModelSelection::List(ids) => {
                 let mut n = 0;
                 for id in ids.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
-                    n += tx.execute(link, [org_id, id])?;
+                    n += tx.execute(link, &[Value::Text(org_id), Value::Text(id)])?;
                 }
-                n
+                usize::try_from(n).unwrap_or(usize::MAX)
             }
             ModelSelection::AllBaseModels => link_base_models(tx, org_id)?,
         };
@@ -106,6 +106,7 @@ mod tests {
     use crate::store::admin::{disable_model, list_members, list_models, open_writer};
     use crate::store::schema::ensure_schema;
     use crate::store::webui_fixture::create_open_webui_tables;
+    use rusqlite::Connection;
 
     fn owui() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();

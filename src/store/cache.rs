@@ -11,7 +11,7 @@
 //! entry of generation g only ever holds sets loaded under key (g, org), so
 //! a user entry can never carry a set read before a change it outlives.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::access::{ModelGraph, OrgModels, UserAccess};
 use super::lookup::ApiKeyOwner;
+use super::pg::ListenerStats;
 
 pub(crate) type Key = (u64, String);
 
@@ -52,6 +53,8 @@ pub struct StoreStats {
     /// The most recent database error; cleared once the watcher reads the
     /// database successfully again.
     pub last_error: Option<String>,
+    /// The PostgreSQL change listener (`None` on SQLite).
+    pub listener: Option<ListenerStats>,
 }
 
 /// The model graph with the generation it was loaded under.
@@ -70,6 +73,10 @@ pub(crate) struct Caches {
     /// Serializes graph reloads so a burst after a change loads it once.
     pub graph_load: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    /// Whether a cached answer may be served: always on SQLite (its poller
+    /// cannot miss a commit); on PostgreSQL only while the listener is
+    /// known to receive notifications (`pg::listen`).
+    trusted: AtomicBool,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub org_hits: AtomicU64,
@@ -111,6 +118,7 @@ impl Caches {
             graph: ArcSwapOption::empty(),
             graph_load: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            trusted: AtomicBool::new(true),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             org_hits: AtomicU64::new(0),
@@ -126,6 +134,14 @@ impl Caches {
 
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    pub fn set_trusted(&self, trusted: bool) {
+        self.trusted.store(trusted, Ordering::Release);
     }
 
     /// Generation first, then the caches: see the module comment.
@@ -177,6 +193,7 @@ impl Caches {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            listener: None,
         }
     }
 }

@@ -30,6 +30,10 @@ pub enum StoreError {
     /// Any other SQLite failure (constraint, type mismatch, bad data).
     #[error("access database error: {0}")]
     Sqlite(String),
+    /// Any other PostgreSQL failure (constraint, type mismatch, bad data);
+    /// lost connections and refused logins are `Unavailable`.
+    #[error("access database error: {0}")]
+    Postgres(String),
     /// Admin write naming an organization that has no `organizations` row.
     #[error("unknown organization {0:?}")]
     UnknownOrganization(String),
@@ -77,6 +81,7 @@ impl StoreError {
                 | StoreError::Unavailable(_)
                 | StoreError::Schema(_)
                 | StoreError::Sqlite(_)
+                | StoreError::Postgres(_)
         )
     }
 

@@ -10,20 +10,22 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::access::{Decision, ModelGraph, OrgModels, UserAccess};
+use super::backend::Backend;
 use super::cache::{Caches, GraphSlot, StoreStats};
+use super::database::{Database, PgTarget};
 use super::error::StoreError;
 use super::known::KnownRecorder;
-use super::lookup::{
-    load_api_key, load_graph, load_memberships, load_message_model, load_org_models, load_user,
-    ApiKeyOwner,
-};
+use super::lookup::ApiKeyOwner;
+use super::pg::listen::{self, ListenerShared};
+use super::pg::PgReader;
 use super::pool::ReadPool;
 use super::watch::{self, WatchTarget};
 
 /// Read-side settings. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
-    pub path: PathBuf,
+    /// A SQLite file or a PostgreSQL database.
+    pub database: Database,
     pub read_connections: usize,
     pub busy_timeout: Duration,
     /// The longest a lookup may take, its wait for a read connection
@@ -46,7 +48,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            path: PathBuf::from("./data/webui.db"),
+            database: Database::default(),
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
             lookup_timeout: Duration::from_secs(5),
@@ -62,9 +64,14 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// A SQLite file.
     pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig::for_database(Database::Sqlite(path.into()))
+    }
+
+    pub fn for_database(database: Database) -> StoreConfig {
         StoreConfig {
-            path: path.into(),
+            database,
             ..StoreConfig::default()
         }
     }
@@ -78,7 +85,9 @@ pub struct AccessStore {
 
 struct Inner {
     cfg: StoreConfig,
-    pool: Arc<ReadPool>,
+    backend: Backend,
+    /// The PostgreSQL listener's state and counters (`None` on SQLite).
+    listener: Option<Arc<ListenerShared>>,
     caches: Caches,
     shutdown: CancellationToken,
     /// Completed watcher polls; lets tests wait for the watcher, not a clock.
@@ -106,29 +115,62 @@ impl AccessStore {
     /// Like `open`; the watcher also stops when `shutdown` is cancelled
     /// (lookups keep working, without change detection beyond the TTL).
     pub fn open_with_shutdown(cfg: StoreConfig, shutdown: CancellationToken) -> AccessStore {
+        let caches = Caches::new(cfg.cache_capacity, cfg.org_cache_capacity, cfg.cache_ttl);
+        let (backend, listener) = match &cfg.database {
+            Database::Sqlite(path) => (
+                Backend::Sqlite(Arc::new(ReadPool::new(
+                    path.clone(),
+                    cfg.read_connections,
+                    cfg.busy_timeout,
+                    cfg.lookup_timeout,
+                ))),
+                None,
+            ),
+            Database::Postgres(target) => {
+                // Nothing is cached until the listener proves it hears.
+                caches.set_trusted(false);
+                (
+                    Backend::Postgres(Arc::new(PgReader::new(
+                        target,
+                        cfg.read_connections,
+                        cfg.lookup_timeout,
+                    ))),
+                    Some(Arc::new(ListenerShared::default())),
+                )
+            }
+        };
         let inner = Arc::new(Inner {
-            pool: Arc::new(ReadPool::new(
-                cfg.path.clone(),
-                cfg.read_connections,
-                cfg.busy_timeout,
-                cfg.lookup_timeout,
-            )),
-            caches: Caches::new(cfg.cache_capacity, cfg.org_cache_capacity, cfg.cache_ttl),
+            backend,
+            listener,
+            caches,
             shutdown: shutdown.child_token(),
             watcher_ticks: AtomicU64::new(0),
-            known: Arc::new(KnownRecorder::new(
-                cfg.path.clone(),
+            known: Arc::new(KnownRecorder::writing_to(
+                Some(cfg.database.clone()),
                 cfg.known_models_interval,
             )),
             cfg,
         });
-        tokio::spawn(watch::run(
-            Arc::downgrade(&inner),
-            inner.shutdown.clone(),
-            inner.cfg.path.clone(),
-            inner.cfg.watch_interval,
-            inner.cfg.busy_timeout,
-        ));
+        match (&inner.cfg.database, &inner.listener) {
+            (Database::Postgres(target), Some(shared)) => {
+                tokio::spawn(listen::run(
+                    Arc::downgrade(&inner),
+                    inner.shutdown.clone(),
+                    PgTarget::clone(target),
+                    Arc::clone(shared),
+                ));
+            }
+            (Database::Sqlite(path), _) => {
+                tokio::spawn(watch::run(
+                    Arc::downgrade(&inner),
+                    inner.shutdown.clone(),
+                    path.clone(),
+                    inner.cfg.watch_interval,
+                    inner.cfg.busy_timeout,
+                ));
+            }
+            (Database::Postgres(_), None) => {}
+        }
         AccessStore { inner }
     }
 
@@ -139,6 +181,9 @@ impl AccessStore {
     pub async fn user(&self, user_id: &str) -> Result<Arc<UserAccess>, StoreError> {
         let caches = &self.inner.caches;
         let generation = caches.generation();
+        if !self.inner.cache_trusted() {
+            return self.load_user(user_id).await.map(Arc::new);
+        }
         let key = (generation, user_id.to_string());
         if let Some(hit) = caches.users.get(&key).await {
             caches.hits.fetch_add(1, Ordering::Relaxed);
@@ -155,12 +200,9 @@ impl AccessStore {
     /// Reads the database directly, neither using nor filling the cache
     /// (for `modelgate access` explanations and the cold-path benchmark).
     pub async fn load_user(&self, user_id: &str) -> Result<UserAccess, StoreError> {
-        let id = user_id.to_string();
         self.inner
-            .pool
-            .run(self.inner.caches.generation(), move |conn, tables| {
-                load_user(conn, tables, &id)
-            })
+            .backend
+            .user(self.inner.caches.generation(), user_id)
             .await
             .map_err(|e| self.inner.failed(&e))
     }
@@ -187,14 +229,14 @@ impl AccessStore {
     pub async fn api_key_owner(&self, key: &str) -> Result<Option<ApiKeyOwner>, StoreError> {
         let caches = &self.inner.caches;
         let generation = caches.generation();
-        let pool = Arc::clone(&self.inner.pool);
-        let owned = key.to_string();
-        let load = async move {
-            pool.run(generation, move |conn, tables| {
-                load_api_key(conn, tables, &owned)
-            })
-            .await
-        };
+        let backend = &self.inner.backend;
+        if !self.inner.cache_trusted() {
+            return backend
+                .api_key(generation, key)
+                .await
+                .map_err(|e| self.inner.failed(&e));
+        }
+        let load = backend.api_key(generation, key);
         caches
             .api_keys
             .try_get_with((generation, key.to_string()), load)
@@ -206,23 +248,18 @@ impl AccessStore {
     /// fresh each time: replies are rare, and the message may be new.
     pub async fn message_model(&self, message_id: &str) -> Result<Option<String>, StoreError> {
         let generation = self.inner.caches.generation();
-        let owned = message_id.to_string();
         self.inner
-            .pool
-            .run(generation, move |conn, tables| {
-                load_message_model(conn, tables, &owned)
-            })
+            .backend
+            .message_model(generation, message_id)
             .await
             .map_err(|e| self.inner.failed(&e))
     }
 
-    /// Readiness: the file opens and has the organization tables.
+    /// Readiness: the database answers and has the organization tables.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.inner
-            .pool
-            .run(self.inner.caches.generation(), |_, tables| {
-                tables.require_org_tables()
-            })
+            .backend
+            .ping(self.inner.caches.generation())
             .await
             .map_err(|e| self.inner.failed(&e))
     }
@@ -230,11 +267,13 @@ impl AccessStore {
     /// Reports every database query (duration, error) to `observer`, e.g.
     /// the metrics registry. Set once, at start-up.
     pub fn observe_queries(&self, observer: super::pool::QueryObserver) {
-        self.inner.pool.observe(observer);
+        self.inner.backend.observe(observer);
     }
 
     pub fn stats(&self) -> StoreStats {
-        self.inner.caches.stats()
+        let mut stats = self.inner.caches.stats();
+        stats.listener = self.inner.listener.as_ref().map(|l| l.stats());
+        stats
     }
 
     /// Drops every cached answer (the watcher does this on each change).
@@ -260,6 +299,20 @@ impl AccessStore {
 }
 
 impl Inner {
+    /// Whether cached answers may be served now. When not (the PostgreSQL
+    /// listener is not known to hear changes), every lookup reads through,
+    /// so an answer is never staler than the database, and a database
+    /// error is the caller's 503.
+    fn cache_trusted(&self) -> bool {
+        if self.caches.trusted() {
+            return true;
+        }
+        if let Some(listener) = &self.listener {
+            listener.read_throughs.fetch_add(1, Ordering::Relaxed);
+        }
+        false
+    }
+
     fn failed(&self, e: &StoreError) -> StoreError {
         self.caches.set_error(Some(e.to_string()));
         e.clone()
@@ -272,13 +325,7 @@ impl Inner {
         generation: u64,
         user_id: &str,
     ) -> Result<Arc<UserAccess>, StoreError> {
-        let id = user_id.to_string();
-        let found = self
-            .pool
-            .run(generation, move |conn, tables| {
-                load_memberships(conn, tables, &id)
-            })
-            .await?;
+        let found = self.backend.memberships(generation, user_id).await?;
         // One at a time: a user has a few organizations, the sets are
         // usually cached, and each load already runs on the blocking pool.
         let mut sets = Vec::with_capacity(found.organizations.len());
@@ -311,11 +358,7 @@ impl Inner {
         let id = key.1.clone();
         let load = async move {
             caches.org_loads.fetch_add(1, Ordering::Relaxed);
-            self.pool
-                .run(generation, move |conn, tables| {
-                    load_org_models(conn, tables, &id).map(Arc::new)
-                })
-                .await
+            self.backend.org_models(generation, &id).await.map(Arc::new)
         };
         caches
             .orgs
@@ -325,6 +368,15 @@ impl Inner {
     }
 
     async fn model_graph_inner(&self) -> Result<Arc<ModelGraph>, StoreError> {
+        if !self.cache_trusted() {
+            let generation = self.caches.generation();
+            return self
+                .backend
+                .graph(generation, self.cfg.max_base_depth)
+                .await
+                .map(Arc::new)
+                .map_err(|e| self.failed(&e));
+        }
         if let Some(graph) = self.current_graph() {
             return Ok(graph);
         }
@@ -335,10 +387,8 @@ impl Inner {
         let generation = self.caches.generation();
         let depth = self.cfg.max_base_depth;
         let graph = self
-            .pool
-            .run(generation, move |conn, tables| {
-                load_graph(conn, tables, depth)
-            })
+            .backend
+            .graph(generation, depth)
             .await
             .map_err(|e| self.failed(&e))?;
         let graph = Arc::new(graph);
@@ -365,7 +415,7 @@ impl WatchTarget for Inner {
     }
 
     fn reset_connections(&self) {
-        self.pool.reset();
+        self.backend.reset();
     }
 
     async fn warm(&self) -> Result<(), StoreError> {
@@ -388,7 +438,13 @@ mod tests {
         tokio::spawn(watch::run(
             Arc::downgrade(&store.inner),
             token,
-            store.inner.cfg.path.clone(),
+            store
+                .inner
+                .cfg
+                .database
+                .sqlite_path()
+                .unwrap()
+                .to_path_buf(),
             Duration::from_millis(10),
             Duration::from_millis(10),
         ))

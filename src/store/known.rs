@@ -17,11 +17,10 @@ mod suggest;
 
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 use super::error::StoreError;
-use super::schema::table_exists;
+use super::sql::{in_transaction, AdminDb, Value};
 
 pub use recorder::{KnownObserver, KnownRecorder, KnownTicket, RecordResult};
 pub use suggest::suggest;
@@ -140,87 +139,109 @@ pub fn id_set_hash(ids: &BTreeSet<String>) -> u128 {
 /// Nothing is written when the stored set has the same hash. Not audited:
 /// no actor is stamped.
 pub fn record_known(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     source: KnownSource,
     ids: &BTreeSet<String>,
     now: i64,
 ) -> Result<RecordOutcome, StoreError> {
     let hash = format!("{:032x}", id_set_hash(ids));
-    let stored: Option<String> = conn
-        .prepare_cached("SELECT id_set_hash FROM known_model_sources WHERE source = ?1")?
-        .query_row([source.as_str()], |r| r.get(0))
-        .optional()?;
+    let name = Value::Text(source.as_str());
+    let stored = conn
+        .query_opt(
+            "SELECT id_set_hash FROM known_model_sources WHERE source = ?1",
+            &[name],
+        )?
+        .map(|r| r.text(0))
+        .transpose()?;
     if stored.as_deref() == Some(hash.as_str()) {
         return Ok(RecordOutcome::Unchanged);
     }
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let existing: BTreeSet<String> = tx
-        .prepare_cached("SELECT model_id FROM known_models WHERE source = ?1")?
-        .query_map([source.as_str()], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut removed = 0;
-    {
-        let mut delete =
-            tx.prepare_cached("DELETE FROM known_models WHERE source = ?1 AND model_id = ?2")?;
+    in_transaction(conn, |tx| {
+        let existing: BTreeSet<String> = tx
+            .query_rows(
+                "SELECT model_id FROM known_models WHERE source = ?1",
+                &[name],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_, _>>()?;
+        let mut removed = 0;
         for gone in existing.difference(ids) {
-            removed += delete.execute([source.as_str(), gone])?;
+            removed += tx.execute(
+                "DELETE FROM known_models WHERE source = ?1 AND model_id = ?2",
+                &[name, Value::Text(gone)],
+            )?;
         }
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO known_models (source, model_id, last_seen_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source, model_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-        )?;
         for id in ids {
-            upsert.execute(rusqlite::params![source.as_str(), id, now])?;
+            tx.execute(
+                "INSERT INTO known_models (source, model_id, last_seen_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source, model_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+                &[name, Value::Text(id), Value::Int(now)],
+            )?;
         }
-    }
-    tx.execute(
-        "INSERT OR REPLACE INTO known_model_sources (source, model_count, id_set_hash, seen_at)
-         VALUES (?1, ?2, ?3, ?4)",
-        rusqlite::params![source.as_str(), ids.len() as i64, hash, now],
-    )?;
-    tx.commit()?;
-    Ok(RecordOutcome::Recorded {
-        added: ids.difference(&existing).count(),
-        removed,
+        tx.execute(
+            "INSERT INTO known_model_sources (source, model_count, id_set_hash, seen_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source) DO UPDATE SET model_count = excluded.model_count,
+                 id_set_hash = excluded.id_set_hash, seen_at = excluded.seen_at",
+            &[
+                name,
+                Value::Int(i64::try_from(ids.len()).unwrap_or(i64::MAX)),
+                Value::Text(&hash),
+                Value::Int(now),
+            ],
+        )?;
+        Ok(RecordOutcome::Recorded {
+            added: ids.difference(&existing).count(),
+            removed: usize::try_from(removed).unwrap_or(usize::MAX),
+        })
     })
 }
 
 /// The union of every recorded list and Open WebUI's `model` table (its
 /// rows' ids and the base ids they name). Absent tables (a database
 /// without our schema yet, or without Open WebUI's) contribute nothing.
-pub fn known_models(conn: &Connection) -> Result<KnownSet, StoreError> {
+pub fn known_models(conn: &(impl AdminDb + ?Sized)) -> Result<KnownSet, StoreError> {
     let mut known = KnownSet::default();
-    if table_exists(conn, "known_models")? {
-        let mut stmt = conn.prepare_cached("SELECT DISTINCT model_id FROM known_models")?;
-        let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        for id in ids {
-            known.ids.insert(id?);
-        }
-    }
-    if table_exists(conn, "known_model_sources")? {
-        let mut stmt = conn.prepare_cached(
-            "SELECT source, model_count, seen_at FROM known_model_sources ORDER BY source",
+    if conn.table_exists("known_models")? {
+        conn.for_each_row(
+            "SELECT DISTINCT model_id FROM known_models",
+            &[],
+            &mut |r| {
+                known.ids.insert(r.text(0)?);
+                Ok(())
+            },
         )?;
-        known.sources = stmt
-            .query_map([], |r| {
-                Ok(SourceInfo {
-                    source: r.get(0)?,
-                    count: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
-                    seen_at: r.get(2)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
     }
-    if table_exists(conn, "model")? {
-        let mut stmt = conn.prepare_cached(
+    if conn.table_exists("known_model_sources")? {
+        known.sources = conn
+            .query_rows(
+                "SELECT source, model_count, seen_at FROM known_model_sources ORDER BY source {binary}",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SourceInfo {
+                    source: r.text(0)?,
+                    count: r.int(1)?.try_into().unwrap_or(0),
+                    seen_at: r.int(2)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+    }
+    if conn.table_exists("model")? {
+        let mut model_table_ids = 0;
+        conn.for_each_row(
             "SELECT id FROM model WHERE id IS NOT NULL
              UNION SELECT base_model_id FROM model WHERE base_model_id IS NOT NULL",
+            &[],
+            &mut |r| {
+                known.ids.insert(r.text(0)?);
+                model_table_ids += 1;
+                Ok(())
+            },
         )?;
-        let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        for id in ids {
-            known.ids.insert(id?);
-            known.model_table_ids += 1;
-        }
+        known.model_table_ids = model_table_ids;
     }
     Ok(known)
 }
@@ -230,6 +251,7 @@ mod tests {
     use super::*;
     use crate::store::schema::ensure_schema;
     use crate::store::webui_fixture::create_open_webui_tables;
+    use rusqlite::Connection;
 
     fn set(ids: &[&str]) -> BTreeSet<String> {
         ids.iter().map(|s| s.to_string()).collect()

@@ -310,13 +310,16 @@ pub fn load_message_model(
     let meta: Option<Option<String>> = stmt
         .query_row([message_id], |r| r.get::<_, Option<String>>(0))
         .optional()?;
-    Ok(meta
-        .flatten()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    Ok(model_id_of_meta(meta.flatten().as_deref()))
+}
+
+/// `meta.model_id` of a channel message's JSON meta (either backend).
+pub(crate) fn model_id_of_meta(meta: Option<&str>) -> Option<String> {
+    meta.and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
         .and_then(|meta| {
             meta.get("model_id")
                 .and_then(|m| m.as_str())
                 .filter(|m| !m.is_empty())
                 .map(str::to_owned)
-        }))
+        })
 }

@@ -9,11 +9,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::error::StoreError;
-use super::schema::table_exists;
+use super::sql::{AdminDb, Value};
 
 /// One organization in the summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,50 +50,55 @@ pub struct ReportSummary {
 /// The summary, optionally for one organization (the user totals stay
 /// global). One aggregate query per figure; the per-organization counts use
 /// `idx_org_members_org_active` and `idx_org_models_org_active`.
-pub fn report_summary(conn: &Connection, org: Option<&str>) -> Result<ReportSummary, StoreError> {
-    let user_table = table_exists(conn, "user")?;
-    let mut stmt = conn.prepare(
-        "SELECT o.id, o.name, o.created_at,
-            (SELECT COUNT(*) FROM organization_members m
-              WHERE m.organization_id = o.id AND m.is_active = 1),
-            (SELECT COUNT(*) FROM organization_members m
-              WHERE m.organization_id = o.id AND m.is_active = 1 AND m.role = 'admin'),
-            (SELECT COUNT(*) FROM organization_models l
-              WHERE l.organization_id = o.id AND l.is_active = 1)
-         FROM organizations o
-         WHERE ?1 IS NULL OR o.id = ?1
-         ORDER BY o.id",
-    )?;
-    let organizations = stmt
-        .query_map([org], |r| {
+pub fn report_summary(
+    conn: &(impl AdminDb + ?Sized),
+    org: Option<&str>,
+) -> Result<ReportSummary, StoreError> {
+    let user_table = conn.table_exists("user")?;
+    let organizations = conn
+        .query_rows(
+            "SELECT o.id, o.name, o.created_at,
+                (SELECT COUNT(*) FROM organization_members m
+                  WHERE m.organization_id = o.id AND m.is_active = TRUE),
+                (SELECT COUNT(*) FROM organization_members m
+                  WHERE m.organization_id = o.id AND m.is_active = TRUE AND m.role = 'admin'),
+                (SELECT COUNT(*) FROM organization_models l
+                  WHERE l.organization_id = o.id AND l.is_active = TRUE)
+             FROM organizations o
+             WHERE ?1 IS NULL OR o.id = ?1
+             ORDER BY o.id {binary}",
+            &[Value::from(org)],
+        )?
+        .iter()
+        .map(|r| {
             Ok(OrgSummary {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                created_at: r.get(2)?,
-                active_members: r.get(3)?,
-                admins: r.get(4)?,
-                active_models: r.get(5)?,
+                id: r.text(0)?,
+                name: r.text(1)?,
+                created_at: r.opt_int(2)?,
+                active_members: r.int(3)?,
+                admins: r.int(4)?,
+                active_models: r.int(5)?,
             })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let users_with_organization: i64 = conn.query_row(
-        "SELECT COUNT(DISTINCT user_id) FROM organization_members WHERE is_active = 1",
-        [],
-        |r| r.get(0),
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let users_with_organization = conn.query_int(
+        "SELECT COUNT(DISTINCT user_id) FROM organization_members WHERE is_active = TRUE",
+        &[],
     )?;
     let (total_users, open_webui_admins, users_without_organization) = if user_table {
-        let (total, admins): (i64, i64) = conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(role = 'admin'), 0) FROM user",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+        let totals = conn
+            .query_opt(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN role = 'admin' THEN 1 ELSE 0 END), 0)
+                 FROM \"user\"",
+                &[],
+            )?
+            .ok_or_else(|| StoreError::Schema("a count returned no row".into()))?;
+        let without = conn.query_int(
+            "SELECT COUNT(*) FROM \"user\" u WHERE NOT EXISTS (
+                 SELECT 1 FROM organization_members m WHERE m.user_id = u.id AND m.is_active = TRUE)",
+            &[],
         )?;
-        let without: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM user u WHERE NOT EXISTS (
-                 SELECT 1 FROM organization_members m WHERE m.user_id = u.id AND m.is_active = 1)",
-            [],
-            |r| r.get(0),
-        )?;
-        (Some(total), Some(admins), Some(without))
+        (Some(totals.int(0)?), Some(totals.int(1)?), Some(without))
     } else {
         (None, None, None)
     };
@@ -130,15 +134,15 @@ pub struct UserAccessRow {
 /// stays flat whatever the user count. Returns how many rows were passed.
 /// An error from `each` stops the walk and is returned as is.
 pub fn each_user_access<E: From<StoreError>>(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org: Option<&str>,
     mut each: impl FnMut(&UserAccessRow) -> Result<(), E>,
 ) -> Result<u64, E> {
-    let user_table = table_exists(conn, "user")?;
+    let user_table = conn.table_exists("user")?;
     let (user_cols, user_join) = if user_table {
         (
             "u.email, u.name, u.role",
-            "LEFT JOIN user u ON u.id = om.user_id",
+            "LEFT JOIN \"user\" u ON u.id = om.user_id",
         )
     } else {
         ("NULL, NULL, NULL", "")
@@ -150,47 +154,57 @@ pub fn each_user_access<E: From<StoreError>>(
          FROM organization_members om
          {user_join}
          LEFT JOIN (SELECT organization_id, COUNT(*) AS n FROM organization_models
-                     WHERE is_active = 1 GROUP BY organization_id) mc
+                     WHERE is_active = TRUE GROUP BY organization_id) mc
                 ON mc.organization_id = om.organization_id
-         WHERE om.is_active = 1 AND (?1 IS NULL OR om.organization_id = ?1)
-         ORDER BY om.user_id, om.organization_id"
+         WHERE om.is_active = TRUE AND (?1 IS NULL OR om.organization_id = ?1)
+         ORDER BY om.user_id {{binary}}, om.organization_id {{binary}}"
     );
-    let mut stmt = conn.prepare(&sql).map_err(StoreError::from)?;
-    let mut rows = stmt.query([org]).map_err(StoreError::from)?;
     let mut count = 0u64;
-    while let Some(r) = rows.next().map_err(StoreError::from)? {
-        let row = user_row(r).map_err(StoreError::from)?;
-        each(&row)?;
-        count += 1;
+    // `each`'s own error is kept aside and returned as is; the walk only
+    // needs to know it should stop.
+    let mut failed: Option<E> = None;
+    let walked = conn.for_each_row(&sql, &[Value::from(org)], &mut |r| {
+        let row = UserAccessRow {
+            user_id: r.text(0)?,
+            email: r.opt_text(1)?,
+            name: r.opt_text(2)?,
+            user_role: r.opt_text(3)?,
+            organization_id: r.text(4)?,
+            membership_role: r.opt_text(5)?,
+            accessible_models: r.int(6)?,
+        };
+        match each(&row) {
+            Ok(()) => {
+                count += 1;
+                Ok(())
+            }
+            Err(e) => {
+                failed = Some(e);
+                Err(StoreError::Unavailable("stopped by the caller".into()))
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
+    walked?;
     Ok(count)
 }
 
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserAccessRow> {
-    Ok(UserAccessRow {
-        user_id: r.get(0)?,
-        email: r.get(1)?,
-        name: r.get(2)?,
-        user_role: r.get(3)?,
-        organization_id: r.get(4)?,
-        membership_role: r.get(5)?,
-        accessible_models: r.get(6)?,
-    })
-}
-
 /// Every active deny rule as (organization, pattern), for warnings.
-pub fn active_denies(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
-    if !table_exists(conn, "organization_model_rules")? {
+pub fn active_denies(conn: &(impl AdminDb + ?Sized)) -> Result<Vec<(String, String)>, StoreError> {
+    if !conn.table_exists("organization_model_rules")? {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare(
+    conn.query_rows(
         "SELECT organization_id, pattern FROM organization_model_rules
-         WHERE effect = 'deny' AND is_active = 1 ORDER BY organization_id, pattern",
-    )?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+         WHERE effect = 'deny' AND is_active = TRUE
+         ORDER BY organization_id {binary}, pattern {binary}",
+        &[],
+    )?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.text(1)?)))
+    .collect()
 }
 
 /// How a user came to be in an organization: an explicit membership, or
@@ -206,16 +220,17 @@ pub struct MembershipSource {
 /// Every active way `user_id` is in an organization, sorted (explanations
 /// only; the request path reads `lookup::MEMBERSHIPS_WITH_GROUPS_SQL`).
 pub fn membership_sources(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     user_id: &str,
 ) -> Result<Vec<MembershipSource>, StoreError> {
+    let key = [Value::Text(user_id)];
     let mut found = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT organization_id FROM organization_members WHERE user_id = ?1 AND is_active = 1",
-    )?;
-    for org in stmt.query_map([user_id], |r| r.get::<_, String>(0))? {
+    for r in conn.query_rows(
+        "SELECT organization_id FROM organization_members WHERE user_id = ?1 AND is_active = TRUE",
+        &key,
+    )? {
         found.push(MembershipSource {
-            organization: org?,
+            organization: r.text(0)?,
             group_id: None,
             group_name: None,
         });
@@ -223,12 +238,9 @@ pub fn membership_sources(
     let groups = ["organization_groups", "group_member", "group"];
     let mut have_all = true;
     for table in groups {
-        have_all &= table_exists(conn, table)?;
+        have_all &= conn.table_exists(table)?;
     }
-    let subgroups = have_all
-        && conn
-            .prepare("SELECT 1 FROM pragma_table_info('group') WHERE name = 'parent_group_id'")?
-            .exists([])?;
+    let subgroups = have_all && conn.column_exists("group", "parent_group_id")?;
     if have_all {
         // The bound group itself: the user's own group or an ancestor of
         // it (see `lookup::MEMBERSHIPS_WITH_GROUPS_SQL`).
@@ -240,21 +252,18 @@ pub fn membership_sources(
         } else {
             "WITH mine(group_id) AS (SELECT group_id FROM group_member WHERE user_id = ?1)"
         };
-        let mut stmt = conn.prepare(&format!(
+        let sql = format!(
             "{mine}
              SELECT b.organization_id, b.group_id, g.name FROM mine
-             JOIN organization_groups b ON b.group_id = mine.group_id AND b.is_active = 1
+             JOIN organization_groups b ON b.group_id = mine.group_id AND b.is_active = TRUE
              LEFT JOIN \"group\" g ON g.id = b.group_id"
-        ))?;
-        let rows = stmt.query_map([user_id], |r| {
-            Ok(MembershipSource {
-                organization: r.get(0)?,
-                group_id: r.get(1)?,
-                group_name: r.get(2)?,
-            })
-        })?;
-        for row in rows {
-            found.push(row?);
+        );
+        for r in conn.query_rows(&sql, &key)? {
+            found.push(MembershipSource {
+                organization: r.text(0)?,
+                group_id: r.opt_text(1)?,
+                group_name: r.opt_text(2)?,
+            });
         }
     }
     found.sort_by(|a, b| (&a.organization, &a.group_id).cmp(&(&b.organization, &b.group_id)));
@@ -262,15 +271,19 @@ pub fn membership_sources(
 }
 
 /// `model.id → model.name` (empty without Open WebUI's `model` table).
-pub fn model_names(conn: &Connection) -> Result<HashMap<String, String>, StoreError> {
-    if !table_exists(conn, "model")? {
+pub fn model_names(conn: &(impl AdminDb + ?Sized)) -> Result<HashMap<String, String>, StoreError> {
+    if !conn.table_exists("model")? {
         return Ok(HashMap::new());
     }
-    let mut stmt =
-        conn.prepare("SELECT id, name FROM model WHERE name IS NOT NULL AND name != ''")?;
-    let names = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<HashMap<String, String>, _>>()?;
+    let mut names = HashMap::new();
+    conn.for_each_row(
+        "SELECT id, name FROM model WHERE name IS NOT NULL AND name <> ''",
+        &[],
+        &mut |r| {
+            names.insert(r.text(0)?, r.text(1)?);
+            Ok(())
+        },
+    )?;
     Ok(names)
 }
 
@@ -305,27 +318,27 @@ pub struct BaseChain {
 /// own root, a loop or more than `max_depth` hops ends the walk), but
 /// keeping every step so an operator sees *why* a preset maps where it does.
 pub fn base_chain(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     model_id: &str,
     max_depth: usize,
 ) -> Result<BaseChain, StoreError> {
-    let model_table = table_exists(conn, "model")?;
-    let mut stmt = if model_table {
-        Some(conn.prepare("SELECT base_model_id, name FROM model WHERE id = ?1")?)
-    } else {
-        None
-    };
+    let model_table = conn.table_exists("model")?;
     let mut steps = Vec::new();
     let mut current = model_id.to_string();
     let mut hops = 0usize;
     loop {
-        let row: Option<(Option<String>, Option<String>)> = match stmt.as_mut() {
-            Some(stmt) => stmt
-                .query_row([&current], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?,
-            None => None,
+        let row = if model_table {
+            conn.query_opt(
+                "SELECT base_model_id, name FROM model WHERE id = ?1",
+                &[Value::Text(&current)],
+            )?
+        } else {
+            None
         };
-        let (base, name) = row.unwrap_or((None, None));
+        let (base, name) = match row {
+            Some(r) => (r.opt_text(0)?, r.opt_text(1)?),
+            None => (None, None),
+        };
         steps.push(ChainStep {
             id: current.clone(),
             name,
@@ -361,6 +374,7 @@ pub fn base_chain(
 mod tests {
     use super::*;
     use crate::store::access::{ModelGraph, RootError};
+    use rusqlite::Connection;
 
     /// `base_chain` must agree with `ModelGraph::root`, which decides.
     #[test]

@@ -398,7 +398,7 @@ pub fn test_config(
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         upstream: format!("http://{upstream}"),
-        database: database.to_path_buf(),
+        database: Some(database.to_path_buf()),
         ..FileConfig::default()
     };
     file.store.watch_interval_ms = 50;

@@ -121,6 +121,7 @@ fn ops_status(e: &OpsError) -> u16 {
         // The server's own database: nothing the caller can fix.
         E::MissingDatabase { .. } | E::Open { .. } | E::SchemaMissing(_) => 503,
         E::Io { .. } | E::Output(_) | E::RolledBack { .. } => 500,
+        E::NotOnPostgres { .. } => 501,
         E::Store(s) => store_status(s),
     }
 }
@@ -135,7 +136,7 @@ fn store_status(e: &StoreError) -> u16 {
         S::InvalidRole(_) | S::EmptyId(_) | S::BadPattern { .. } => 400,
         // The id exists with another name; the caller renames with PATCH.
         S::OrganizationExists { .. } | S::AmbiguousGroup { .. } | S::NoModels(_) => 409,
-        S::Sqlite(_) | S::Backup(_) => 500,
+        S::Sqlite(_) | S::Postgres(_) | S::Backup(_) => 500,
     }
 }
 

@@ -1,9 +1,8 @@
 //! One arm per [`Op`]: each calls the `ops` function the CLI calls, with
 //! the same arguments, so the API and the CLI cannot differ in what they
 //! write or how they explain (no SQL here). The functions open the
-//! database by path and block, so they run on the blocking pool.
-
-use std::path::{Path, PathBuf};
+//! database (a SQLite file or a PostgreSQL connection of their own) and
+//! block, so they run on the blocking pool.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -14,7 +13,7 @@ use super::input::Input;
 use super::routes::{Op, Route};
 use crate::ops::{self, OpsError};
 use crate::store::admin::{MemberRole, WriteOutcome};
-use crate::store::{Effect, Mode};
+use crate::store::{Database, Effect, Mode};
 
 /// `POST /organizations`.
 #[derive(Debug, Deserialize)]
@@ -108,7 +107,7 @@ impl Reply {
 /// What every handler may use: the database the live store reads, and the
 /// audit actor (`None` on public routes, which never write).
 pub struct Ctx {
-    pub db: PathBuf,
+    pub db: Database,
     pub actor: Option<String>,
 }
 
@@ -256,16 +255,16 @@ fn audit_limit(raw: Option<&str>) -> Result<usize, ApiError> {
 
 /// `ops::access::explain`, the CLI's `access`: it reads the database fresh
 /// (uncached) through the gate's own read path, so it shows what the gate
-/// decides now, and a store that cannot be read is a 503. It is async but
-/// opens its reader synchronously (up to SQLite's busy timeout), so it runs
-/// on a blocking thread, not on a worker the proxy shares.
+/// decides now, and a store that cannot be read is a 503. It runs its
+/// blocking parts on a blocking thread itself.
 async fn explain(
-    db: PathBuf,
+    db: Database,
     user: String,
     model: Option<String>,
 ) -> Result<ops::access::AccessExplanation, ApiError> {
-    let handle = tokio::runtime::Handle::current();
-    blocking(move || handle.block_on(ops::access::explain(&db, &user, model.as_deref()))).await
+    ops::access::explain(db, &user, model.as_deref())
+        .await
+        .map_err(ApiError::from)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -277,9 +276,9 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The database path the API writes: the one the live store reads.
-pub fn database(store: &crate::store::AccessStore) -> &Path {
-    &store.config().path
+/// The database the API writes: the one the live store reads.
+pub fn database(store: &crate::store::AccessStore) -> &Database {
+    &store.config().database
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Result<Response<B
         None => input,
     };
     let ctx = Ctx {
-        db: handlers::database(&state.store).to_path_buf(),
+        db: handlers::database(&state.store).clone(),
         actor: actor.clone(),
     };
     let reply = handlers::run(route, input, ctx).await?;

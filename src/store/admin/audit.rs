@@ -1,9 +1,9 @@
 //! Reading the permission audit log the triggers write.
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::store::error::StoreError;
+use crate::store::sql::{AdminDb, Dialect, Value};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
@@ -22,29 +22,50 @@ pub struct AuditEntry {
 }
 
 /// The newest `limit` permission changes, newest first.
-pub fn audit(conn: &Connection, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+pub fn audit(conn: &(impl AdminDb + ?Sized), limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare(
+    let snapshot = |text: Option<String>| {
+        let value = json_text(text);
+        match conn.dialect() {
+            Dialect::Sqlite => value,
+            Dialect::Postgres => value.map(flags_as_integers),
+        }
+    };
+    conn.query_rows(
         "SELECT id, table_name, action, row_id, organization_id, subject, old_values, new_values, actor, changed_at
          FROM permission_audit_log ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = stmt
-        .query_map([limit], |r| {
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                table_name: r.get(1)?,
-                action: r.get(2)?,
-                row_id: r.get(3)?,
-                organization_id: r.get(4)?,
-                subject: r.get(5)?,
-                old_values: json_text(r.get(6)?),
-                new_values: json_text(r.get(7)?),
-                actor: r.get(8)?,
-                changed_at: r.get(9)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+        &[Value::Int(limit)],
+    )?
+    .into_iter()
+    .map(|r| {
+        Ok(AuditEntry {
+            id: r.int(0)?,
+            table_name: r.text(1)?,
+            action: r.text(2)?,
+            row_id: r.opt_text(3)?,
+            organization_id: r.opt_text(4)?,
+            subject: r.opt_text(5)?,
+            old_values: snapshot(r.opt_text(6)?),
+            new_values: snapshot(r.opt_text(7)?),
+            actor: r.opt_text(8)?,
+            changed_at: r.int(9)?,
+        })
+    })
+    .collect()
+}
+
+/// PostgreSQL's trigger snapshots a `boolean` column as `true`/`false`;
+/// SQLite's holds 1/0. The log reads the same from either database (a
+/// script reading `is_active` must not care which one it runs on).
+fn flags_as_integers(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(row) = value.as_object_mut() {
+        for field in row.values_mut() {
+            if let serde_json::Value::Bool(b) = field {
+                *field = serde_json::Value::from(i64::from(*b));
+            }
+        }
+    }
+    value
 }
 
 /// Trigger output is JSON; anything else (a hand-edited row) is kept as text.

@@ -4,12 +4,11 @@
 //! `group_member` live, so a user added to or removed from the group is in
 //! or out of the organization on the next change the watcher sees.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::write::{non_empty, require_org, with_actor, WriteOutcome};
 use crate::store::error::StoreError;
-use crate::store::schema::table_exists;
+use crate::store::sql::{AdminDb, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupBinding {
@@ -24,22 +23,24 @@ pub struct GroupBinding {
 }
 
 /// The group id for `group`: an id, or a name exactly one group has.
-pub fn resolve_group(conn: &Connection, group: &str) -> Result<String, StoreError> {
+pub fn resolve_group(conn: &(impl AdminDb + ?Sized), group: &str) -> Result<String, StoreError> {
     let group = non_empty(group, "group id or name")?;
-    if !table_exists(conn, "group")? {
+    if !conn.table_exists("group")? {
         return Err(StoreError::Schema(
             "Open WebUI's \"group\" table is absent, so there are no groups to bind".into(),
         ));
     }
-    let by_id = conn
-        .prepare_cached("SELECT 1 FROM \"group\" WHERE id = ?1")?
-        .exists([group])?;
-    if by_id {
+    let key = [Value::Text(group)];
+    if conn.exists("SELECT 1 FROM \"group\" WHERE id = ?1", &key)? {
         return Ok(group.to_string());
     }
     let ids = conn
-        .prepare_cached("SELECT id FROM \"group\" WHERE name = ?1 ORDER BY id")?
-        .query_map([group], |r| r.get::<_, String>(0))?
+        .query_rows(
+            "SELECT id FROM \"group\" WHERE name = ?1 ORDER BY id {binary}",
+            &key,
+        )?
+        .iter()
+        .map(|r| r.text(0))
         .collect::<Result<Vec<_>, _>>()?;
     match ids.as_slice() {
         [] => Err(StoreError::UnknownGroup(group.to_string())),
@@ -54,7 +55,7 @@ pub fn resolve_group(conn: &Connection, group: &str) -> Result<String, StoreErro
 /// Binds an Open WebUI group (id or unique name) to the organization.
 /// Returns the outcome and the group id it resolved to.
 pub fn bind_group(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org: &str,
     group: &str,
     actor: &str,
@@ -63,32 +64,30 @@ pub fn bind_group(
     with_actor(conn, actor, |tx| {
         require_org(tx, org)?;
         let group_id = resolve_group(tx, group)?;
-        let active: Option<i64> = tx
-            .query_row(
+        let keys = [Value::Text(org), Value::Text(&group_id)];
+        let active = tx
+            .query_opt(
                 "SELECT is_active FROM organization_groups WHERE organization_id = ?1 AND group_id = ?2",
-                [org, group_id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
+                &keys,
+            )?
+            .map(|r| r.flag(0))
+            .transpose()?;
         let outcome = match active {
             None => {
+                let id = format!("orggrp_{}", uuid::Uuid::new_v4().simple());
                 tx.execute(
                     "INSERT INTO organization_groups (id, organization_id, group_id, is_active, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, 1, CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER))",
-                    params![
-                        format!("orggrp_{}", uuid::Uuid::new_v4().simple()),
-                        org,
-                        group_id
-                    ],
+                     VALUES (?1, ?2, ?3, TRUE, {now}, {now})",
+                    &[Value::Text(&id), Value::Text(org), Value::Text(&group_id)],
                 )?;
                 WriteOutcome::Created
             }
-            Some(1) => WriteOutcome::Unchanged,
-            Some(_) => {
+            Some(true) => WriteOutcome::Unchanged,
+            Some(false) => {
                 tx.execute(
-                    "UPDATE organization_groups SET is_active = 1, updated_at = CAST(strftime('%s','now') AS INTEGER)
+                    "UPDATE organization_groups SET is_active = TRUE, updated_at = {now}
                      WHERE organization_id = ?1 AND group_id = ?2",
-                    [org, group_id.as_str()],
+                    &keys,
                 )?;
                 WriteOutcome::Reactivated
             }
@@ -101,39 +100,32 @@ pub fn bind_group(
 /// name while it still exists; a binding whose group was deleted in Open
 /// WebUI is removed by its id.
 pub fn unbind_group(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org: &str,
     group: &str,
     actor: &str,
 ) -> Result<(WriteOutcome, String), StoreError> {
     let org = non_empty(org, "organization id")?;
     let group = non_empty(group, "group id or name")?;
+    const BOUND: &str =
+        "SELECT 1 FROM organization_groups WHERE organization_id = ?1 AND group_id = ?2";
     with_actor(conn, actor, |tx| {
         require_org(tx, org)?;
-        let bound_by_id = tx
-            .prepare_cached(
-                "SELECT 1 FROM organization_groups WHERE organization_id = ?1 AND group_id = ?2",
-            )?
-            .exists([org, group])?;
+        let bound_by_id = tx.exists(BOUND, &[Value::Text(org), Value::Text(group)])?;
         let group_id = if bound_by_id {
             group.to_string()
         } else {
             resolve_group(tx, group)?
         };
+        let keys = [Value::Text(org), Value::Text(&group_id)];
         let changed = tx.execute(
-            "UPDATE organization_groups SET is_active = 0, updated_at = CAST(strftime('%s','now') AS INTEGER)
-             WHERE organization_id = ?1 AND group_id = ?2 AND is_active != 0",
-            [org, group_id.as_str()],
+            "UPDATE organization_groups SET is_active = FALSE, updated_at = {now}
+             WHERE organization_id = ?1 AND group_id = ?2 AND is_active <> FALSE",
+            &keys,
         )?;
         let outcome = if changed > 0 {
             WriteOutcome::Deactivated
-        } else if bound_by_id
-            || tx
-                .prepare_cached(
-                    "SELECT 1 FROM organization_groups WHERE organization_id = ?1 AND group_id = ?2",
-                )?
-                .exists([org, group_id.as_str()])?
-        {
+        } else if bound_by_id || tx.exists(BOUND, &keys)? {
             WriteOutcome::Unchanged
         } else {
             WriteOutcome::NotFound
@@ -144,40 +136,43 @@ pub fn unbind_group(
 
 /// The organization's bindings, active or not, with Open WebUI's group name
 /// and member count when those tables exist.
-pub fn list_groups(conn: &Connection, org: &str) -> Result<Vec<GroupBinding>, StoreError> {
+pub fn list_groups(
+    conn: &(impl AdminDb + ?Sized),
+    org: &str,
+) -> Result<Vec<GroupBinding>, StoreError> {
     let org = non_empty(org, "organization id")?;
     require_org(conn, org)?;
-    let webui = table_exists(conn, "group")? && table_exists(conn, "group_member")?;
+    let webui = conn.table_exists("group")? && conn.table_exists("group_member")?;
     let sql = if webui {
         "SELECT b.group_id, g.name,
                 (SELECT COUNT(*) FROM group_member gm WHERE gm.group_id = b.group_id),
                 b.is_active, b.created_at
          FROM organization_groups b LEFT JOIN \"group\" g ON g.id = b.group_id
-         WHERE b.organization_id = ?1 ORDER BY b.group_id"
+         WHERE b.organization_id = ?1 ORDER BY b.group_id {binary}"
     } else {
         "SELECT b.group_id, NULL, 0, b.is_active, b.created_at
-         FROM organization_groups b WHERE b.organization_id = ?1 ORDER BY b.group_id"
+         FROM organization_groups b WHERE b.organization_id = ?1 ORDER BY b.group_id {binary}"
     };
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt
-        .query_map([org], |r| {
+    conn.query_rows(sql, &[Value::Text(org)])?
+        .into_iter()
+        .map(|r| {
             Ok(GroupBinding {
                 organization_id: org.to_string(),
-                group_id: r.get(0)?,
-                group_name: r.get(1)?,
-                members: r.get(2)?,
-                is_active: r.get::<_, Option<i64>>(3)? == Some(1),
-                created_at: r.get(4)?,
+                group_id: r.text(0)?,
+                group_name: r.opt_text(1)?,
+                members: r.int(2)?,
+                is_active: r.flag(3)?,
+                created_at: r.opt_int(4)?,
             })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::admin::test_db::{audit_actors, db_with_org};
+    use rusqlite::Connection;
 
     fn with_groups() -> Connection {
         let conn = db_with_org();

@@ -2,12 +2,11 @@
 
 use std::str::FromStr;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::write::{deactivate, non_empty, require_org, with_actor, WriteOutcome};
 use crate::store::error::StoreError;
-use crate::store::schema::table_exists;
+use crate::store::sql::{AdminDb, Value};
 
 /// A membership role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,27 +51,27 @@ pub struct Member {
 /// The user id for `user`: an Open WebUI user id, or the email of one
 /// (Open WebUI stores emails lower-cased; compared without case). Without
 /// a `user` table (a standalone database) the text is the id.
-pub fn resolve_user(conn: &Connection, user: &str) -> Result<String, StoreError> {
+pub fn resolve_user(conn: &(impl AdminDb + ?Sized), user: &str) -> Result<String, StoreError> {
     let user = non_empty(user, "user id or email")?;
-    if !user.contains('@') || !table_exists(conn, "user")? {
+    if !user.contains('@') || !conn.table_exists("user")? {
         return Ok(user.to_string());
     }
-    let by_id = conn
-        .prepare_cached("SELECT 1 FROM user WHERE id = ?1")?
-        .exists([user])?;
-    if by_id {
+    if conn.exists("SELECT 1 FROM \"user\" WHERE id = ?1", &[Value::Text(user)])? {
         return Ok(user.to_string());
     }
-    conn.prepare_cached("SELECT id FROM user WHERE lower(email) = lower(?1) ORDER BY id LIMIT 1")?
-        .query_row([user], |r| r.get::<_, String>(0))
-        .optional()?
-        .ok_or_else(|| StoreError::UnknownEmail(user.to_string()))
+    conn.query_opt(
+        "SELECT id FROM \"user\" WHERE lower(email) = lower(?1) ORDER BY id {binary} LIMIT 1",
+        &[Value::Text(user)],
+    )?
+    .map(|r| r.text(0))
+    .transpose()?
+    .ok_or_else(|| StoreError::UnknownEmail(user.to_string()))
 }
 
 /// Adds a member, or re-activates an inactive membership (keeping its row
 /// id), or changes the role of an active one.
 pub fn add_member(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org: &str,
     user: &str,
     role: MemberRole,
@@ -82,54 +81,46 @@ pub fn add_member(
     let user = non_empty(user, "user id")?;
     with_actor(conn, actor, |tx| {
         require_org(tx, org)?;
-        if table_exists(tx, "user")? {
-            let known = tx
-                .prepare_cached("SELECT 1 FROM user WHERE id = ?1")?
-                .exists([user])?;
-            if !known {
-                return Err(StoreError::UnknownUser(user.to_string()));
-            }
+        if tx.table_exists("user")?
+            && !tx.exists("SELECT 1 FROM \"user\" WHERE id = ?1", &[Value::Text(user)])?
+        {
+            return Err(StoreError::UnknownUser(user.to_string()));
         }
-        let existing: Option<(i64, Option<String>)> = tx
-            .query_row(
-                "SELECT is_active, role FROM organization_members
-                 WHERE organization_id = ?1 AND user_id = ?2",
-                [org, user],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
         let role = role.as_str();
-        match existing {
-            None => {
-                tx.execute(
-                    "INSERT INTO organization_members (id, organization_id, user_id, role, is_active, joined_at)
-                     VALUES ('om_' || ?2 || '_' || ?1, ?1, ?2, ?3, 1, CAST(strftime('%s','now') AS INTEGER))",
-                    params![org, user, role],
-                )?;
-                Ok(WriteOutcome::Created)
-            }
-            Some((active, old_role)) => {
-                if active == 1 && old_role.as_deref() == Some(role) {
-                    return Ok(WriteOutcome::Unchanged);
-                }
-                tx.execute(
-                    "UPDATE organization_members SET is_active = 1, role = ?3
-                     WHERE organization_id = ?1 AND user_id = ?2",
-                    params![org, user, role],
-                )?;
-                Ok(if active == 1 {
-                    WriteOutcome::Updated
-                } else {
-                    WriteOutcome::Reactivated
-                })
-            }
+        let keys = [Value::Text(org), Value::Text(user), Value::Text(role)];
+        let existing = tx.query_opt(
+            "SELECT is_active, role FROM organization_members
+             WHERE organization_id = ?1 AND user_id = ?2",
+            &keys[..2],
+        )?;
+        let Some(existing) = existing else {
+            tx.execute(
+                "INSERT INTO organization_members (id, organization_id, user_id, role, is_active, joined_at)
+                 VALUES ('om_' || ?2 || '_' || ?1, ?1, ?2, ?3, TRUE, {now})",
+                &keys,
+            )?;
+            return Ok(WriteOutcome::Created);
+        };
+        let active = existing.flag(0)?;
+        if active && existing.opt_text(1)?.as_deref() == Some(role) {
+            return Ok(WriteOutcome::Unchanged);
         }
+        tx.execute(
+            "UPDATE organization_members SET is_active = TRUE, role = ?3
+             WHERE organization_id = ?1 AND user_id = ?2",
+            &keys,
+        )?;
+        Ok(if active {
+            WriteOutcome::Updated
+        } else {
+            WriteOutcome::Reactivated
+        })
     })
 }
 
 /// Deactivates a membership (the row and its audit history stay).
 pub fn remove_member(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org: &str,
     user: &str,
     actor: &str,
@@ -140,8 +131,8 @@ pub fn remove_member(
         require_org(tx, org)?;
         deactivate(
             tx,
-            "UPDATE organization_members SET is_active = 0
-             WHERE organization_id = ?1 AND user_id = ?2 AND is_active != 0",
+            "UPDATE organization_members SET is_active = FALSE
+             WHERE organization_id = ?1 AND user_id = ?2 AND is_active <> FALSE",
             "SELECT 1 FROM organization_members WHERE organization_id = ?1 AND user_id = ?2",
             org,
             user,
@@ -149,39 +140,39 @@ pub fn remove_member(
     })
 }
 
-pub fn list_members(conn: &Connection, org: &str) -> Result<Vec<Member>, StoreError> {
+pub fn list_members(conn: &(impl AdminDb + ?Sized), org: &str) -> Result<Vec<Member>, StoreError> {
     let org = non_empty(org, "organization id")?;
     require_org(conn, org)?;
-    let email = if table_exists(conn, "user")? {
-        "(SELECT u.email FROM user u WHERE u.id = m.user_id)"
+    let email = if conn.table_exists("user")? {
+        "(SELECT u.email FROM \"user\" u WHERE u.id = m.user_id)"
     } else {
         "NULL"
     };
     let sql = format!(
         "SELECT m.id, m.organization_id, m.user_id, m.role, m.is_active, m.joined_at, {email}
-         FROM organization_members m WHERE m.organization_id = ?1 ORDER BY m.user_id"
+         FROM organization_members m WHERE m.organization_id = ?1 ORDER BY m.user_id {{binary}}"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map([org], |r| {
+    conn.query_rows(&sql, &[Value::Text(org)])?
+        .into_iter()
+        .map(|r| {
             Ok(Member {
-                id: r.get(0)?,
-                organization_id: r.get(1)?,
-                user_id: r.get(2)?,
-                role: r.get(3)?,
-                is_active: r.get::<_, Option<i64>>(4)? == Some(1),
-                joined_at: r.get(5)?,
-                email: r.get(6)?,
+                id: r.text(0)?,
+                organization_id: r.text(1)?,
+                user_id: r.text(2)?,
+                role: r.opt_text(3)?,
+                is_active: r.flag(4)?,
+                joined_at: r.opt_int(5)?,
+                email: r.opt_text(6)?,
             })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::admin::test_db::{audit_actors, db_with_org as with_org};
+    use rusqlite::Connection;
 
     #[test]
     fn roles_parse_strictly() {

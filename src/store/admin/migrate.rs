@@ -8,12 +8,11 @@
 //! organization without any model (its members could use nothing) is
 //! refused unless the operator allows it.
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 
-use super::write::{clear_actor, non_empty, set_actor};
+use super::write::non_empty;
 use crate::store::error::StoreError;
-use crate::store::schema::{create_schema, table_exists};
+use crate::store::sql::{AdminDb, Value, WriteTx};
 
 /// How `migrate` runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,7 +77,7 @@ pub struct MigrateReport {
 /// before anything is written, when the organization would have no model
 /// and `allow_empty` is not set.
 pub fn migrate(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org_id: &str,
     org_name: &str,
     actor: &str,
@@ -91,37 +90,36 @@ pub fn migrate(
     let org_id = non_empty(org_id, "organization id")?;
     let org_name = non_empty(org_name, "organization name")?;
     // Not `with_actor`: a dry run must roll back after counting.
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    create_schema(&tx)?;
-    let plan = model_plan(&tx, org_id)?;
+    let tx = WriteTx::begin(conn)?;
+    conn.create_schema()?;
+    let plan = model_plan(conn, org_id)?;
     if plan.leaves_no_models() && !allow_empty {
         // The transaction rolls back as it drops: not even the schema stays.
         return Err(StoreError::NoModels(org_id.to_string()));
     }
-    set_actor(&tx, actor)?;
-    tx.execute(
-        "INSERT OR IGNORE INTO organizations (id, name, created_at)
-         VALUES (?1, ?2, CAST(strftime('%s','now') AS INTEGER))",
-        [org_id, org_name],
+    conn.set_actor(actor)?;
+    conn.execute(
+        "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, {now})
+         ON CONFLICT DO NOTHING",
+        &[Value::Text(org_id), Value::Text(org_name)],
     )?;
-    let user_table = table_exists(&tx, "user")?;
-    let users_linked = link_all_users(&tx, org_id)?;
-    let model_table = table_exists(&tx, "model")?;
+    let user_table = conn.table_exists("user")?;
+    let users_linked = link_all_users(conn, org_id)?;
+    let model_table = conn.table_exists("model")?;
     let models_linked = match plan.source {
-        ModelSource::ModelTable => link_base_models(&tx, org_id)?,
-        ModelSource::KnownModels => link_known_models(&tx, org_id)?,
+        ModelSource::ModelTable => link_base_models(conn, org_id)?,
+        ModelSource::KnownModels => link_known_models(conn, org_id)?,
     };
-    let members_total = tx.query_row(
+    let key = [Value::Text(org_id)];
+    let members_total = conn.query_int(
         "SELECT COUNT(*) FROM organization_members WHERE organization_id = ?1",
-        [org_id],
-        |r| r.get(0),
+        &key,
     )?;
-    let models_total = tx.query_row(
+    let models_total = conn.query_int(
         "SELECT COUNT(*) FROM organization_models WHERE organization_id = ?1",
-        [org_id],
-        |r| r.get(0),
+        &key,
     )?;
-    clear_actor(&tx)?;
+    conn.clear_actor()?;
     if dry_run {
         tx.rollback()?;
     } else {
@@ -140,38 +138,49 @@ pub fn migrate(
     })
 }
 
+fn rows(changed: u64) -> usize {
+    usize::try_from(changed).unwrap_or(usize::MAX)
+}
+
 /// Adds every non-pending Open WebUI user to `org` (admins as admins),
 /// leaving existing memberships as they are, deactivated ones included.
 /// 0 without a `user` table.
-pub(crate) fn link_all_users(tx: &Transaction<'_>, org: &str) -> Result<usize, StoreError> {
-    if !table_exists(tx, "user")? {
+pub(crate) fn link_all_users(tx: &(impl AdminDb + ?Sized), org: &str) -> Result<usize, StoreError> {
+    if !tx.table_exists("user")? {
         return Ok(0);
     }
-    Ok(tx.execute(
-        "INSERT OR IGNORE INTO organization_members (id, organization_id, user_id, role, is_active, joined_at)
+    tx.execute(
+        "INSERT INTO organization_members (id, organization_id, user_id, role, is_active, joined_at)
          SELECT 'om_' || u.id || '_' || ?1, ?1, u.id,
                 CASE WHEN u.role = 'admin' THEN 'admin' ELSE 'member' END,
-                1, CAST(strftime('%s','now') AS INTEGER)
-         FROM user u WHERE u.role IS NOT 'pending'",
-        [org],
-    )?)
+                TRUE, {now}
+         FROM \"user\" u WHERE u.role IS DISTINCT FROM 'pending' AND u.id IS NOT NULL
+         ON CONFLICT DO NOTHING",
+        &[Value::Text(org)],
+    )
+    .map(rows)
 }
 
 /// Links every base model (`base_model_id IS NULL`) of Open WebUI's `model`
 /// table to `org`, active as the model is, leaving existing links as they
 /// are. 0 without a `model` table.
-pub(crate) fn link_base_models(tx: &Transaction<'_>, org: &str) -> Result<usize, StoreError> {
-    if !table_exists(tx, "model")? {
+pub(crate) fn link_base_models(
+    tx: &(impl AdminDb + ?Sized),
+    org: &str,
+) -> Result<usize, StoreError> {
+    if !tx.table_exists("model")? {
         return Ok(0);
     }
-    Ok(tx.execute(
-        "INSERT OR IGNORE INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
+    tx.execute(
+        "INSERT INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
          SELECT 'orgmod_' || ?1 || '_' || m.id, ?1, m.id,
-                CASE WHEN m.is_active = 0 THEN 0 ELSE 1 END,
-                CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER)
-         FROM model m WHERE m.base_model_id IS NULL",
-        [org],
-    )?)
+                CASE WHEN m.is_active = FALSE THEN FALSE ELSE TRUE END,
+                {now}, {now}
+         FROM model m WHERE m.base_model_id IS NULL AND m.id IS NOT NULL
+         ON CONFLICT DO NOTHING",
+        &[Value::Text(org)],
+    )
+    .map(rows)
 }
 
 /// The known base ids: every id the gate recorded and every base a preset
@@ -197,30 +206,30 @@ fn known_base_ids_sql(model_table: bool, known_table: bool) -> Option<&'static s
 /// Where `migrate` would take `org`'s models from and how many there are.
 /// Absent tables count as empty, so this also answers before the schema
 /// exists (`ops::migrate` asks before taking its backup).
-pub fn model_plan(conn: &Connection, org: &str) -> Result<ModelPlan, StoreError> {
-    let model_table = table_exists(conn, "model")?;
-    let count =
-        |sql: &str| -> Result<i64, StoreError> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
+pub fn model_plan(conn: &(impl AdminDb + ?Sized), org: &str) -> Result<ModelPlan, StoreError> {
+    let model_table = conn.table_exists("model")?;
     let base_rows = if model_table {
-        count("SELECT COUNT(*) FROM model WHERE base_model_id IS NULL")?
+        conn.query_int(
+            "SELECT COUNT(*) FROM model WHERE base_model_id IS NULL",
+            &[],
+        )?
     } else {
         0
     };
     let (source, candidates) = if base_rows > 0 {
         (ModelSource::ModelTable, base_rows)
     } else {
-        let known = known_base_ids_sql(model_table, table_exists(conn, "known_models")?);
+        let known = known_base_ids_sql(model_table, conn.table_exists("known_models")?);
         let candidates = match known {
-            Some(ids) => count(&format!("SELECT COUNT(*) FROM ({ids})"))?,
+            Some(ids) => conn.query_int(&format!("SELECT COUNT(*) FROM ({ids}) k"), &[])?,
             None => 0,
         };
         (ModelSource::KnownModels, candidates)
     };
-    let existing = if table_exists(conn, "organization_models")? {
-        conn.query_row(
+    let existing = if conn.table_exists("organization_models")? {
+        conn.query_int(
             "SELECT COUNT(*) FROM organization_models WHERE organization_id = ?1",
-            [org],
-            |r| r.get(0),
+            &[Value::Text(org)],
         )?
     } else {
         0
@@ -235,23 +244,21 @@ pub fn model_plan(conn: &Connection, org: &str) -> Result<ModelPlan, StoreError>
 /// Links every known base id to `org`, active, leaving existing links as
 /// they are: `migrate`'s source when Open WebUI's `model` table has no
 /// base models.
-fn link_known_models(tx: &Transaction<'_>, org: &str) -> Result<usize, StoreError> {
-    let known = known_base_ids_sql(
-        table_exists(tx, "model")?,
-        table_exists(tx, "known_models")?,
-    );
+fn link_known_models(tx: &(impl AdminDb + ?Sized), org: &str) -> Result<usize, StoreError> {
+    let known = known_base_ids_sql(tx.table_exists("model")?, tx.table_exists("known_models")?);
     let Some(ids) = known else {
         return Ok(0);
     };
-    Ok(tx.execute(
+    tx.execute(
         &format!(
-            "INSERT OR IGNORE INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
-             SELECT 'orgmod_' || ?1 || '_' || k.model_id, ?1, k.model_id, 1,
-                    CAST(strftime('%s','now') AS INTEGER), CAST(strftime('%s','now') AS INTEGER)
-             FROM ({ids}) k"
+            "INSERT INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
+             SELECT 'orgmod_' || ?1 || '_' || k.model_id, ?1, k.model_id, TRUE, {{now}}, {{now}}
+             FROM ({ids}) k WHERE k.model_id IS NOT NULL
+             ON CONFLICT DO NOTHING"
         ),
-        [org],
-    )?)
+        &[Value::Text(org)],
+    )
+    .map(rows)
 }
 
 #[cfg(test)]
@@ -261,6 +268,8 @@ mod tests {
     use crate::store::admin::models::{disable_model, list_models};
     use crate::store::admin::orgs::list_orgs;
     use crate::store::admin::test_db::{audit_actors, db};
+    use crate::store::schema::table_exists;
+    use rusqlite::Connection;
 
     const RUN: MigrateOptions = MigrateOptions {
         dry_run: false,

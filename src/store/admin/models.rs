@@ -8,14 +8,13 @@
 //! removes the allow, so a command never leaves an opposite rule behind
 //! that would silently undo it.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::write::{non_empty, require_org, with_actor, WriteOutcome};
 use crate::store::access::Effect;
 use crate::store::error::StoreError;
 use crate::store::pattern::Target;
-use crate::store::schema::table_exists;
+use crate::store::sql::{AdminDb, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrgModel {
@@ -31,8 +30,6 @@ pub struct OrgModel {
     pub updated_at: Option<i64>,
 }
 
-const NOW: &str = "CAST(strftime('%s','now') AS INTEGER)";
-
 /// Parses a rule target, refusing blanks and bad escapes.
 pub fn parse_target(text: &str) -> Result<Target, StoreError> {
     let text = non_empty(text, "model id or pattern")?;
@@ -46,7 +43,7 @@ pub fn parse_target(text: &str) -> Result<Target, StoreError> {
 /// `organization_models` (presets are judged by their root, so enabling a
 /// base model is what permits its presets).
 pub fn enable_model(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org: &str,
     pattern: &str,
     actor: &str,
@@ -69,7 +66,7 @@ pub fn enable_model(
 /// Denies a model id or pattern: no member of the organization may use a
 /// matching model, whatever any organization allows.
 pub fn deny_model(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org: &str,
     pattern: &str,
     actor: &str,
@@ -89,7 +86,7 @@ pub fn deny_model(
 
 /// Removes an allow or a deny (deactivates: the row and its history stay).
 pub fn disable_model(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     org: &str,
     pattern: &str,
     actor: &str,
@@ -103,11 +100,10 @@ pub fn disable_model(
         let mut exists = rule_exists(tx, org, &canonical)?;
         if let Target::Exact(id) = &target {
             changed |= deactivate_link(tx, org, id)?;
-            exists |= tx
-                .prepare_cached(
-                    "SELECT 1 FROM organization_models WHERE organization_id = ?1 AND model_id = ?2",
-                )?
-                .exists([org, id.as_str()])?;
+            exists |= tx.exists(
+                "SELECT 1 FROM organization_models WHERE organization_id = ?1 AND model_id = ?2",
+                &[Value::Text(org), Value::Text(id)],
+            )?;
         }
         Ok(if changed {
             WriteOutcome::Deactivated
@@ -129,33 +125,34 @@ fn combine(outcome: WriteOutcome, also_changed: bool) -> WriteOutcome {
     }
 }
 
-fn activate_link(tx: &Transaction<'_>, org: &str, model: &str) -> Result<WriteOutcome, StoreError> {
-    let active: Option<Option<i64>> = tx
-        .query_row(
+fn activate_link(
+    tx: &(impl AdminDb + ?Sized),
+    org: &str,
+    model: &str,
+) -> Result<WriteOutcome, StoreError> {
+    let keys = [Value::Text(org), Value::Text(model)];
+    let active = tx
+        .query_opt(
             "SELECT is_active FROM organization_models WHERE organization_id = ?1 AND model_id = ?2",
-            [org, model],
-            |r| r.get(0),
-        )
-        .optional()?;
+            &keys,
+        )?
+        .map(|r| r.flag(0))
+        .transpose()?;
     match active {
         None => {
             tx.execute(
-                &format!(
-                    "INSERT INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
-                     VALUES ('orgmod_' || ?1 || '_' || ?2, ?1, ?2, 1, {NOW}, {NOW})"
-                ),
-                [org, model],
+                "INSERT INTO organization_models (id, organization_id, model_id, is_active, created_at, updated_at)
+                 VALUES ('orgmod_' || ?1 || '_' || ?2, ?1, ?2, TRUE, {now}, {now})",
+                &keys,
             )?;
             Ok(WriteOutcome::Created)
         }
-        Some(Some(1)) => Ok(WriteOutcome::Unchanged),
-        Some(_) => {
+        Some(true) => Ok(WriteOutcome::Unchanged),
+        Some(false) => {
             tx.execute(
-                &format!(
-                    "UPDATE organization_models SET is_active = 1, updated_at = {NOW}
-                     WHERE organization_id = ?1 AND model_id = ?2"
-                ),
-                [org, model],
+                "UPDATE organization_models SET is_active = TRUE, updated_at = {now}
+                 WHERE organization_id = ?1 AND model_id = ?2",
+                &keys,
             )?;
             Ok(WriteOutcome::Reactivated)
         }
@@ -163,152 +160,145 @@ fn activate_link(tx: &Transaction<'_>, org: &str, model: &str) -> Result<WriteOu
 }
 
 /// True when an active link was deactivated.
-fn deactivate_link(tx: &Transaction<'_>, org: &str, model: &str) -> Result<bool, StoreError> {
+fn deactivate_link(
+    tx: &(impl AdminDb + ?Sized),
+    org: &str,
+    model: &str,
+) -> Result<bool, StoreError> {
     let changed = tx.execute(
-        &format!(
-            "UPDATE organization_models SET is_active = 0, updated_at = {NOW}
-             WHERE organization_id = ?1 AND model_id = ?2 AND is_active != 0"
-        ),
-        [org, model],
+        "UPDATE organization_models SET is_active = FALSE, updated_at = {now}
+         WHERE organization_id = ?1 AND model_id = ?2 AND is_active <> FALSE",
+        &[Value::Text(org), Value::Text(model)],
     )?;
     Ok(changed > 0)
 }
 
 fn upsert_rule(
-    tx: &Transaction<'_>,
+    tx: &(impl AdminDb + ?Sized),
     org: &str,
     pattern: &str,
     effect: Effect,
 ) -> Result<WriteOutcome, StoreError> {
-    let existing: Option<(String, i64)> = tx
-        .query_row(
-            "SELECT effect, is_active FROM organization_model_rules WHERE organization_id = ?1 AND pattern = ?2",
-            [org, pattern],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let existing = tx.query_opt(
+        "SELECT effect, is_active FROM organization_model_rules WHERE organization_id = ?1 AND pattern = ?2",
+        &[Value::Text(org), Value::Text(pattern)],
+    )?;
     let outcome = match existing {
         None => {
+            let id = format!("orgrule_{}", uuid::Uuid::new_v4().simple());
             tx.execute(
-                &format!(
-                    "INSERT INTO organization_model_rules
-                        (id, organization_id, pattern, effect, is_active, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 1, {NOW}, {NOW})"
-                ),
-                params![
-                    format!("orgrule_{}", uuid::Uuid::new_v4().simple()),
-                    org,
-                    pattern,
-                    effect.as_str()
+                "INSERT INTO organization_model_rules
+                    (id, organization_id, pattern, effect, is_active, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, TRUE, {now}, {now})",
+                &[
+                    Value::Text(&id),
+                    Value::Text(org),
+                    Value::Text(pattern),
+                    Value::Text(effect.as_str()),
                 ],
             )?;
             return Ok(WriteOutcome::Created);
         }
-        Some((old, 1)) if old == effect.as_str() => return Ok(WriteOutcome::Unchanged),
-        Some((_, 1)) => WriteOutcome::Updated,
-        Some(_) => WriteOutcome::Reactivated,
+        Some(row) => match (row.text(0)?, row.flag(1)?) {
+            (old, true) if old == effect.as_str() => return Ok(WriteOutcome::Unchanged),
+            (_, true) => WriteOutcome::Updated,
+            (_, false) => WriteOutcome::Reactivated,
+        },
     };
     tx.execute(
-        &format!(
-            "UPDATE organization_model_rules SET effect = ?3, is_active = 1, updated_at = {NOW}
-             WHERE organization_id = ?1 AND pattern = ?2"
-        ),
-        params![org, pattern, effect.as_str()],
+        "UPDATE organization_model_rules SET effect = ?3, is_active = TRUE, updated_at = {now}
+         WHERE organization_id = ?1 AND pattern = ?2",
+        &[
+            Value::Text(org),
+            Value::Text(pattern),
+            Value::Text(effect.as_str()),
+        ],
     )?;
     Ok(outcome)
 }
 
 /// True when an active rule was deactivated. A database whose schema
 /// predates rules has none to deactivate.
-fn set_rule_inactive(tx: &Transaction<'_>, org: &str, pattern: &str) -> Result<bool, StoreError> {
-    if !table_exists(tx, "organization_model_rules")? {
+fn set_rule_inactive(
+    tx: &(impl AdminDb + ?Sized),
+    org: &str,
+    pattern: &str,
+) -> Result<bool, StoreError> {
+    if !tx.table_exists("organization_model_rules")? {
         return Ok(false);
     }
     let changed = tx.execute(
-        &format!(
-            "UPDATE organization_model_rules SET is_active = 0, updated_at = {NOW}
-             WHERE organization_id = ?1 AND pattern = ?2 AND is_active != 0"
-        ),
-        [org, pattern],
+        "UPDATE organization_model_rules SET is_active = FALSE, updated_at = {now}
+         WHERE organization_id = ?1 AND pattern = ?2 AND is_active <> FALSE",
+        &[Value::Text(org), Value::Text(pattern)],
     )?;
     Ok(changed > 0)
 }
 
-fn rule_exists(tx: &Transaction<'_>, org: &str, pattern: &str) -> Result<bool, StoreError> {
-    if !table_exists(tx, "organization_model_rules")? {
+fn rule_exists(tx: &(impl AdminDb + ?Sized), org: &str, pattern: &str) -> Result<bool, StoreError> {
+    if !tx.table_exists("organization_model_rules")? {
         return Ok(false);
     }
-    Ok(tx
-        .prepare_cached(
-            "SELECT 1 FROM organization_model_rules WHERE organization_id = ?1 AND pattern = ?2",
-        )?
-        .exists([org, pattern])?)
+    tx.exists(
+        "SELECT 1 FROM organization_model_rules WHERE organization_id = ?1 AND pattern = ?2",
+        &[Value::Text(org), Value::Text(pattern)],
+    )
 }
 
 /// Whether any organization has (or had) an exact link to `model`: an id
 /// an operator already enabled once, with `--force` if need be, is not a
 /// typo the second time.
-pub fn ever_linked(conn: &Connection, model: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM organization_models WHERE model_id = ?1 LIMIT 1")?
-        .exists([model])?)
+pub fn ever_linked(conn: &(impl AdminDb + ?Sized), model: &str) -> Result<bool, StoreError> {
+    conn.exists(
+        "SELECT 1 FROM organization_models WHERE model_id = ?1 LIMIT 1",
+        &[Value::Text(model)],
+    )
 }
 
 /// Exact links and rules, active or not, sorted by id or pattern.
-pub fn list_models(conn: &Connection, org: &str) -> Result<Vec<OrgModel>, StoreError> {
+pub fn list_models(conn: &(impl AdminDb + ?Sized), org: &str) -> Result<Vec<OrgModel>, StoreError> {
     let org = non_empty(org, "organization id")?;
     require_org(conn, org)?;
+    let key = [Value::Text(org)];
     let mut out = Vec::new();
-    let mut stmt = conn.prepare(
+    for r in conn.query_rows(
         "SELECT id, organization_id, model_id, is_active, created_at, updated_at
          FROM organization_models WHERE organization_id = ?1",
-    )?;
-    for row in stmt.query_map([org], |r| {
-        Ok(OrgModel {
-            id: r.get(0)?,
-            organization_id: r.get(1)?,
-            model_id: r.get(2)?,
+        &key,
+    )? {
+        out.push(OrgModel {
+            id: r.text(0)?,
+            organization_id: r.text(1)?,
+            model_id: r.text(2)?,
             effect: Effect::Allow,
             pattern: false,
-            is_active: r.get::<_, Option<i64>>(3)? == Some(1),
-            created_at: r.get(4)?,
-            updated_at: r.get(5)?,
-        })
-    })? {
-        out.push(row?);
+            is_active: r.flag(3)?,
+            created_at: r.opt_int(4)?,
+            updated_at: r.opt_int(5)?,
+        });
     }
-    if table_exists(conn, "organization_model_rules")? {
-        let mut stmt = conn.prepare(
+    if conn.table_exists("organization_model_rules")? {
+        for r in conn.query_rows(
             "SELECT id, organization_id, pattern, effect, is_active, created_at, updated_at
              FROM organization_model_rules WHERE organization_id = ?1",
-        )?;
-        let rows = stmt.query_map([org], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, Option<i64>>(6)?,
-            ))
-        })?;
-        for row in rows {
-            let (id, organization_id, pattern, effect, active, created_at, updated_at) = row?;
+            &key,
+        )? {
+            let pattern = r.text(2)?;
+            let effect = r.text(3)?;
             // Shown as stored; a row the gate cannot read is listed (so the
             // operator can find and remove it) and flagged by `access`.
             let glob = Target::parse(&pattern)
                 .map(|t| t.is_glob())
                 .unwrap_or(false);
             out.push(OrgModel {
-                id,
-                organization_id,
+                id: r.text(0)?,
+                organization_id: r.text(1)?,
                 model_id: pattern,
                 effect: Effect::parse(&effect).unwrap_or(Effect::Deny),
                 pattern: glob,
-                is_active: active == Some(1),
-                created_at,
-                updated_at,
+                is_active: r.flag(4)?,
+                created_at: r.opt_int(5)?,
+                updated_at: r.opt_int(6)?,
             });
         }
     }
@@ -320,6 +310,7 @@ pub fn list_models(conn: &Connection, org: &str) -> Result<Vec<OrgModel>, StoreE
 mod tests {
     use super::*;
     use crate::store::admin::test_db::{audit_actors, db_with_org as with_org};
+    use rusqlite::Connection;
 
     #[test]
     fn enable_is_created_then_unchanged() {

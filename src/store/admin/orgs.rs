@@ -1,12 +1,11 @@
 //! Organizations: create or rename, and the listing with active counts.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::write::{non_empty, require_org, with_actor, WriteOutcome};
 use crate::store::access::Mode;
 use crate::store::error::StoreError;
-use crate::store::schema::table_exists;
+use crate::store::sql::{AdminDb, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Organization {
@@ -28,7 +27,7 @@ pub struct Organization {
 /// an id typed twice by mistake must not silently rename an organization
 /// (`rename_org` does that on purpose).
 pub fn create_org(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     id: &str,
     name: &str,
     actor: &str,
@@ -36,11 +35,13 @@ pub fn create_org(
     let id = non_empty(id, "organization id")?;
     let name = non_empty(name, "organization name")?;
     with_actor(conn, actor, |tx| {
-        let existing: Option<String> = tx
-            .query_row("SELECT name FROM organizations WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let existing = tx
+            .query_opt(
+                "SELECT name FROM organizations WHERE id = ?1",
+                &[Value::Text(id)],
+            )?
+            .map(|r| r.text(0))
+            .transpose()?;
         match existing {
             Some(old) if old == name => Ok(WriteOutcome::Unchanged),
             Some(old) => Err(StoreError::OrganizationExists {
@@ -49,9 +50,8 @@ pub fn create_org(
             }),
             None => {
                 tx.execute(
-                    "INSERT INTO organizations (id, name, created_at)
-                     VALUES (?1, ?2, CAST(strftime('%s','now') AS INTEGER))",
-                    params![id, name],
+                    "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, {now})",
+                    &[Value::Text(id), Value::Text(name)],
                 )?;
                 Ok(WriteOutcome::Created)
             }
@@ -61,7 +61,7 @@ pub fn create_org(
 
 /// Renames an existing organization.
 pub fn rename_org(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     id: &str,
     name: &str,
     actor: &str,
@@ -71,8 +71,8 @@ pub fn rename_org(
     with_actor(conn, actor, |tx| {
         require_org(tx, id)?;
         let changed = tx.execute(
-            "UPDATE organizations SET name = ?2 WHERE id = ?1 AND name IS NOT ?2",
-            params![id, name],
+            "UPDATE organizations SET name = ?2 WHERE id = ?1 AND name IS DISTINCT FROM ?2",
+            &[Value::Text(id), Value::Text(name)],
         )?;
         Ok(if changed > 0 {
             WriteOutcome::Updated
@@ -84,7 +84,7 @@ pub fn rename_org(
 
 /// Sets whether the organization's refusals are enforced or only counted.
 pub fn set_mode(
-    conn: &Connection,
+    conn: &(impl AdminDb + ?Sized),
     id: &str,
     mode: Mode,
     actor: &str,
@@ -93,8 +93,8 @@ pub fn set_mode(
     with_actor(conn, actor, |tx| {
         require_org(tx, id)?;
         let changed = tx.execute(
-            "UPDATE organizations SET mode = ?2 WHERE id = ?1 AND mode IS NOT ?2",
-            params![id, mode.as_str()],
+            "UPDATE organizations SET mode = ?2 WHERE id = ?1 AND mode IS DISTINCT FROM ?2",
+            &[Value::Text(id), Value::Text(mode.as_str())],
         )?;
         Ok(if changed > 0 {
             WriteOutcome::Updated
@@ -104,54 +104,46 @@ pub fn set_mode(
     })
 }
 
-pub fn list_orgs(conn: &Connection) -> Result<Vec<Organization>, StoreError> {
+pub fn list_orgs(conn: &(impl AdminDb + ?Sized)) -> Result<Vec<Organization>, StoreError> {
     // A schema older than rules, bindings and modes lists zeros and
     // `enforce`, which is what such a database means.
     let count = |table: &str| -> Result<String, StoreError> {
-        Ok(if table_exists(conn, table)? {
+        Ok(if conn.table_exists(table)? {
             format!(
-                "(SELECT COUNT(*) FROM {table} t WHERE t.organization_id = o.id AND t.is_active = 1)"
+                "(SELECT COUNT(*) FROM {table} t WHERE t.organization_id = o.id AND t.is_active = TRUE)"
             )
         } else {
             "0".to_string()
         })
     };
-    let has_mode = conn
-        .prepare("SELECT 1 FROM pragma_table_info('organizations') WHERE name = 'mode'")?
-        .exists([])?;
+    let has_mode = conn.column_exists("organizations", "mode")?;
     let sql = format!(
         "SELECT o.id, o.name, o.created_at, {}, {}, {}, {}, {}
-         FROM organizations o ORDER BY o.id",
+         FROM organizations o ORDER BY o.id {{binary}}",
         count("organization_members")?,
         count("organization_models")?,
         count("organization_model_rules")?,
         count("organization_groups")?,
         if has_mode { "o.mode" } else { "'enforce'" },
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                Organization {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    created_at: r.get(2)?,
-                    active_members: r.get(3)?,
-                    active_models: r.get(4)?,
-                    active_rules: r.get(5)?,
-                    bound_groups: r.get(6)?,
-                    mode: Mode::Enforce,
-                },
-                r.get::<_, String>(7)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(mut org, mode)| {
-            org.mode = Mode::parse(&mode).ok_or_else(|| {
-                StoreError::Sqlite(format!("organization {} has mode {mode:?}", org.id))
+    conn.query_rows(&sql, &[])?
+        .into_iter()
+        .map(|r| {
+            let id = r.text(0)?;
+            let mode = r.text(7)?;
+            let mode = Mode::parse(&mode).ok_or_else(|| {
+                StoreError::Sqlite(format!("organization {id} has mode {mode:?}"))
             })?;
-            Ok(org)
+            Ok(Organization {
+                name: r.text(1)?,
+                created_at: r.opt_int(2)?,
+                active_members: r.int(3)?,
+                active_models: r.int(4)?,
+                active_rules: r.int(5)?,
+                bound_groups: r.int(6)?,
+                mode,
+                id,
+            })
         })
         .collect()
 }

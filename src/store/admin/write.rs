@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::store::error::StoreError;
+use crate::store::sql::{in_transaction, AdminDb, Value};
 
 /// What a write did, so the CLI can say so (and tests can check no-ops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,59 +37,48 @@ pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")
 }
 
-/// Runs `body` in one IMMEDIATE transaction with `actor` recorded for the
-/// audit triggers; an error rolls everything back (the transaction drops).
-pub(crate) fn with_actor<T>(
-    conn: &Connection,
+/// Runs `body` in one write transaction with `actor` recorded for the
+/// audit triggers; an error rolls everything back.
+pub(crate) fn with_actor<D: AdminDb + ?Sized, T>(
+    conn: &D,
     actor: &str,
-    body: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    body: impl FnOnce(&D) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    set_actor(&tx, actor)?;
-    let out = body(&tx)?;
-    clear_actor(&tx)?;
-    tx.commit()?;
-    Ok(out)
-}
-
-pub(super) fn set_actor(tx: &Transaction<'_>, actor: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR REPLACE INTO permission_audit_context (id, actor) VALUES (1, ?1)",
-        [actor],
-    )?;
-    Ok(())
-}
-
-/// Cleared before commit so no later writer's change is blamed on `actor`.
-pub(super) fn clear_actor(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM permission_audit_context", [])?;
-    Ok(())
+    in_transaction(conn, |tx| {
+        tx.set_actor(actor)?;
+        let out = body(tx)?;
+        // Cleared before commit so no later writer's change is blamed on
+        // `actor`.
+        tx.clear_actor()?;
+        Ok(out)
+    })
 }
 
 /// Runs a deactivating `update` keyed by (organization, subject); `exists`
 /// tells an already inactive row (`Unchanged`) from no row (`NotFound`).
 pub(super) fn deactivate(
-    tx: &Transaction<'_>,
+    tx: &(impl AdminDb + ?Sized),
     update: &str,
     exists: &str,
     org: &str,
     subject: &str,
 ) -> Result<WriteOutcome, StoreError> {
-    if tx.execute(update, [org, subject])? > 0 {
+    let keys = [Value::Text(org), Value::Text(subject)];
+    if tx.execute(update, &keys)? > 0 {
         return Ok(WriteOutcome::Deactivated);
     }
-    if tx.prepare(exists)?.exists([org, subject])? {
+    if tx.exists(exists, &keys)? {
         Ok(WriteOutcome::Unchanged)
     } else {
         Ok(WriteOutcome::NotFound)
     }
 }
 
-pub(super) fn require_org(conn: &Connection, org: &str) -> Result<(), StoreError> {
-    let known = conn
-        .prepare_cached("SELECT 1 FROM organizations WHERE id = ?1")?
-        .exists([org])?;
-    if known {
+pub(super) fn require_org(conn: &(impl AdminDb + ?Sized), org: &str) -> Result<(), StoreError> {
+    if conn.exists(
+        "SELECT 1 FROM organizations WHERE id = ?1",
+        &[Value::Text(org)],
+    )? {
         Ok(())
     } else {
         Err(StoreError::UnknownOrganization(org.to_string()))

@@ -24,7 +24,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{id_set_hash, record_known, KnownSource, RecordOutcome};
 use crate::store::admin::configure_writer;
+use crate::store::database::Database;
 use crate::store::error::StoreError;
+use crate::store::pg::blocking::PgConn;
 
 /// How one looked-at list ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +44,8 @@ pub type KnownObserver = Arc<dyn Fn(KnownSource, RecordResult) + Send + Sync>;
 
 /// Shared by every request through the store handle.
 pub struct KnownRecorder {
-    path: PathBuf,
+    /// `None`: nothing is recorded.
+    database: Option<Database>,
     min_interval: Duration,
     slots: [Mutex<Slot>; 2],
     failures: AtomicU64,
@@ -74,8 +77,14 @@ impl KnownRecorder {
     /// Lists of each source are looked at no more often than `min_interval`
     /// (zero: whenever none is being looked at).
     pub fn new(path: PathBuf, min_interval: Duration) -> KnownRecorder {
+        KnownRecorder::writing_to(Some(Database::Sqlite(path)), min_interval)
+    }
+
+    /// Records into `database` (a SQLite file or PostgreSQL), or nowhere
+    /// (never hands out a ticket).
+    pub(crate) fn writing_to(database: Option<Database>, min_interval: Duration) -> KnownRecorder {
         KnownRecorder {
-            path,
+            database,
             min_interval,
             slots: Default::default(),
             failures: AtomicU64::new(0),
@@ -102,6 +111,7 @@ impl KnownRecorder {
         source: KnownSource,
         fingerprint: Option<u128>,
     ) -> Option<KnownTicket> {
+        self.database.as_ref()?;
         let mut slot = self.slot(source);
         if slot.busy || (fingerprint.is_some() && slot.body == fingerprint) {
             return None;
@@ -164,7 +174,7 @@ impl KnownRecorder {
                     tracing::warn!(
                         source = source.as_str(),
                         error = %e,
-                        database = %self.path.display(),
+                        database = %self.database.as_ref().map(ToString::to_string).unwrap_or_default(),
                         "cannot record the model ids the upstream offers (requests are unaffected; \
                          `model enable` and `migrate` will know fewer ids); further failures are \
                          only counted"
@@ -176,21 +186,30 @@ impl KnownRecorder {
     }
 
     /// A connection of its own, opened per write (writes are rare) and
-    /// never creating the file.
+    /// never creating a SQLite file. Runs on a blocking thread (the
+    /// PostgreSQL connection drives itself with a runtime of its own).
     fn write(
         &self,
         source: KnownSource,
         ids: &BTreeSet<String>,
     ) -> Result<RecordOutcome, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure_writer(&conn)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        record_known(&conn, source, ids, now)
+        match &self.database {
+            None => Err(StoreError::Unavailable("no database to record into".into())),
+            Some(Database::Sqlite(path)) => {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure_writer(&conn)?;
+                record_known(&conn, source, ids, now)
+            }
+            Some(Database::Postgres(target)) => {
+                record_known(&PgConn::connect(target, false)?, source, ids, now)
+            }
+        }
     }
 
     fn report(&self, source: KnownSource, result: RecordResult) {
