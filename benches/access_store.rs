@@ -176,7 +176,12 @@ fn benches(c: &mut Criterion) {
     let user = "user-000001";
     let orgs =
         f.rt.block_on(async { store.user(user).await.expect("user").organizations.clone() });
-    let writer = modelgate::store::admin::open_writer(&store.config().path).expect("writer");
+    let path = store
+        .config()
+        .database
+        .sqlite_path()
+        .expect("a SQLite bench database");
+    let writer = modelgate::store::admin::open_writer(path).expect("writer");
     for i in 0..100 {
         let org = &orgs[i % orgs.len()];
         if i < 90 {

@@ -218,7 +218,7 @@ pub struct MembershipSource {
 }
 
 /// Every active way `user_id` is in an organization, sorted (explanations
-/// only; the request path reads `lookup::MEMBERSHIPS_WITH_GROUPS_SQL`).
+/// only; the request path reads `lookup::GROUP_MEMBERSHIPS_SQL`).
 pub fn membership_sources(
     conn: &(impl AdminDb + ?Sized),
     user_id: &str,
@@ -243,7 +243,7 @@ pub fn membership_sources(
     let subgroups = have_all && conn.column_exists("group", "parent_group_id")?;
     if have_all {
         // The bound group itself: the user's own group or an ancestor of
-        // it (see `lookup::MEMBERSHIPS_WITH_GROUPS_SQL`).
+        // it (see `lookup::GROUP_MEMBERSHIPS_SQL`).
         let mine = if subgroups {
             "WITH RECURSIVE mine(group_id) AS (
                  SELECT group_id FROM group_member WHERE user_id = ?1

@@ -113,7 +113,7 @@ CREATE VIEW IF NOT EXISTS user_available_models AS
 ///
 /// The rules and group-binding indexes cover their lookups
 /// (`lookup::ORG_RULES_SQL`, the group half of
-/// `lookup::MEMBERSHIPS_WITH_GROUPS_SQL`).
+/// `lookup::GROUP_MEMBERSHIPS_SQL`).
 pub const EXTENSION_INDEXES: &str = r#"
 CREATE INDEX IF NOT EXISTS idx_org_models_org_active_model ON organization_models(organization_id, is_active, model_id);
 CREATE INDEX IF NOT EXISTS idx_org_rules_org_active ON organization_model_rules(organization_id, is_active, pattern, effect);

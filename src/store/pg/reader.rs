@@ -248,6 +248,9 @@ impl PgReader {
             group_member: flag(8)?,
             group_parent: flag(9)?,
             organization_mode: flag(10)?,
+            // The PostgreSQL memberships query always includes the group
+            // half (its planner skips an empty join cheaply).
+            group_bindings: flag(7)? && flag(8)?,
         };
         *self.lock_tables() = Some((generation, tables));
         Ok(tables)
