@@ -67,14 +67,22 @@ fn fixture() -> Option<Fixture> {
     };
     let started = Instant::now();
     rt.block_on(async {
-        let mut client = modelgate::store::pg::connect(target).await.expect("connect");
-        client.batch_execute(OPEN_WEBUI_DDL).await.expect("Open WebUI tables");
+        let mut client = modelgate::store::pg::connect(target)
+            .await
+            .expect("connect");
+        client
+            .batch_execute(OPEN_WEBUI_DDL)
+            .await
+            .expect("Open WebUI tables");
         modelgate::store::pg::ensure_schema(&mut client)
             .await
             .expect("init");
         client.batch_execute(FACTS).await.expect("facts");
     });
-    eprintln!("generated the PostgreSQL data set in {:?}", started.elapsed());
+    eprintln!(
+        "generated the PostgreSQL data set in {:?}",
+        started.elapsed()
+    );
     let store = rt.block_on(async {
         let store = AccessStore::open(StoreConfig {
             cache_ttl: Duration::from_secs(3600),
@@ -93,11 +101,7 @@ fn fixture() -> Option<Fixture> {
         }
         store
     });
-    Some(Fixture {
-        _pg: pg,
-        store,
-        rt,
-    })
+    Some(Fixture { _pg: pg, store, rt })
 }
 
 fn report(what: &str, times: &mut [f64]) {
@@ -123,8 +127,12 @@ fn benches(c: &mut Criterion) {
     let store = f.store.clone();
     f.rt.block_on(async { store.decide("user-000001", "model-7").await.expect("warm") });
     c.bench_function("pg_decide_cache_hit", |b| {
-        b.to_async(&f.rt)
-            .iter(|| async { store.decide("user-000001", "model-7").await.expect("decide") })
+        b.to_async(&f.rt).iter(|| async {
+            store
+                .decide("user-000001", "model-7")
+                .await
+                .expect("decide")
+        })
     });
     f.rt.block_on(async {
         for n in 0..10_000 {
