@@ -119,6 +119,26 @@ fn prepare_database(config: &Config) {
             // Never created behind the operator's back on a shared server:
             // Open WebUI must have migrated the schema first (`init` checks).
             tracing::info!(database = %target, "PostgreSQL: the organization schema is created by `modelgate init`");
+            if config.admin.organization_id.is_some() {
+                // The blocking client runs its own runtime, so it gets a
+                // thread of its own, outside this one's.
+                let done = std::thread::scope(|s| {
+                    s.spawn(|| {
+                        crate::store::pg::blocking::PgConn::connect(target, false)
+                            .map(|conn| bootstrap(config, &conn))
+                    })
+                    .join()
+                });
+                match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(
+                        database = %target,
+                        error = %e,
+                        "organization bootstrap failed: cannot connect"
+                    ),
+                    Err(_) => tracing::error!("organization bootstrap failed: its thread panicked"),
+                }
+            }
             return;
         }
     };
@@ -211,7 +231,7 @@ fn announce_contents(conn: &rusqlite::Connection, shown: &std::path::Path, exist
 
 /// Seed 003: `OPENROUTER_EXTERNAL_USER` / `ORGANIZATION_NAME` name the
 /// deployment's organization; make sure it exists with its models.
-fn bootstrap(config: &Config, conn: &rusqlite::Connection) {
+fn bootstrap(config: &Config, conn: &(impl crate::store::sql::AdminDb + ?Sized)) {
     let Some(org_id) = config.admin.organization_id.as_deref() else {
         return;
     };

@@ -343,3 +343,41 @@ async fn two_replicas_refuse_every_revocation_within_a_second() {
     both_refuse_within(&replicas, &alice, "keep", t, WITHIN, "after the restart").await;
     drop(pg);
 }
+
+/// `OPENROUTER_EXTERNAL_USER` names the deployment's organization; on
+/// PostgreSQL too, `serve` makes sure it exists at start-up (audited).
+#[tokio::test]
+async fn the_deployment_organization_is_bootstrapped_on_postgresql() {
+    let Some(pg) = PgServer::start() else { return };
+    pg.psql(DATABASE, OPEN_WEBUI_DDL);
+    let url = pg.url();
+    cli(&url, &["init"]);
+    pg.psql(DATABASE, ROWS);
+    let up = FakeUpstream::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("modelgate.toml");
+    std::fs::write(&config, JSON_LOG).unwrap();
+    let env = [
+        ("MODELGATE_DATABASE", url.as_str()),
+        ("WEBUI_SECRET_KEY", SECRET),
+        ("OPENROUTER_EXTERNAL_USER", "mai_client_boot"),
+        ("ORGANIZATION_NAME", "Boot Ltd"),
+    ];
+    let serve = Serve::start(&config, up.addr, &env);
+    serve.wait_for("organization bootstrap done");
+    assert_eq!(
+        pg.psql(
+            DATABASE,
+            "SELECT name FROM organizations WHERE id = 'mai_client_boot'"
+        ),
+        "Boot Ltd"
+    );
+    assert_eq!(
+        pg.psql(
+            DATABASE,
+            "SELECT actor FROM permission_audit_log \
+             WHERE table_name = 'organizations' AND organization_id = 'mai_client_boot'"
+        ),
+        "modelgate-bootstrap"
+    );
+}
