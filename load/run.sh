@@ -101,6 +101,7 @@ if [[ -n $NGINX_BIN ]]; then
     [[ $(id -u) == 0 ]] && USER_DIRECTIVE="user root;"
     sed -e "s|@PREFIX@|$TMP/nginx|g" -e "s|@LISTEN_PORT@|$NGINX_PORT|g" \
         -e "s|@UPSTREAM_PORT@|$MOCK_PORT|g" -e "s|@USER_DIRECTIVE@|$USER_DIRECTIVE|g" \
+        -e "s|@WORKERS@|auto|g" \
         "$ROOT/load/nginx.conf" >"$TMP/nginx/nginx.conf"
     "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" \
         2>"$TMP/nginx/stderr.log" &

@@ -18,7 +18,7 @@ cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$TMP"
+    [[ ${KEEP_TMP:-0} == 1 ]] && log "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 log() { echo "$NAME.sh: $*" >&2; }
@@ -53,8 +53,28 @@ start_stack() { # users models
         MODELGATE_EGRESS_LISTEN=$EGRESS MODELGATE_EGRESS_UPSTREAM="http://$MOCK_ADDR/openai" \
         MODELGATE_UPSTREAM="http://$MOCK_ADDR" MODELGATE_DATABASE="$TMP/webui.db" \
         FORWARD_USER_INFO_HEADER_JWT_SECRET=$FORWARD_SECRET RUST_LOG=warn \
-        "$BIN/modelgate" serve --config "$ROOT/config/modelgate.toml" >"$TMP/mg.out" 2>"$TMP/mg.err" &
+        "${MODELGATE_BIN:-$BIN/modelgate}" serve --config "${MODELGATE_CONFIG:-$ROOT/config/modelgate.toml}" >"$TMP/mg.out" 2>"$TMP/mg.err" &
     MG_PID=$!
     PIDS+=("$MG_PID")
     "$BIN/loadgen" wait --url "http://$ADMIN/health" --timeout-s 15 >/dev/null
+}
+
+start_nginx() { # workers ("auto" = one per core); sets NGINX_ADDR, or leaves it empty without nginx
+    NGINX_ADDR=
+    local bin
+    bin=$(command -v nginx || true)
+    [[ -z $bin && -x /usr/sbin/nginx ]] && bin=/usr/sbin/nginx
+    [[ -n $bin ]] || { log "nginx not installed (apt-get install nginx-light): no nginx target"; return 0; }
+    local port user=
+    port=$("$BIN/loadgen" free-port --count 1)
+    [[ $(id -u) == 0 ]] && user="user root;"
+    mkdir -p "$TMP/nginx"
+    sed -e "s|@PREFIX@|$TMP/nginx|g" -e "s|@LISTEN_PORT@|$port|g" \
+        -e "s|@UPSTREAM_PORT@|${MOCK_ADDR##*:}|g" -e "s|@USER_DIRECTIVE@|$user|g" \
+        -e "s|@WORKERS@|$1|g" "$ROOT/load/nginx.conf" >"$TMP/nginx/nginx.conf"
+    "$bin" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" 2>"$TMP/nginx/stderr.log" &
+    PIDS+=("$!")
+    NGINX_ADDR=127.0.0.1:$port
+    "$BIN/loadgen" wait --url "http://$NGINX_ADDR/health" --timeout-s 15 >/dev/null || {
+        log "nginx did not become ready"; cat "$TMP/nginx/error.log" >&2; exit 1; }
 }

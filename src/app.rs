@@ -15,6 +15,7 @@ use crate::proxy::egress::Egress;
 use crate::proxy::Proxy;
 use crate::reload::{self, Overrides};
 use crate::server;
+use crate::workers;
 use crate::store::bootstrap::ModelSelection;
 use crate::store::AccessStore;
 
@@ -86,22 +87,24 @@ pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state, async move {
         let _ = admin_stop.wait_for(|s| *s).await;
     }));
-    let mut egress_stop = stop_rx.clone();
-    let egress_task = tokio::spawn(server::serve(egress_listener, egress, async move {
-        let _ = egress_stop.wait_for(|s| *s).await;
-    }));
+    let workers = live.load().startup.workers;
+    tracing::info!(workers, "proxy and egress served by one thread per worker");
+    let egress_workers = workers::start(egress_listener, egress, workers, stop_rx.clone())
+        .context("cannot start the egress workers")?;
 
     let shutdown = async move {
         let _ = shutdown_signal().await;
         tracing::info!("shutdown requested");
         let _ = stop_tx.send(true);
     };
-    server::serve(listener, proxy, shutdown).await;
-    // The other listeners got the same signal and drain beside the proxy.
-    for (name, task) in [("egress", egress_task), ("admin", admin_task)] {
-        if let Err(e) = task.await {
-            tracing::warn!(listener = name, error = %e, "listener ended abnormally");
-        }
+    let proxy_workers = workers::start(listener, proxy, workers, stop_rx)
+        .context("cannot start the proxy workers")?;
+    shutdown.await;
+    // Every listener got the signal and drains beside the others.
+    proxy_workers.wait().await;
+    egress_workers.wait().await;
+    if let Err(e) = admin_task.await {
+        tracing::warn!(listener = "admin", error = %e, "listener ended abnormally");
     }
     Ok(())
 }

@@ -7,6 +7,9 @@
 //! - [`reload`]: the one path that swaps the live config (SIGHUP).
 //! - [`server`]: the one accept loop (connection limit, graceful drain),
 //!   generic over its [`server::Handler`]: the proxy and the admin listener.
+//! - [`workers`]: thread per core for the proxy listeners (one
+//!   single-threaded runtime per worker, one accept socket, upstream pools
+//!   per worker in [`workers::PerWorker`]).
 //! - [`proxy`]: the request path, one file per gate, each read top to
 //!   bottom. `proxy/ingress.rs` (browser → Open WebUI): classify → guard
 //!   (identify → bypass → authorize) → forward → rewrite → log.
@@ -62,3 +65,4 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod store;
+pub mod workers;

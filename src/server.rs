@@ -68,6 +68,17 @@ pub async fn serve<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) {
     let limit = Arc::new(Semaphore::new(handler.max_connections()));
+    serve_limited(listener, handler, limit, shutdown).await
+}
+
+/// [`serve`] with the connection slots given, so that several accept loops
+/// (one per [`crate::workers`] thread) share one limit.
+pub(crate) async fn serve_limited<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    limit: Arc<Semaphore>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 

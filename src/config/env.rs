@@ -18,6 +18,9 @@ pub(super) fn apply(file: &mut FileConfig, env: EnvLookup<'_>) -> Result<(), Con
     if let Some(v) = env("MODELGATE_ADMIN_LISTEN") {
         file.admin_listen = v;
     }
+    if let Some(v) = env("MODELGATE_WORKERS") {
+        file.workers = parse_number("MODELGATE_WORKERS", &v)?;
+    }
     if let Some(v) = env("MODELGATE_EGRESS_LISTEN") {
         file.egress.listen = v;
     }

@@ -27,6 +27,9 @@ pub struct FileConfig {
     pub listen: String,
     pub upstream: String,
     pub admin_listen: String,
+    /// Threads serving the proxy listeners, each with its own event loop
+    /// and upstream connections; 0 is one per core. Env: `MODELGATE_WORKERS`.
+    pub workers: usize,
     /// A SQLite path or a PostgreSQL URL; `None` (not in the file, the
     /// environment or a flag): Open WebUI's `DATABASE_URL`, else the
     /// SQLite default (see `store::database`).
@@ -47,6 +50,7 @@ impl Default for FileConfig {
             listen: "0.0.0.0:8081".into(),
             upstream: "http://127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:9464".into(),
+            workers: 0,
             database: None,
             proxy: ProxySection::default(),
             timeouts: TimeoutSection::default(),
@@ -351,6 +355,9 @@ impl FileConfig {
         let connect_timeout = non_zero_millis("timeouts.connect_ms", self.timeouts.connect_ms)?;
         let timeouts = self.timeouts.compile()?;
         let max_connections = non_zero("limits.max_connections", self.limits.max_connections)?;
+        let workers = NonZeroUsize::new(self.workers).unwrap_or_else(|| {
+            std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+        });
         let limits = self.limits.compile()?;
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "", "must not be empty"));
@@ -386,6 +393,7 @@ impl FileConfig {
                 database,
                 log: self.log,
                 max_connections,
+                workers,
                 max_buffered_body_bytes,
                 connect_timeout,
                 max_concurrent_list_filters,

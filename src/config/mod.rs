@@ -117,6 +117,8 @@ pub struct Startup {
     pub log: LogSection,
     /// `limits.max_connections`.
     pub max_connections: NonZeroUsize,
+    /// `workers`, 0 resolved to the number of cores.
+    pub workers: NonZeroUsize,
     /// `limits.max_buffered_body_bytes`: the budget is sized once.
     pub max_buffered_body_bytes: NonZeroUsize,
     /// `timeouts.connect_ms`.
@@ -144,6 +146,7 @@ impl Startup {
             database,
             log,
             max_connections,
+            workers,
             max_buffered_body_bytes,
             connect_timeout,
             max_concurrent_list_filters,
@@ -161,6 +164,7 @@ impl Startup {
                 "limits.max_connections",
                 *max_connections != other.max_connections,
             ),
+            ("workers", *workers != other.workers),
             (
                 "limits.max_buffered_body_bytes",
                 *max_buffered_body_bytes != other.max_buffered_body_bytes,

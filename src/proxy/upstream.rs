@@ -17,14 +17,18 @@ use crate::config::Config;
 use crate::error::Refusal;
 use crate::metrics::{Gate, Metrics, UpstreamErrorKind};
 use crate::proxy::body::Body;
+use crate::workers::PerWorker;
 
 /// Upper bound of each upstream connection's read buffer (hyper's minimum
 /// is 8 KiB).
 const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 
-/// A pooled client to one kind of upstream.
+/// A pooled client to one kind of upstream, one pool per worker thread
+/// ([`PerWorker`]): a pooled connection's task runs on the thread that
+/// opened it, so sharing one pool between threads would hand every request
+/// to another thread and back.
 pub struct Upstream<C = HttpConnector> {
-    client: Client<C, Body>,
+    clients: PerWorker<Client<C, Body>>,
     gate: Gate,
     metrics: Arc<Metrics>,
 }
@@ -39,7 +43,14 @@ fn tcp_connector(config: &Config) -> HttpConnector {
     connector
 }
 
-fn pooled<C>(config: &Config, connector: C) -> Client<C, Body>
+fn pooled<C>(config: &Config, connector: C) -> PerWorker<Client<C, Body>>
+where
+    C: Connect + Clone,
+{
+    PerWorker::new(config.startup.workers, || client(config, connector.clone()))
+}
+
+fn client<C>(config: &Config, connector: C) -> Client<C, Body>
 where
     C: Connect + Clone,
 {
@@ -66,7 +77,7 @@ impl Upstream<HttpConnector> {
         let mut connector = tcp_connector(config);
         connector.enforce_http(true);
         Self {
-            client: pooled(config, connector),
+            clients: pooled(config, connector),
             gate,
             metrics,
         }
@@ -93,7 +104,7 @@ impl TlsUpstream {
             .enable_http1()
             .wrap_connector(tcp);
         Ok(Self {
-            client: pooled(config, connector),
+            clients: pooled(config, connector),
             gate: Gate::Egress,
             metrics,
         })
@@ -159,8 +170,8 @@ where
         config: &Config,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, Refusal> {
-        match tokio::time::timeout(config.timeouts.upstream_headers, self.client.request(req)).await
-        {
+        let client = self.clients.get();
+        match tokio::time::timeout(config.timeouts.upstream_headers, client.request(req)).await {
             Err(_) => {
                 self.metrics
                     .record_upstream_error(self.gate, UpstreamErrorKind::Timeout);
