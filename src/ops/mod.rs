@@ -156,6 +156,7 @@ impl OpsError {
                 StoreError::OrganizationExists { .. } => "organization_exists",
                 StoreError::UnknownGroup(_) => "unknown_group",
                 StoreError::AmbiguousGroup { .. } => "ambiguous_group",
+                StoreError::AmbiguousEmail { .. } => "ambiguous_user",
                 StoreError::UnknownEmail(_) => "unknown_user",
                 _ => "database_error",
             },

@@ -61,6 +61,10 @@ pub enum StoreError {
     /// A user named by an email no Open WebUI user has.
     #[error("no Open WebUI user has the email {0:?}")]
     UnknownEmail(String),
+    /// An email several Open WebUI users share (Open WebUI refuses a
+    /// second sign-up, but another writer may not have).
+    #[error("email {email:?} is ambiguous ({} users: {}); name the user by id", ids.len(), ids.join(", "))]
+    AmbiguousEmail { email: String, ids: Vec<String> },
     /// Backup destination problems (it exists, or its directory is missing).
     #[error("backup failed: {0}")]
     Backup(String),

@@ -135,7 +135,10 @@ fn store_status(e: &StoreError) -> u16 {
         }
         S::InvalidRole(_) | S::EmptyId(_) | S::BadPattern { .. } => 400,
         // The id exists with another name; the caller renames with PATCH.
-        S::OrganizationExists { .. } | S::AmbiguousGroup { .. } | S::NoModels(_) => 409,
+        S::OrganizationExists { .. }
+        | S::AmbiguousGroup { .. }
+        | S::AmbiguousEmail { .. }
+        | S::NoModels(_) => 409,
         S::Sqlite(_) | S::Postgres(_) | S::Backup(_) => 500,
     }
 }

@@ -59,13 +59,22 @@ pub fn resolve_user(conn: &(impl AdminDb + ?Sized), user: &str) -> Result<String
     if conn.exists("SELECT 1 FROM \"user\" WHERE id = ?1", &[Value::Text(user)])? {
         return Ok(user.to_string());
     }
-    conn.query_opt(
-        "SELECT id FROM \"user\" WHERE lower(email) = lower(?1) ORDER BY id {binary} LIMIT 1",
-        &[Value::Text(user)],
-    )?
-    .map(|r| r.text(0))
-    .transpose()?
-    .ok_or_else(|| StoreError::UnknownEmail(user.to_string()))
+    let ids = conn
+        .query_rows(
+            "SELECT id FROM \"user\" WHERE lower(email) = lower(?1) ORDER BY id {binary}",
+            &[Value::Text(user)],
+        )?
+        .iter()
+        .map(|r| r.text(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    match ids.as_slice() {
+        [] => Err(StoreError::UnknownEmail(user.to_string())),
+        [one] => Ok(one.clone()),
+        _ => Err(StoreError::AmbiguousEmail {
+            email: user.to_string(),
+            ids,
+        }),
+    }
 }
 
 /// Adds a member, or re-activates an inactive membership (keeping its row
@@ -183,6 +192,30 @@ mod tests {
             Err(StoreError::InvalidRole("Admin".into()))
         );
         assert_eq!(MemberRole::Admin.as_str(), "admin");
+    }
+
+    #[test]
+    fn emails_resolve_case_blind_and_only_when_unambiguous() {
+        let conn = with_org();
+        assert_eq!(resolve_user(&conn, "U1@X"), Ok("u1".into()));
+        assert_eq!(
+            resolve_user(&conn, "nobody@x"),
+            Err(StoreError::UnknownEmail("nobody@x".into()))
+        );
+        // A second user with the same email (another writer than Open
+        // WebUI's sign-up): neither is picked.
+        conn.execute(
+            "INSERT INTO user (id, name, email, role) VALUES ('u9', 'u9', 'u1@X', 'user')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            resolve_user(&conn, "u1@x"),
+            Err(StoreError::AmbiguousEmail {
+                email: "u1@x".into(),
+                ids: vec!["u1".into(), "u9".into()],
+            })
+        );
     }
 
     #[test]
