@@ -89,6 +89,7 @@ pub fn start<H: Handler>(
                     .build();
                 let result = runtime.and_then(|rt| {
                     rt.block_on(async move {
+                        tokio::spawn(keep_timer_armed());
                         let listener = TcpListener::from_std(socket)?;
                         let shutdown = async move {
                             let _ = stop.wait_for(|s| *s).await;
@@ -106,6 +107,24 @@ pub fn start<H: Handler>(
         finished,
     })
 }
+
+/// A timer that never lets this runtime's next wake-up lie far ahead.
+///
+/// tokio's timer wakes its own thread (an eventfd write and an extra
+/// trip through epoll) whenever a new timer is due before the wake-up the
+/// thread last planned. Without this, every proxied call did that: the
+/// thread parks planning to wake for the 300 s upstream timeout, then
+/// hyper arms the 30 s header timer for the connection's next request,
+/// which is earlier. With a timer always due within [`TIMER_TICK`], no
+/// request-path timer is ever the earliest.
+async fn keep_timer_armed() {
+    loop {
+        tokio::time::sleep(TIMER_TICK).await;
+    }
+}
+
+/// Shorter than any timeout on the request path (they are whole seconds).
+const TIMER_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Running {
     /// Waits until every worker has drained and stopped.

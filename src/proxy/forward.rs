@@ -56,11 +56,11 @@ impl Proxy {
 
 /// An upstream response as the client gets it: no hop-by-hop headers, the
 /// request id echoed, the body streamed.
-pub(super) fn downstream(
-    config: &Config,
-    ctx: &Ctx,
-    resp: Response<hyper::body::Incoming>,
-) -> Response<Body> {
+pub(super) fn downstream<B>(config: &Config, ctx: &Ctx, resp: Response<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Sync + 'static,
+    B::Error: Into<body::BoxError>,
+{
     let (mut parts, incoming) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, false);
     parts.headers.insert(
@@ -88,9 +88,8 @@ fn prepare_request(
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
-    let mut uri = config.upstream.clone().into_parts();
-    uri.path_and_query = Some(path_and_query.parse().map_err(|_| Refusal::BadTarget)?);
-    *req.uri_mut() = Uri::from_parts(uri).map_err(|_| Refusal::BadTarget)?;
+    // Origin form: the pool knows the upstream's address.
+    *req.uri_mut() = Uri::try_from(path_and_query).map_err(|_| Refusal::BadTarget)?;
     *req.version_mut() = Version::HTTP_11;
 
     let h = req.headers_mut();

@@ -9,7 +9,8 @@
 //! The leaves the gates share: [`guard`] (identify, bypass, authorize),
 //! [`inspect`] (guarded request bodies), [`rewrite`] (model-list
 //! filtering), [`forward`] (the upstream call), [`log`], [`headers`],
-//! [`upstream`] (pooled client, failure classification), [`upgrade`]
+//! [`upstream`] (pooled clients, failure classification; [`pool`] the
+//! ingress's per-worker connections), [`upgrade`]
 //! (WebSocket tunnels), [`body`] (streaming body, byte counting),
 //! [`list_cache`] (filtered lists shared by one organization set),
 //! [`learn`] (the model ids the forwarded lists teach `store::known`).
@@ -25,6 +26,7 @@ pub mod inspect;
 pub mod learn;
 pub mod list_cache;
 mod log;
+pub mod pool;
 pub mod rewrite;
 pub mod upgrade;
 pub mod upstream;
@@ -176,7 +178,7 @@ impl Proxy {
         store: AccessStore,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        let upstream = Upstream::new(&config.load(), Gate::Ingress, metrics.clone());
+        let upstream = Upstream::new(&config.load(), metrics.clone());
         let observer = metrics.clone();
         store.observe_queries(Arc::new(move |took, error| {
             observer.observe_store_query(took);

@@ -1,6 +1,7 @@
-//! The pooled HTTP/1.1 clients — plain HTTP to Open WebUI (ingress), HTTPS
-//! with the platform's trust roots to the model API (egress) — and how
-//! their failures are classified (for metrics) and refused (502/504).
+//! The pooled HTTP/1.1 clients — plain HTTP to Open WebUI (ingress, on
+//! [`super::pool`]), HTTPS with the platform's trust roots to the model API
+//! (egress, hyper-util's client) — and how their failures are classified
+//! (for metrics) and refused (502/504).
 
 use std::error::Error as StdError;
 
@@ -17,24 +18,28 @@ use crate::config::Config;
 use crate::error::Refusal;
 use crate::metrics::{Gate, Metrics, UpstreamErrorKind};
 use crate::proxy::body::Body;
+use crate::proxy::pool::{Pool, PoolConfig, PooledBody, SendError};
 use crate::workers::PerWorker;
 
 /// Upper bound of each upstream connection's read buffer (hyper's minimum
 /// is 8 KiB).
 const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 
-/// A pooled client to one kind of upstream, one pool per worker thread
-/// ([`PerWorker`]): a pooled connection's task runs on the thread that
-/// opened it, so sharing one pool between threads would hand every request
-/// to another thread and back.
-pub struct Upstream<C = HttpConnector> {
-    clients: PerWorker<Client<C, Body>>,
-    gate: Gate,
+/// The egress client: HTTPS (or plain HTTP on a private network), one
+/// pool per worker thread ([`PerWorker`]): a pooled connection's task runs
+/// on the thread that opened it, so sharing one pool between threads would
+/// hand every request to another thread and back.
+pub struct TlsUpstream {
+    clients: PerWorker<Client<HttpsConnector<HttpConnector>, Body>>,
     metrics: Arc<Metrics>,
 }
 
-/// The egress client: HTTPS (or plain HTTP on a private network).
-pub type TlsUpstream = Upstream<HttpsConnector<HttpConnector>>;
+/// The ingress client: plain HTTP/1.1 to Open WebUI beside us, one
+/// [`Pool`] per worker thread.
+pub struct Upstream {
+    pools: PerWorker<Arc<Pool>>,
+    metrics: Arc<Metrics>,
+}
 
 fn tcp_connector(config: &Config) -> HttpConnector {
     let mut connector = HttpConnector::new();
@@ -71,17 +76,67 @@ where
         .build(connector)
 }
 
-impl Upstream<HttpConnector> {
-    /// The ingress client: plain HTTP to Open WebUI beside us.
-    pub fn new(config: &Config, gate: Gate, metrics: Arc<Metrics>) -> Self {
-        let mut connector = tcp_connector(config);
-        connector.enforce_http(true);
+impl Upstream {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let pool = PoolConfig {
+            authority: upstream_authority(&config.upstream),
+            connect_timeout: config.startup.connect_timeout,
+            idle_timeout: config.startup.pool.idle_timeout,
+            max_idle: config.startup.pool.max_idle_per_host,
+            max_buf_size: UPSTREAM_READ_BUFFER,
+        };
         Self {
-            clients: pooled(config, connector),
-            gate,
+            pools: PerWorker::new(config.startup.workers, || Pool::new(pool.clone())),
             metrics,
         }
     }
+
+    /// Sends the request and waits for the response head, bounded by
+    /// `timeouts.upstream_headers`. The body is not bounded in time: an SSE
+    /// stream may legitimately last many minutes.
+    pub async fn send(
+        &self,
+        config: &Config,
+        req: Request<Body>,
+    ) -> Result<Response<PooledBody>, Refusal> {
+        let pool = self.pools.get();
+        let result = tokio::time::timeout(config.timeouts.upstream_headers, pool.send(req)).await;
+        let err = match result {
+            Ok(Ok(resp)) => return Ok(resp),
+            Ok(Err(err)) => err,
+            Err(_) => {
+                self.metrics
+                    .record_upstream_error(Gate::Ingress, UpstreamErrorKind::Timeout);
+                return Err(Refusal::UpstreamTimeout);
+            }
+        };
+        let kind = match &err {
+            SendError::ConnectTimeout(_) => UpstreamErrorKind::Timeout,
+            SendError::Connect { .. } => UpstreamErrorKind::Connect,
+            SendError::Handshake(e) | SendError::Http(e) => {
+                classify_chain(e).unwrap_or(UpstreamErrorKind::Other)
+            }
+        };
+        self.metrics.record_upstream_error(Gate::Ingress, kind);
+        Err(match kind {
+            UpstreamErrorKind::Timeout => Refusal::UpstreamTimeout,
+            _ => Refusal::UpstreamUnavailable(error_chain(&err)),
+        })
+    }
+}
+
+/// `host:port` of the upstream URL (validated at config load: http, a
+/// host, no path).
+pub(super) fn upstream_authority(upstream: &http::Uri) -> http::uri::Authority {
+    let host = upstream.host().unwrap_or("localhost");
+    let port = upstream.port_u16().unwrap_or(80);
+    let text = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    text.parse()
+        .unwrap_or_else(|_| http::uri::Authority::from_static("localhost:80"))
 }
 
 impl TlsUpstream {
@@ -105,7 +160,6 @@ impl TlsUpstream {
             .wrap_connector(tcp);
         Ok(Self {
             clients: pooled(config, connector),
-            gate: Gate::Egress,
             metrics,
         })
     }
@@ -158,10 +212,7 @@ fn trust_roots(extra: Option<&std::path::Path>) -> Result<rustls::RootCertStore,
     Ok(roots)
 }
 
-impl<C> Upstream<C>
-where
-    C: Connect + Clone + Send + Sync + 'static,
-{
+impl TlsUpstream {
     /// Sends the request and waits for the response head, bounded by
     /// `timeouts.upstream_headers`. The body is not bounded in time: an SSE
     /// stream may legitimately last many minutes.
@@ -174,13 +225,13 @@ where
         match tokio::time::timeout(config.timeouts.upstream_headers, client.request(req)).await {
             Err(_) => {
                 self.metrics
-                    .record_upstream_error(self.gate, UpstreamErrorKind::Timeout);
+                    .record_upstream_error(Gate::Egress, UpstreamErrorKind::Timeout);
                 Err(Refusal::UpstreamTimeout)
             }
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(err)) => {
                 let kind = classify(&err);
-                self.metrics.record_upstream_error(self.gate, kind);
+                self.metrics.record_upstream_error(Gate::Egress, kind);
                 Err(match kind {
                     // The connect timeout surfaces as an io TimedOut in the chain.
                     UpstreamErrorKind::Timeout => Refusal::UpstreamTimeout,
@@ -206,30 +257,35 @@ fn error_chain(err: &dyn StdError) -> String {
 /// response-head deadline (`tokio::time::timeout`) is
 /// [`UpstreamErrorKind::Timeout`] and never reaches this function.
 pub fn classify(err: &hyper_util::client::legacy::Error) -> UpstreamErrorKind {
-    let mut source: Option<&(dyn StdError + 'static)> = StdError::source(err);
+    classify_chain(err).unwrap_or(if err.is_connect() {
+        UpstreamErrorKind::Connect
+    } else {
+        UpstreamErrorKind::Other
+    })
+}
+
+/// A timeout or a reset found in `err`'s chain of sources.
+fn classify_chain(err: &(dyn StdError + 'static)) -> Option<UpstreamErrorKind> {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
             match io.kind() {
-                K::TimedOut => return UpstreamErrorKind::Timeout,
+                K::TimedOut => return Some(UpstreamErrorKind::Timeout),
                 K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
-                    return UpstreamErrorKind::Reset
+                    return Some(UpstreamErrorKind::Reset)
                 }
                 _ => {}
             }
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_incomplete_message() || h.is_canceled() {
-                return UpstreamErrorKind::Reset;
+                return Some(UpstreamErrorKind::Reset);
             }
         }
         source = e.source();
     }
-    if err.is_connect() {
-        UpstreamErrorKind::Connect
-    } else {
-        UpstreamErrorKind::Other
-    }
+    None
 }
 
 #[cfg(test)]
