@@ -9,7 +9,8 @@
 # Knobs (environment): DURATION (s, default 15), WARMUP (s, 3), USERS (300),
 # MODELS (300), TOKENS (20), TOKEN_DELAY_MS (0), THINK_MS (0), HALF (1 = run
 # the half-load phase), SKIP_BUILD (1 = use existing release binaries),
-# KEEP_TMP (1 = keep the temp dir with logs), OUT (results dir).
+# KEEP_TMP (1 = keep the temp dir with logs), OUT (results dir),
+# MODELGATE_BIN and MODELGATE_CONFIG (another build or config to measure).
 #
 # Exit code: 0 when every run was clean; 2 when a run reported security
 # errors (e.g. modelgate served a forbidden model); 1 on other failures.
@@ -116,7 +117,8 @@ fi
 log "starting modelgate on 127.0.0.1:$MG_PORT (admin $MG_ADMIN_PORT)"
 MODELGATE_LISTEN=127.0.0.1:$MG_PORT MODELGATE_ADMIN_LISTEN=127.0.0.1:$MG_ADMIN_PORT MODELGATE_EGRESS_LISTEN=127.0.0.1:0 \
     MODELGATE_UPSTREAM=http://127.0.0.1:$MOCK_PORT MODELGATE_DATABASE=$TMP/webui.db \
-    RUST_LOG=warn "$BIN/modelgate" serve --config "$ROOT/config/modelgate.toml" \
+    MODELGATE_EGRESS_UPSTREAM=http://127.0.0.1:$MOCK_PORT/openai \
+    RUST_LOG=warn "${MODELGATE_BIN:-$BIN/modelgate}" serve --config "${MODELGATE_CONFIG:-$ROOT/config/modelgate.toml}" \
     >"$TMP/modelgate.out" 2>"$TMP/modelgate.err" &
 MG_PID=$!
 PIDS+=("$MG_PID")

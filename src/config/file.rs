@@ -227,7 +227,7 @@ impl Default for AccessSection {
             max_body_bytes: 10 * 1024 * 1024,
             max_unlisted_body_bytes: 64 * 1024 * 1024,
             max_list_bytes: 64 * 1024 * 1024,
-            max_concurrent_list_filters: 32,
+            max_concurrent_list_filters: 16,
             api_key_header: "x-api-key".into(),
             allow_realtime_audio: false,
             allow_openai_passthrough: false,

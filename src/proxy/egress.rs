@@ -31,7 +31,7 @@ use super::budget::BodyBudget;
 use super::forward::downstream;
 use super::guard::{self, Identity, Verdict};
 use super::inspect::parse_off_thread;
-use super::upstream::{TlsError, TlsUpstream};
+use super::upstream::{TlsError, Upstream};
 use super::{headers, learn, Ctx};
 use crate::config::Config;
 use crate::error::Refusal;
@@ -45,7 +45,7 @@ pub struct Egress {
     config: Arc<ArcSwap<Config>>,
     store: AccessStore,
     metrics: Arc<Metrics>,
-    upstream: TlsUpstream,
+    upstream: Upstream,
     /// The memory buffered outbound bodies may hold at once.
     body_budget: BodyBudget,
 }
@@ -64,7 +64,7 @@ impl Egress {
         store: AccessStore,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, TlsError> {
-        let upstream = TlsUpstream::tls(&config.load(), metrics.clone())?;
+        let upstream = Upstream::egress(&config.load(), metrics.clone())?;
         learn::count_into(&store, &metrics);
         let body_budget = BodyBudget::new(config.load().startup.max_buffered_body_bytes.get());
         Ok(Arc::new(Self {

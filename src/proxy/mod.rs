@@ -178,7 +178,7 @@ impl Proxy {
         store: AccessStore,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        let upstream = Upstream::new(&config.load(), metrics.clone());
+        let upstream = Upstream::ingress(&config.load(), metrics.clone());
         let observer = metrics.clone();
         store.observe_queries(Arc::new(move |took, error| {
             observer.observe_store_query(took);

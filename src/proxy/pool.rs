@@ -1,15 +1,13 @@
-//! Keep-alive HTTP/1.1 connections to Open WebUI, one pool per worker
-//! thread, on hyper's connection API.
+//! Keep-alive HTTP/1.1 connections (plain or TLS) to one upstream, one
+//! pool per worker thread, on hyper's connection API.
 //!
 //! hyper-util's pooled client is general (any host, a pool shared by every
 //! thread, a task spawned per request to watch for the connection becoming
-//! idle again); the ingress has one upstream and one pool per thread, so a
+//! idle again); each gate has one upstream and one pool per thread, so a
 //! connection goes back to its pool when the response body ends and is
-//! taken from it with no lock held across an await. On a two-core machine
-//! that general machinery was a visible share of a proxied call (see the
-//! README's Performance section).
+//! taken from it with no lock held across an await.
 //!
-//! A pooled connection Open WebUI closed while idle (uvicorn drops idle
+//! A pooled connection the upstream closed while idle (uvicorn drops idle
 //! keep-alive connections after 5 s) is noticed at checkout, or, in a race,
 //! by hyper handing the unsent request back, which is then sent once on a
 //! new connection: never a request that may have reached the upstream.
@@ -29,10 +27,14 @@ use tokio::net::TcpStream;
 use super::body::Body;
 
 /// Where the pool connects and how it keeps connections.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PoolConfig {
-    /// `host:port` of the upstream.
-    pub authority: http::uri::Authority,
+    /// Host (name or address, no brackets needed) and port to connect to.
+    pub address: (String, u16),
+    /// The `Host` header of requests that carry none.
+    pub host: HeaderValue,
+    /// TLS on top of TCP, for an `https` upstream.
+    pub tls: Option<Tls>,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle: usize,
@@ -40,17 +42,31 @@ pub struct PoolConfig {
     pub max_buf_size: usize,
 }
 
+/// The TLS client side of an `https` upstream.
+#[derive(Clone)]
+pub struct Tls {
+    pub connector: tokio_rustls::TlsConnector,
+    /// The name the certificate must carry.
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
 /// Why a request got no response head.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("connect to {authority}: {source}")]
+    #[error("connect to {address}: {source}")]
     Connect {
-        authority: http::uri::Authority,
+        address: String,
         #[source]
         source: std::io::Error,
     },
     #[error("connect to {0}: timed out")]
-    ConnectTimeout(http::uri::Authority),
+    ConnectTimeout(String),
+    #[error("TLS with {address}: {source}")]
+    Tls {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("HTTP/1.1 handshake: {0}")]
     Handshake(#[source] hyper::Error),
     #[error("{0}")]
@@ -73,12 +89,9 @@ struct Idle {
 
 impl Pool {
     pub fn new(config: PoolConfig) -> Arc<Pool> {
-        // An authority is always a valid header value.
-        let host = HeaderValue::from_str(config.authority.as_str())
-            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         Arc::new(Pool {
+            host: config.host.clone(),
             config,
-            host,
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -139,22 +152,46 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, SendError> {
-        let authority = &self.config.authority;
-        let port = authority.port_u16().unwrap_or(80);
+        let (host, port) = &self.config.address;
         // `[::1]` is written with brackets in a URL, without in an address.
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
-        let connecting = TcpStream::connect((host, port));
-        let stream = tokio::time::timeout(self.config.connect_timeout, connecting)
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let address = || format!("{host}:{port}");
+        let connected = async {
+            let stream = TcpStream::connect((host, *port))
+                .await
+                .map_err(|source| SendError::Connect {
+                    address: address(),
+                    source,
+                })?;
+            let _ = stream.set_nodelay(true);
+            match &self.config.tls {
+                None => self.handshake(stream).await,
+                Some(tls) => {
+                    let stream = tls
+                        .connector
+                        .connect(tls.name.clone(), stream)
+                        .await
+                        .map_err(|source| SendError::Tls {
+                            address: address(),
+                            source,
+                        })?;
+                    self.handshake(stream).await
+                }
+            }
+        };
+        // The whole set-up, TLS included, within the connect timeout.
+        tokio::time::timeout(self.config.connect_timeout, connected)
             .await
-            .map_err(|_| SendError::ConnectTimeout(authority.clone()))?
-            .map_err(|source| SendError::Connect {
-                authority: authority.clone(),
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
+            .map_err(|_| SendError::ConnectTimeout(address()))?
+    }
+
+    async fn handshake<I>(&self, io: I) -> Result<SendRequest<Body>, SendError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(self.config.max_buf_size)
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(io))
             .await
             .map_err(SendError::Handshake)?;
         // On this thread's runtime: the connection and its requests share
@@ -301,7 +338,9 @@ mod tests {
 
     fn pool_config(addr: std::net::SocketAddr) -> PoolConfig {
         PoolConfig {
-            authority: addr.to_string().parse().unwrap(),
+            address: (addr.ip().to_string(), addr.port()),
+            host: HeaderValue::from_str(&addr.to_string()).unwrap(),
+            tls: None,
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(90),
             max_idle: 4,
@@ -384,7 +423,8 @@ mod tests {
         });
         let upstream: Uri = format!("http://{addr}").parse().unwrap();
         let pool = Pool::new(PoolConfig {
-            authority: super::super::upstream::upstream_authority(&upstream),
+            // As a URL names it: with brackets.
+            address: (upstream.host().unwrap().to_owned(), addr.port()),
             ..pool_config(addr)
         });
         assert_eq!(text(pool.send(get("/")).await.unwrap()).await, "six");

@@ -1,85 +1,93 @@
-//! The pooled HTTP/1.1 clients — plain HTTP to Open WebUI (ingress, on
-//! [`super::pool`]), HTTPS with the platform's trust roots to the model API
-//! (egress, hyper-util's client) — and how their failures are classified
-//! (for metrics) and refused (502/504).
+//! The pooled HTTP/1.1 clients of both gates, on [`super::pool`]: plain
+//! HTTP to Open WebUI (ingress); HTTPS with the platform's trust roots to
+//! the model API (egress) — and how their failures are classified (for
+//! metrics) and refused (502/504).
 
 use std::error::Error as StdError;
-
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::{Connect, HttpConnector};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-
 use std::sync::Arc;
+
+use http::{HeaderValue, Request, Response, Uri};
 
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::metrics::{Gate, Metrics, UpstreamErrorKind};
 use crate::proxy::body::Body;
-use crate::proxy::pool::{Pool, PoolConfig, PooledBody, SendError};
+use crate::proxy::pool::{Pool, PoolConfig, PooledBody, SendError, Tls};
 use crate::workers::PerWorker;
 
 /// Upper bound of each upstream connection's read buffer (hyper's minimum
-/// is 8 KiB).
-const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+/// is 8 KiB). hyper's adaptive buffer grows to ~400 KiB per connection on
+/// large bodies (model lists) and keeps what it grew; with hundreds of
+/// pooled connections that was most of the proxy's memory (64 KiB: peak
+/// RSS 87 MiB under the 300-user mix, 16 KiB: 68 MiB). 16 KiB still holds
+/// any response head; a 300 KB list takes ~19 reads instead of 5.
+const UPSTREAM_READ_BUFFER: usize = 16 * 1024;
 
-/// The egress client: HTTPS (or plain HTTP on a private network), one
-/// pool per worker thread ([`PerWorker`]): a pooled connection's task runs
-/// on the thread that opened it, so sharing one pool between threads would
-/// hand every request to another thread and back.
-pub struct TlsUpstream {
-    clients: PerWorker<Client<HttpsConnector<HttpConnector>, Body>>,
-    metrics: Arc<Metrics>,
-}
-
-/// The ingress client: plain HTTP/1.1 to Open WebUI beside us, one
-/// [`Pool`] per worker thread.
+/// A gate's keep-alive client to its upstream, one [`Pool`] per worker
+/// thread ([`PerWorker`]): a connection's task runs on the thread that
+/// opened it, so a pool shared between threads would hand every request
+/// to another thread and back.
 pub struct Upstream {
     pools: PerWorker<Arc<Pool>>,
+    gate: Gate,
     metrics: Arc<Metrics>,
-}
-
-fn tcp_connector(config: &Config) -> HttpConnector {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.startup.connect_timeout));
-    connector.set_nodelay(true);
-    connector
-}
-
-fn pooled<C>(config: &Config, connector: C) -> PerWorker<Client<C, Body>>
-where
-    C: Connect + Clone,
-{
-    PerWorker::new(config.startup.workers, || client(config, connector.clone()))
-}
-
-fn client<C>(config: &Config, connector: C) -> Client<C, Body>
-where
-    C: Connect + Clone,
-{
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(config.startup.pool.idle_timeout)
-        .pool_max_idle_per_host(config.startup.pool.max_idle_per_host)
-        // hyper's adaptive read buffer grows to ~400 KiB per connection
-        // on large bodies (model lists); with hundreds of pooled
-        // connections that is the proxy's whole memory budget. 64 KiB
-        // still holds any response head and keeps streaming cheap.
-        .http1_max_buf_size(UPSTREAM_READ_BUFFER)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        // The client must not invent a Host header when we removed it on
-        // purpose: it then derives it from the upstream URI, which is
-        // what `preserve_host = false` asks for.
-        .set_host(true)
-        .build(connector)
 }
 
 impl Upstream {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+    /// The ingress client: plain HTTP to Open WebUI beside us.
+    pub fn ingress(config: &Config, metrics: Arc<Metrics>) -> Self {
+        Self::to(config, &config.upstream, None, Gate::Ingress, metrics)
+    }
+
+    /// The egress client: the platform's trust roots plus
+    /// `egress.ca_file` for an `https` upstream (plain HTTP on a private
+    /// network otherwise), HTTP/1.1 with keep-alive.
+    pub fn egress(config: &Config, metrics: Arc<Metrics>) -> Result<Self, TlsError> {
+        let origin = &config.egress.upstream.origin;
+        let tls = match origin.scheme_str() {
+            Some("https") => {
+                let roots = trust_roots(config.startup.egress_ca_file.as_deref())?;
+                let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Setup(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+                tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+                let host = origin.host().unwrap_or_default();
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| TlsError::Setup(format!("{host}: {e}")))?;
+                Some(Tls {
+                    connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+                    name,
+                })
+            }
+            _ => None,
+        };
+        Ok(Self::to(config, origin, tls, Gate::Egress, metrics))
+    }
+
+    fn to(
+        config: &Config,
+        origin: &Uri,
+        tls: Option<Tls>,
+        gate: Gate,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let default_port = if tls.is_some() { 443 } else { 80 };
         let pool = PoolConfig {
-            authority: upstream_authority(&config.upstream),
+            address: (
+                origin.host().unwrap_or("localhost").to_owned(),
+                origin.port_u16().unwrap_or(default_port),
+            ),
+            // The Host header as the URL names the upstream (no default port).
+            host: origin
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                .unwrap_or_else(|| HeaderValue::from_static("localhost")),
+            tls,
             connect_timeout: config.startup.connect_timeout,
             idle_timeout: config.startup.pool.idle_timeout,
             max_idle: config.startup.pool.max_idle_per_host,
@@ -87,6 +95,7 @@ impl Upstream {
         };
         Self {
             pools: PerWorker::new(config.startup.workers, || Pool::new(pool.clone())),
+            gate,
             metrics,
         }
     }
@@ -106,18 +115,12 @@ impl Upstream {
             Ok(Err(err)) => err,
             Err(_) => {
                 self.metrics
-                    .record_upstream_error(Gate::Ingress, UpstreamErrorKind::Timeout);
+                    .record_upstream_error(self.gate, UpstreamErrorKind::Timeout);
                 return Err(Refusal::UpstreamTimeout);
             }
         };
-        let kind = match &err {
-            SendError::ConnectTimeout(_) => UpstreamErrorKind::Timeout,
-            SendError::Connect { .. } => UpstreamErrorKind::Connect,
-            SendError::Handshake(e) | SendError::Http(e) => {
-                classify_chain(e).unwrap_or(UpstreamErrorKind::Other)
-            }
-        };
-        self.metrics.record_upstream_error(Gate::Ingress, kind);
+        let kind = classify(&err);
+        self.metrics.record_upstream_error(self.gate, kind);
         Err(match kind {
             UpstreamErrorKind::Timeout => Refusal::UpstreamTimeout,
             _ => Refusal::UpstreamUnavailable(error_chain(&err)),
@@ -125,43 +128,15 @@ impl Upstream {
     }
 }
 
-/// `host:port` of the upstream URL (validated at config load: http, a
-/// host, no path).
-pub(super) fn upstream_authority(upstream: &http::Uri) -> http::uri::Authority {
-    let host = upstream.host().unwrap_or("localhost");
-    let port = upstream.port_u16().unwrap_or(80);
-    let text = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    text.parse()
-        .unwrap_or_else(|_| http::uri::Authority::from_static("localhost:80"))
-}
-
-impl TlsUpstream {
-    /// The egress client: the platform's trust roots plus
-    /// `egress.ca_file`, HTTP/1.1 with keep-alive.
-    pub fn tls(config: &Config, metrics: Arc<Metrics>) -> Result<Self, TlsError> {
-        let roots = trust_roots(config.startup.egress_ca_file.as_deref())?;
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Setup(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut tcp = tcp_connector(config);
-        tcp.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        Ok(Self {
-            clients: pooled(config, connector),
-            metrics,
-        })
+/// The metrics' failure class of a request that got no response head. A
+/// timeout of the response-head deadline never reaches this function.
+pub fn classify(err: &SendError) -> UpstreamErrorKind {
+    match err {
+        SendError::ConnectTimeout(_) => UpstreamErrorKind::Timeout,
+        SendError::Connect { .. } | SendError::Tls { .. } => UpstreamErrorKind::Connect,
+        SendError::Handshake(e) | SendError::Http(e) => {
+            classify_chain(e).unwrap_or(UpstreamErrorKind::Other)
+        }
     }
 }
 
@@ -212,36 +187,6 @@ fn trust_roots(extra: Option<&std::path::Path>) -> Result<rustls::RootCertStore,
     Ok(roots)
 }
 
-impl TlsUpstream {
-    /// Sends the request and waits for the response head, bounded by
-    /// `timeouts.upstream_headers`. The body is not bounded in time: an SSE
-    /// stream may legitimately last many minutes.
-    pub async fn send(
-        &self,
-        config: &Config,
-        req: Request<Body>,
-    ) -> Result<Response<Incoming>, Refusal> {
-        let client = self.clients.get();
-        match tokio::time::timeout(config.timeouts.upstream_headers, client.request(req)).await {
-            Err(_) => {
-                self.metrics
-                    .record_upstream_error(Gate::Egress, UpstreamErrorKind::Timeout);
-                Err(Refusal::UpstreamTimeout)
-            }
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(err)) => {
-                let kind = classify(&err);
-                self.metrics.record_upstream_error(Gate::Egress, kind);
-                Err(match kind {
-                    // The connect timeout surfaces as an io TimedOut in the chain.
-                    UpstreamErrorKind::Timeout => Refusal::UpstreamTimeout,
-                    _ => Refusal::UpstreamUnavailable(error_chain(&err)),
-                })
-            }
-        }
-    }
-}
-
 fn error_chain(err: &dyn StdError) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
@@ -251,17 +196,6 @@ fn error_chain(err: &dyn StdError) -> String {
         source = e.source();
     }
     out
-}
-
-/// Classifies a failure of the pooled client. A timeout of the
-/// response-head deadline (`tokio::time::timeout`) is
-/// [`UpstreamErrorKind::Timeout`] and never reaches this function.
-pub fn classify(err: &hyper_util::client::legacy::Error) -> UpstreamErrorKind {
-    classify_chain(err).unwrap_or(if err.is_connect() {
-        UpstreamErrorKind::Connect
-    } else {
-        UpstreamErrorKind::Other
-    })
 }
 
 /// A timeout or a reset found in `err`'s chain of sources.
@@ -292,18 +226,22 @@ fn classify_chain(err: &(dyn StdError + 'static)) -> Option<UpstreamErrorKind> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_refused_connection_is_a_connect_error() {
-        use hyper_util::client::legacy::Client;
-        use hyper_util::rt::TokioExecutor;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        let client = Client::builder(TokioExecutor::new()).build_http::<String>();
-        let err = client
-            .get(format!("http://{addr}/").parse().unwrap())
-            .await
-            .unwrap_err();
-        assert_eq!(classify(&err), UpstreamErrorKind::Connect);
+    #[test]
+    fn resets_and_timeouts_are_found_in_the_chain() {
+        let io = |kind| SendError::Connect {
+            address: "127.0.0.1:1".into(),
+            source: std::io::Error::from(kind),
+        };
+        assert_eq!(
+            classify(&io(std::io::ErrorKind::ConnectionRefused)),
+            UpstreamErrorKind::Connect
+        );
+        assert_eq!(
+            classify(&SendError::ConnectTimeout("127.0.0.1:1".into())),
+            UpstreamErrorKind::Timeout
+        );
+        let reset: &(dyn StdError + 'static) =
+            &std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(classify_chain(reset), Some(UpstreamErrorKind::Reset));
     }
 }
