@@ -245,6 +245,8 @@ def main():
          manual("replays a crash a fuzz run found; CI fails on any crash and prints its path")),
         (r"(DURATION=\d+ USERS=\d+ )?load/run\.sh",
          manual("a benchmark of minutes; its figures are in README.md with this command")),
+        (r"(LITELLM=1 )?load/parity\.sh",
+         manual("a benchmark of minutes against nginx (and LiteLLM); its figures are in README.md")),
     ]
     failures, report = [], []
     try:

@@ -28,10 +28,10 @@ start_stack 10 300
 start_nginx "$NGINX_WORKERS"
 
 # One user of the fixture, a model they may use, and their session token.
-read -r TOKEN MODEL < <(python3 -c '
+read -r TOKEN MODEL DENIED < <(python3 -c '
 import json, sys
 u = json.load(open(sys.argv[1]))["users"][0]
-print(u["token"], u["allowed"][0])' "$TMP/fixture.json")
+print(u["token"], u["allowed"][0], u["forbidden"][0])' "$TMP/fixture.json")
 
 # wrk scripts: a 2 KB chat completion (POST) and the 300-model list (GET).
 lua() { # file method path [body]
@@ -59,7 +59,7 @@ TARGETS+=("modelgate $INGRESS")
 if [[ ${LITELLM:-0} == 1 ]]; then
     # shellcheck source=load/litellm/start.sh
     source "$ROOT/load/litellm/start.sh"
-    start_litellm "$MODEL" "$TOKEN"
+    start_litellm "$MODEL" "$TOKEN" "$DENIED"
     TARGETS+=("litellm $LITELLM_ADDR")
 fi
 
@@ -75,6 +75,17 @@ for t in "${TARGETS[@]}"; do
             "${data[@]}" "http://$addr$path")
         [[ $code == 200 ]] || { log "$label answered $code to $r"; head -c 300 "$TMP/$label-$r.out" >&2; exit 1; }
     done
+done
+# The proxies that enforce refuse the user's forbidden model.
+for t in "${TARGETS[@]}"; do
+    read -r label addr <<<"$t"
+    [[ $label == modelgate || $label == litellm ]] || continue
+    path=/api/chat/completions
+    [[ $label == litellm ]] && path=/v1/chat/completions
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' --data "{\"model\":\"$DENIED\",\"messages\":[]}" \
+        "http://$addr$path")
+    [[ $code == 401 || $code == 403 ]] || { log "$label answered $code to a forbidden model"; exit 1; }
 done
 listed() { python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["data"]))' "$1"; }
 [[ $(listed "$TMP/modelgate-list.out") -lt $(listed "$TMP/direct-list.out") ]] ||
