@@ -15,9 +15,9 @@ use crate::proxy::egress::Egress;
 use crate::proxy::Proxy;
 use crate::reload::{self, Overrides};
 use crate::server;
-use crate::workers;
 use crate::store::bootstrap::ModelSelection;
 use crate::store::AccessStore;
+use crate::workers;
 
 /// Runs the proxy and the admin listener until SIGTERM or SIGINT.
 pub async fn run(config: Config, overrides: Overrides) -> anyhow::Result<()> {

@@ -355,9 +355,8 @@ impl FileConfig {
         let connect_timeout = non_zero_millis("timeouts.connect_ms", self.timeouts.connect_ms)?;
         let timeouts = self.timeouts.compile()?;
         let max_connections = non_zero("limits.max_connections", self.limits.max_connections)?;
-        let workers = NonZeroUsize::new(self.workers).unwrap_or_else(|| {
-            std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
-        });
+        let workers = NonZeroUsize::new(self.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
         let limits = self.limits.compile()?;
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "", "must not be empty"));

@@ -587,10 +587,7 @@ mod tests {
         assert_eq!(v.verify_at(&t, NOW).unwrap().user_id, "u");
         assert!(v.verified.contains_key(t.as_str()));
         assert_eq!(v.verify_at(&t, NOW + 5.0).unwrap().user_id, "u");
-        assert!(matches!(
-            v.verify_at(&t, NOW + 9.5),
-            Err(JwtError::Expired)
-        ));
+        assert!(matches!(v.verify_at(&t, NOW + 9.5), Err(JwtError::Expired)));
         // A clock set back before `nbf` refuses it as a fresh check would.
         assert!(matches!(
             v.verify_at(&t, NOW - 1.0),

@@ -157,12 +157,13 @@ impl Pool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let address = || format!("{host}:{port}");
         let connected = async {
-            let stream = TcpStream::connect((host, *port))
-                .await
-                .map_err(|source| SendError::Connect {
-                    address: address(),
-                    source,
-                })?;
+            let stream =
+                TcpStream::connect((host, *port))
+                    .await
+                    .map_err(|source| SendError::Connect {
+                        address: address(),
+                        source,
+                    })?;
             let _ = stream.set_nodelay(true);
             match &self.config.tls {
                 None => self.handshake(stream).await,
@@ -366,7 +367,10 @@ mod tests {
         let (addr, conns) = upstream().await;
         let pool = pool(addr);
         for _ in 0..5 {
-            let resp = pool.send(get(&format!("http://{addr}/a?b=1"))).await.unwrap();
+            let resp = pool
+                .send(get(&format!("http://{addr}/a?b=1")))
+                .await
+                .unwrap();
             // Origin form on the wire, Host filled in from the upstream.
             assert_eq!(resp.headers()["x-host"], addr.to_string().as_str());
             assert_eq!(text(resp).await, "/a?b=1");

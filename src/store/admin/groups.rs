@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::write::{non_empty, require_org, with_actor, WriteOutcome};
+use super::write::{non_empty, only_match, require_org, with_actor, WriteOutcome};
 use crate::store::error::StoreError;
 use crate::store::sql::{AdminDb, Value};
 
@@ -34,22 +34,16 @@ pub fn resolve_group(conn: &(impl AdminDb + ?Sized), group: &str) -> Result<Stri
     if conn.exists("SELECT 1 FROM \"group\" WHERE id = ?1", &key)? {
         return Ok(group.to_string());
     }
-    let ids = conn
-        .query_rows(
-            "SELECT id FROM \"group\" WHERE name = ?1 ORDER BY id {binary}",
-            &key,
-        )?
-        .iter()
-        .map(|r| r.text(0))
-        .collect::<Result<Vec<_>, _>>()?;
-    match ids.as_slice() {
-        [] => Err(StoreError::UnknownGroup(group.to_string())),
-        [one] => Ok(one.clone()),
-        _ => Err(StoreError::AmbiguousGroup {
+    only_match(
+        conn,
+        "SELECT id FROM \"group\" WHERE name = ?1 ORDER BY id {binary}",
+        group,
+        || StoreError::UnknownGroup(group.to_string()),
+        |ids| StoreError::AmbiguousGroup {
             name: group.to_string(),
             ids,
-        }),
-    }
+        },
+    )
 }
 
 /// Binds an Open WebUI group (id or unique name) to the organization.

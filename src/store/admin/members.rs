@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use super::write::{deactivate, non_empty, require_org, with_actor, WriteOutcome};
+use super::write::{deactivate, non_empty, only_match, require_org, with_actor, WriteOutcome};
 use crate::store::error::StoreError;
 use crate::store::sql::{AdminDb, Value};
 
@@ -59,22 +59,16 @@ pub fn resolve_user(conn: &(impl AdminDb + ?Sized), user: &str) -> Result<String
     if conn.exists("SELECT 1 FROM \"user\" WHERE id = ?1", &[Value::Text(user)])? {
         return Ok(user.to_string());
     }
-    let ids = conn
-        .query_rows(
-            "SELECT id FROM \"user\" WHERE lower(email) = lower(?1) ORDER BY id {binary}",
-            &[Value::Text(user)],
-        )?
-        .iter()
-        .map(|r| r.text(0))
-        .collect::<Result<Vec<_>, _>>()?;
-    match ids.as_slice() {
-        [] => Err(StoreError::UnknownEmail(user.to_string())),
-        [one] => Ok(one.clone()),
-        _ => Err(StoreError::AmbiguousEmail {
+    only_match(
+        conn,
+        "SELECT id FROM \"user\" WHERE lower(email) = lower(?1) ORDER BY id {binary}",
+        user,
+        || StoreError::UnknownEmail(user.to_string()),
+        |ids| StoreError::AmbiguousEmail {
             email: user.to_string(),
             ids,
-        }),
-    }
+        },
+    )
 }
 
 /// Adds a member, or re-activates an inactive membership (keeping its row

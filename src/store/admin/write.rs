@@ -85,6 +85,28 @@ pub(super) fn require_org(conn: &(impl AdminDb + ?Sized), org: &str) -> Result<(
     }
 }
 
+/// The one id `sql` (selecting ids by a name, `?1`) finds for `name`: none
+/// is `unknown`, several are `ambiguous` — a name two rows share names
+/// neither.
+pub(super) fn only_match(
+    conn: &(impl AdminDb + ?Sized),
+    sql: &str,
+    name: &str,
+    unknown: impl FnOnce() -> StoreError,
+    ambiguous: impl FnOnce(Vec<String>) -> StoreError,
+) -> Result<String, StoreError> {
+    let mut ids = conn
+        .query_rows(sql, &[Value::Text(name)])?
+        .iter()
+        .map(|r| r.text(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    match ids.len() {
+        0 => Err(unknown()),
+        1 => Ok(ids.remove(0)),
+        _ => Err(ambiguous(ids)),
+    }
+}
+
 pub(super) fn non_empty<'a>(value: &'a str, what: &'static str) -> Result<&'a str, StoreError> {
     if value.trim().is_empty() {
         Err(StoreError::EmptyId(what))
