@@ -32,7 +32,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use modelgate::store::bench::{db_bench, generate, percentile, user_id, Sizes};
+use modelgate::store::bench::{db_bench, generate, report, user_id, Sizes};
 use modelgate::store::{AccessStore, StoreConfig};
 use rusqlite::Connection;
 
@@ -83,18 +83,6 @@ fn fixture() -> Fixture {
         rt,
         users: sizes.users,
     }
-}
-
-fn report(what: &str, times: &mut [f64]) {
-    times.sort_by(f64::total_cmp);
-    eprintln!(
-        "{what} ({} lookups): p50 {:.1} µs  p95 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
-        times.len(),
-        percentile(times, 0.5),
-        percentile(times, 0.95),
-        percentile(times, 0.99),
-        times.last().copied().unwrap_or(0.0)
-    );
 }
 
 /// Distinct users in a scattered order (7919 is prime, coprime with 100k).

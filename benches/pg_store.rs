@@ -20,7 +20,7 @@ mod pg_support;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use modelgate::store::bench::percentile;
+use modelgate::store::bench::report;
 use modelgate::store::{AccessStore, Database, StoreConfig};
 
 const OPEN_WEBUI_DDL: &str = include_str!("../tests/pg_support/open_webui_0_12_4.sql");
@@ -102,18 +102,6 @@ fn fixture() -> Option<Fixture> {
         store
     });
     Some(Fixture { _pg: pg, store, rt })
-}
-
-fn report(what: &str, times: &mut [f64]) {
-    times.sort_by(f64::total_cmp);
-    eprintln!(
-        "{what} ({} lookups): p50 {:.1} µs  p95 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
-        times.len(),
-        percentile(times, 0.5),
-        percentile(times, 0.95),
-        percentile(times, 0.99),
-        times.last().copied().unwrap_or(0.0)
-    );
 }
 
 fn user(n: usize) -> String {

@@ -329,6 +329,20 @@ fn tenths(us: f64) -> f64 {
 /// the few hundred samples a bench takes, so no histogram: hdrhistogram
 /// earns its place in `load/` (millions of samples, bounded memory), not
 /// for a sorted vector of `--iterations` values.
+/// Prints p50/p95/p99/max of `times` (µs), sorting them first: the line
+/// the store benches print for their latency series.
+pub fn report(what: &str, times: &mut [f64]) {
+    times.sort_by(f64::total_cmp);
+    eprintln!(
+        "{what} ({} lookups): p50 {:.1} µs  p95 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
+        times.len(),
+        percentile(times, 0.5),
+        percentile(times, 0.95),
+        percentile(times, 0.99),
+        times.last().copied().unwrap_or(0.0)
+    );
+}
+
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
