@@ -182,8 +182,7 @@ async fn ready(state: &AdminState) -> Response<Body> {
 
 async fn reachable(config: &Config, uri: &http::Uri) -> Result<(), String> {
     let host = uri.host().ok_or_else(|| "no upstream host".to_string())?;
-    // `[::1]` is written with brackets in a URL, without in an address.
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = crate::proxy::pool::socket_host(host);
     let default_port = if uri.scheme_str() == Some("https") {
         443
     } else {

@@ -239,13 +239,9 @@ impl Egress {
             .path_and_query()
             .map(|pq| pq.as_str())
             .unwrap_or("/");
-        let mut uri = upstream.origin.clone().into_parts();
-        uri.path_and_query = Some(
-            format!("{}{}", upstream.base_path, path_and_query)
-                .parse()
-                .map_err(|_| Refusal::BadTarget)?,
-        );
-        *req.uri_mut() = Uri::from_parts(uri).map_err(|_| Refusal::BadTarget)?;
+        // Origin form: the pool knows the upstream's address.
+        *req.uri_mut() = Uri::try_from(format!("{}{}", upstream.base_path, path_and_query))
+            .map_err(|_| Refusal::BadTarget)?;
         *req.version_mut() = Version::HTTP_11;
         let h = req.headers_mut();
         // The model API is a virtual host: it must see its own name.

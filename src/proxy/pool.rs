@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, Uri};
+use http::{header, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -73,6 +73,12 @@ pub enum SendError {
     Http(#[source] hyper::Error),
 }
 
+/// A URL's host as a socket address takes it: `[::1]` is written with
+/// brackets in a URL, without in an address (and in a TLS server name).
+pub fn socket_host(url_host: &str) -> &str {
+    url_host.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// One worker's idle connections to the upstream.
 pub struct Pool {
     config: PoolConfig,
@@ -96,23 +102,13 @@ impl Pool {
         })
     }
 
-    /// Sends `req` (its URI reduced to origin form; `Host` set to the
-    /// upstream's when absent) and waits for the response head. The
+    /// Sends `req` (its URI in origin form, as the gates write it; `Host`
+    /// set to the upstream's when absent) and waits for the response head. The
     /// connection returns to the pool when the response body has ended.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<Body>,
     ) -> Result<Response<PooledBody>, SendError> {
-        if req.uri().scheme().is_some() {
-            let origin = req
-                .uri()
-                .path_and_query()
-                .map(|pq| pq.as_str())
-                .unwrap_or("/");
-            if let Ok(uri) = origin.parse::<Uri>() {
-                *req.uri_mut() = uri;
-            }
-        }
         if !req.headers().contains_key(header::HOST) {
             req.headers_mut().insert(header::HOST, self.host.clone());
         }
@@ -153,8 +149,7 @@ impl Pool {
 
     async fn connect(&self) -> Result<SendRequest<Body>, SendError> {
         let (host, port) = &self.config.address;
-        // `[::1]` is written with brackets in a URL, without in an address.
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = socket_host(host);
         let address = || format!("{host}:{port}");
         let connected = async {
             let stream =
@@ -367,11 +362,8 @@ mod tests {
         let (addr, conns) = upstream().await;
         let pool = pool(addr);
         for _ in 0..5 {
-            let resp = pool
-                .send(get(&format!("http://{addr}/a?b=1")))
-                .await
-                .unwrap();
-            // Origin form on the wire, Host filled in from the upstream.
+            let resp = pool.send(get("/a?b=1")).await.unwrap();
+            // The path and query on the wire, Host filled in from the upstream.
             assert_eq!(resp.headers()["x-host"], addr.to_string().as_str());
             assert_eq!(text(resp).await, "/a?b=1");
         }
@@ -425,7 +417,7 @@ mod tests {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
-        let upstream: Uri = format!("http://{addr}").parse().unwrap();
+        let upstream: http::Uri = format!("http://{addr}").parse().unwrap();
         let pool = Pool::new(PoolConfig {
             // As a URL names it: with brackets.
             address: (upstream.host().unwrap().to_owned(), addr.port()),

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::Refusal;
 use crate::metrics::{Gate, Metrics, UpstreamErrorKind};
 use crate::proxy::body::Body;
-use crate::proxy::pool::{Pool, PoolConfig, PooledBody, SendError, Tls};
+use crate::proxy::pool::{socket_host, Pool, PoolConfig, PooledBody, SendError, Tls};
 use crate::workers::PerWorker;
 
 /// Upper bound of each upstream connection's read buffer (hyper's minimum
@@ -55,8 +55,7 @@ impl Upstream {
                 .with_root_certificates(roots)
                 .with_no_client_auth();
                 tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-                let host = origin.host().unwrap_or_default();
-                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let host = socket_host(origin.host().unwrap_or_default());
                 let name = rustls::pki_types::ServerName::try_from(host.to_owned())
                     .map_err(|e| TlsError::Setup(format!("{host}: {e}")))?;
                 Some(Tls {
