@@ -390,6 +390,69 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
 }
 
+/// The limit is one for all worker threads, not one per thread: with two
+/// workers and one slot, the second worker must not serve the second
+/// connection while the first holds the slot.
+#[tokio::test]
+async fn the_connection_limit_is_shared_by_the_workers() {
+    let up = FakeUpstream::builder().start().await;
+    let (_dir, path) = temp_db();
+    let config = test_config(up.addr, &path, |f| {
+        f.access.enabled = false;
+        f.limits.max_connections = 1;
+        f.workers = 2;
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let store = modelgate::store::AccessStore::open(config.startup.store.clone());
+    let live = Arc::new(arc_swap::ArcSwap::from_pointee(config));
+    let proxy = modelgate::proxy::Proxy::new(
+        live.clone(),
+        store,
+        Arc::new(modelgate::metrics::Metrics::new()),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = modelgate::workers::start(
+        listener,
+        proxy,
+        std::num::NonZeroUsize::new(2).unwrap(),
+        stopped,
+    )
+    .unwrap();
+
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first
+        .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    first.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut head)).await;
+    assert!(
+        early.is_err(),
+        "a second worker served beyond max_connections"
+    );
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(10), second.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    stop.send(true).unwrap();
+    drop(second);
+    workers.wait().await;
+}
+
 #[tokio::test]
 async fn connections_over_the_limit_wait_for_a_free_slot() {
     let up = FakeUpstream::builder().start().await;
