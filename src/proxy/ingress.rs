@@ -87,6 +87,10 @@ impl Proxy {
         }
         // Classified on the path exactly as uvicorn hands it to Open WebUI's
         // router (percent-decoded, nothing collapsed).
+        //
+        // The branches other than a plain or guarded call are boxed: this
+        // future is as large as its largest branch, and hyper copies every
+        // request's future as it starts it.
         let routing = routing_path(req.uri().path());
         match config.access.routes.classify(req.method(), &routing) {
             RouteClass::Pass
@@ -94,10 +98,10 @@ impl Proxy {
                     && has_json_content_type(req.headers()) =>
             {
                 ctx.route = RouteLabel::ModelCall;
-                self.unlisted_json(config, ctx, req).await
+                Box::pin(self.unlisted_json(config, ctx, req)).await
             }
             RouteClass::Pass if routing == SOCKET_IO_PATH && req.method() != Method::POST => {
-                self.socket(config, ctx, req, upgrading).await
+                Box::pin(self.socket(config, ctx, req, upgrading)).await
             }
             RouteClass::Pass => self.forward(config, ctx, req).await,
             RouteClass::Refuse(reason) => {
@@ -132,7 +136,7 @@ impl Proxy {
                     .await?;
                 match (response, guarded.who) {
                     (Some(shape), Some(who)) => {
-                        self.filtered(config, ctx, guarded.req, &who, shape, generation)
+                        Box::pin(self.filtered(config, ctx, guarded.req, &who, shape, generation))
                             .await
                     }
                     _ => self.forward(config, ctx, guarded.req).await,
@@ -140,7 +144,7 @@ impl Proxy {
             }
             RouteClass::ModelList(shape) => {
                 ctx.route = RouteLabel::ModelList;
-                self.model_list(config, ctx, req, shape).await
+                Box::pin(self.model_list(config, ctx, req, shape)).await
             }
         }
     }

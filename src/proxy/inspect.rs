@@ -46,7 +46,11 @@ pub async fn requested_models(
     let requested = parse_off_thread(bytes, move |b| requested_from_bytes(b, &spec)).await?;
     let mut models = requested.models;
     for reply_to in &requested.replies {
-        let model = store.message_model(reply_to).await.map_err(unavailable)?;
+        // Boxed: replies are rare, and a database read's future inline
+        // would grow every guarded request's.
+        let model = Box::pin(store.message_model(reply_to))
+            .await
+            .map_err(unavailable)?;
         if let Some(model) = model.filter(|m| !models.contains(m)) {
             models.push(model);
         }

@@ -231,3 +231,27 @@ fn store_error_kind(e: &StoreError) -> StoreErrorKind {
         _ => StoreErrorKind::Query,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use super::*;
+
+    fn future_size<A, B, C, F: Future>(_: impl FnOnce(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// hyper moves each request's future as it starts it, so every byte of
+    /// it is copied per request: rare branches (store loads, list filtering,
+    /// new upstream connections) are boxed to keep it small. Without that
+    /// it was 16 KiB.
+    #[test]
+    fn a_request_future_stays_small() {
+        let ingress = future_size(Proxy::handle);
+        let egress = future_size(egress::Egress::handle);
+        eprintln!("ingress {ingress} B, egress {egress} B");
+        assert!(ingress <= 8 * 1024, "ingress request future: {ingress} B");
+        assert!(egress <= 8 * 1024, "egress request future: {egress} B");
+    }
+}

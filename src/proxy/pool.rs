@@ -113,9 +113,11 @@ impl Pool {
             req.headers_mut().insert(header::HOST, self.host.clone());
         }
 
+        // A new connection (and its TLS state) is boxed: kept inline, its
+        // future would make every request's future kilobytes larger.
         let mut sender = match self.checkout().await {
             Some(sender) => sender,
-            None => self.connect().await?,
+            None => Box::pin(self.connect()).await?,
         };
         let resp = match sender.try_send_request(req).await {
             Ok(resp) => resp,
@@ -123,7 +125,7 @@ impl Pool {
                 // Never written: the connection closed between checkout
                 // and send. Once more, on a new connection.
                 Some(req) => {
-                    sender = self.connect().await?;
+                    sender = Box::pin(self.connect()).await?;
                     sender.send_request(req).await.map_err(SendError::Http)?
                 }
                 None => return Err(SendError::Http(e.into_error())),

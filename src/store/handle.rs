@@ -182,7 +182,7 @@ impl AccessStore {
         let caches = &self.inner.caches;
         let generation = caches.generation();
         if !self.inner.cache_trusted() {
-            return self.load_user(user_id).await.map(Arc::new);
+            return Box::pin(self.load_user(user_id)).await.map(Arc::new);
         }
         let key = (generation, user_id.to_string());
         if let Some(hit) = caches.users.get(&key).await {
@@ -190,11 +190,15 @@ impl AccessStore {
             return Ok(hit);
         }
         caches.misses.fetch_add(1, Ordering::Relaxed);
-        caches
-            .users
-            .try_get_with(key, self.inner.load_user_cached(generation, user_id))
-            .await
-            .map_err(|e| self.inner.failed(&e))
+        // Misses are boxed: inline, the loader's future (moka's and the
+        // database's state) would be copied with every request's future.
+        Box::pin(
+            caches
+                .users
+                .try_get_with(key, self.inner.load_user_cached(generation, user_id)),
+        )
+        .await
+        .map_err(|e| self.inner.failed(&e))
     }
 
     /// Reads the database directly, neither using nor filling the cache
@@ -231,15 +235,16 @@ impl AccessStore {
         let generation = caches.generation();
         let backend = &self.inner.backend;
         if !self.inner.cache_trusted() {
-            return backend
-                .api_key(generation, key)
+            return Box::pin(backend.api_key(generation, key))
                 .await
                 .map_err(|e| self.inner.failed(&e));
         }
+        let cache_key = (generation, key.to_string());
+        if let Some(hit) = caches.api_keys.get(&cache_key).await {
+            return Ok(hit);
+        }
         let load = backend.api_key(generation, key);
-        caches
-            .api_keys
-            .try_get_with((generation, key.to_string()), load)
+        Box::pin(caches.api_keys.try_get_with(cache_key, load))
             .await
             .map_err(|e| self.inner.failed(&e))
     }
@@ -360,15 +365,25 @@ impl Inner {
             caches.org_loads.fetch_add(1, Ordering::Relaxed);
             self.backend.org_models(generation, &id).await.map(Arc::new)
         };
-        caches
-            .orgs
-            .try_get_with(key, load)
+        Box::pin(caches.orgs.try_get_with(key, load))
             .await
             .map_err(|e| StoreError::clone(&e))
     }
 
     async fn model_graph_inner(&self) -> Result<Arc<ModelGraph>, StoreError> {
-        if !self.cache_trusted() {
+        let trusted = self.cache_trusted();
+        if trusted {
+            if let Some(graph) = self.current_graph() {
+                return Ok(graph);
+            }
+        }
+        // Boxed: a read is rare, and its future would otherwise be part of
+        // every request's.
+        Box::pin(self.read_graph(trusted)).await
+    }
+
+    async fn read_graph(&self, trusted: bool) -> Result<Arc<ModelGraph>, StoreError> {
+        if !trusted {
             let generation = self.caches.generation();
             return self
                 .backend
@@ -376,9 +391,6 @@ impl Inner {
                 .await
                 .map(Arc::new)
                 .map_err(|e| self.failed(&e));
-        }
-        if let Some(graph) = self.current_graph() {
-            return Ok(graph);
         }
         let _loading = self.caches.graph_load.lock().await;
         if let Some(graph) = self.current_graph() {
