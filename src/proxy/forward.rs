@@ -2,7 +2,7 @@
 //! send it through the pooled client and hand back the response, streaming;
 //! a WebSocket handshake becomes a tracked tunnel.
 
-use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::{header, uri, HeaderValue, Request, Response, StatusCode, Uri, Version};
 
 use super::body::{self, Body};
 use super::{headers, upgrade, Ctx, Proxy};
@@ -83,13 +83,16 @@ fn prepare_request(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    // Origin form: the pool knows the upstream's address.
-    *req.uri_mut() = Uri::try_from(path_and_query).map_err(|_| Refusal::BadTarget)?;
+    // Origin form: the pool knows the upstream's address. The path is
+    // shared, not parsed again.
+    let mut target = uri::Parts::default();
+    target.path_and_query = Some(
+        req.uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| uri::PathAndQuery::from_static("/")),
+    );
+    *req.uri_mut() = Uri::from_parts(target).map_err(|_| Refusal::BadTarget)?;
     *req.version_mut() = Version::HTTP_11;
 
     let h = req.headers_mut();

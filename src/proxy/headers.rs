@@ -1,6 +1,7 @@
 //! Proxy header hygiene: hop-by-hop stripping (RFC 9110 §7.6.1),
 //! `X-Forwarded-*`, and the request id.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -42,6 +43,15 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` are put back so
 /// the next hop sees the handshake.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages have none: one pass over the names present is cheaper
+    // than the lookups below (every name `Connection` lists is only looked
+    // for when `Connection` is there).
+    if !headers
+        .keys()
+        .any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name))
+    {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -77,35 +87,66 @@ pub fn set_forwarded(
     host: Option<&HeaderValue>,
     trust: bool,
 ) {
-    let prior: Vec<String> = if trust {
-        headers
+    let this_hop = peer_text(peer);
+    let mut chain = String::new();
+    if trust {
+        let prior = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut chain = prior.join(", ");
-    if !chain.is_empty() {
-        chain.push_str(", ");
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        for hop in prior {
+            chain.push_str(hop);
+            chain.push_str(", ");
+        }
     }
-    chain.push_str(&peer.to_string());
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::from_str(&chain) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    // `insert` replaces every earlier value.
+    if chain.is_empty() {
+        headers.insert(X_FORWARDED_FOR.clone(), this_hop);
+    } else {
+        chain.push_str(this_hop.to_str().unwrap_or_default());
+        match HeaderValue::from_str(&chain) {
+            Ok(v) => {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+            Err(_) => {
+                headers.remove(&X_FORWARDED_FOR);
+            }
+        }
     }
     if !trust || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
     if !trust || !headers.contains_key(&X_FORWARDED_HOST) {
-        headers.remove(&X_FORWARDED_HOST);
-        if let Some(h) = host {
-            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+        match host {
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
         }
     }
+}
+
+/// The peer's address as header text. Formatting it costs more than the
+/// rest of the forwarding headers, and a gate has few peers (Open WebUI, or
+/// the reverse proxy in front of it), so each thread keeps the last one.
+fn peer_text(peer: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((ip, text)) if *ip == peer => text.clone(),
+        _ => {
+            // An address's text is always a valid header value.
+            let text = HeaderValue::try_from(peer.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            *last = Some((peer, text.clone()));
+            text
+        }
+    })
 }
 
 /// A request id from the client (or nginx) is kept when it is short and
@@ -204,6 +245,34 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "ex.com");
+    }
+
+    #[test]
+    fn each_request_names_its_own_peer() {
+        // The last peer's text is remembered per thread: a new peer must
+        // not be given the previous one's address, nor a repeated one a
+        // stale value.
+        for peer in ["10.0.0.1", "10.0.0.2", "::1", "10.0.0.2", "10.0.0.1"] {
+            let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-host", "evil")]);
+            set_forwarded(&mut h, peer.parse().unwrap(), None, false);
+            assert_eq!(h["x-forwarded-for"], peer);
+            assert!(!h.contains_key("x-forwarded-host"));
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_found_wherever_they_are() {
+        let mut clean = map(&[("content-type", "a"), ("x-custom", "b")]);
+        strip_hop_by_hop(&mut clean, false);
+        assert_eq!(clean.len(), 2);
+        for hop in ["keep-alive", "te", "upgrade", "proxy-connection"] {
+            let mut h = map(&[("content-type", "a"), (hop, "x")]);
+            strip_hop_by_hop(&mut h, false);
+            assert_eq!(h.len(), 1, "{hop} kept");
+        }
+        let mut named = map(&[("connection", "x-secret"), ("x-secret", "s")]);
+        strip_hop_by_hop(&mut named, false);
+        assert!(named.is_empty());
     }
 
     #[test]
