@@ -5,6 +5,8 @@
 mod mentions;
 pub(crate) mod strict;
 
+use std::borrow::Cow;
+
 use http::{header, HeaderMap};
 use serde_json::Value;
 
@@ -249,7 +251,7 @@ pub struct Requested {
 
 /// [`Requested`] straight from the bytes, parsed once.
 pub fn requested_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Requested, BodyError> {
-    let mut relevant: Vec<String> = Vec::with_capacity(spec.locations.len());
+    let mut relevant: Vec<Cow<'_, str>> = Vec::with_capacity(spec.locations.len());
     let mut whole = false;
     for location in &spec.locations {
         match top_level_key(location) {
@@ -261,7 +263,7 @@ pub fn requested_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Requested, 
     let value = if whole {
         parse_strict(bytes)?
     } else {
-        let relevant: Vec<&str> = relevant.iter().map(String::as_str).collect();
+        let relevant: Vec<&str> = relevant.iter().map(|k| k.as_ref()).collect();
         strict::parse_members(bytes, &relevant)?
     };
     let models = model_refs(&value, spec)?;
@@ -278,22 +280,23 @@ pub fn requested_from_bytes(bytes: &[u8], spec: &CallSpec) -> Result<Requested, 
 }
 
 /// The top-level member a location starts in.
-fn top_level_key(location: &ModelLocation) -> Option<String> {
+fn top_level_key(location: &ModelLocation) -> Option<Cow<'_, str>> {
     match location {
         ModelLocation::Field(name)
         | ModelLocation::NullableField(name)
         | ModelLocation::ChannelMentions(name)
         | ModelLocation::IdList(name)
         | ModelLocation::ReplyTo(name)
-        | ModelLocation::EachOf { list: name, .. } => Some(name.clone()),
-        ModelLocation::MessageIds => Some("message_ids".to_owned()),
+        | ModelLocation::EachOf { list: name, .. } => Some(Cow::Borrowed(name)),
+        ModelLocation::MessageIds => Some(Cow::Borrowed("message_ids")),
         ModelLocation::Pointer(p) | ModelLocation::InternalMessages(p) => {
             p.strip_prefix('/').map(|rest| {
-                rest.split('/')
-                    .next()
-                    .unwrap_or("")
-                    .replace("~1", "/")
-                    .replace("~0", "~")
+                let step = rest.split('/').next().unwrap_or("");
+                if step.contains('~') {
+                    Cow::Owned(step.replace("~1", "/").replace("~0", "~"))
+                } else {
+                    Cow::Borrowed(step)
+                }
             })
         }
     }

@@ -19,6 +19,8 @@
 mod defaults;
 mod pattern;
 
+use std::sync::Arc;
+
 use http::Method;
 use serde::Deserialize;
 
@@ -32,7 +34,8 @@ pub enum RouteClass {
     /// Stream through untouched.
     Pass,
     /// The body names the model(s) the server will call: check them.
-    ModelCall(CallSpec),
+    /// Shared: the route table hands it out for every request.
+    ModelCall(Arc<CallSpec>),
     /// The response lists models: filter it.
     ModelList(ListShape),
     /// The model cannot be checked on this route: refuse.
@@ -49,6 +52,13 @@ pub struct CallSpec {
     /// The response names models too (a chat update answers with the whole
     /// stored chat): redacted as this shape for the user.
     pub response: Option<ListShape>,
+}
+
+impl RouteClass {
+    /// A model-calling route.
+    pub fn call(spec: CallSpec) -> RouteClass {
+        RouteClass::ModelCall(Arc::new(spec))
+    }
 }
 
 impl CallSpec {
@@ -182,6 +192,9 @@ pub enum RouteError {
 
 #[derive(Clone, Debug)]
 struct Compiled {
+    /// What every path the pattern matches starts with: most routes are
+    /// ruled out by this one comparison.
+    prefix: Box<str>,
     methods: Vec<Method>,
     pattern: Pattern,
     class: RouteClass,
@@ -229,7 +242,11 @@ impl RouteTable {
     pub fn classify(&self, method: &Method, routing_path: &str) -> RouteClass {
         self.routes
             .iter()
-            .find(|r| method_matches(&r.methods, method) && r.pattern.matches(routing_path))
+            .find(|r| {
+                routing_path.starts_with(&*r.prefix)
+                    && method_matches(&r.methods, method)
+                    && r.pattern.matches(routing_path)
+            })
             .map_or(RouteClass::Pass, |r| r.class.clone())
     }
 }
@@ -300,7 +317,7 @@ fn compile(entry: RouteEntry) -> Result<Compiled, RouteError> {
                     }
                 }
             }
-            RouteClass::ModelCall(CallSpec {
+            RouteClass::call(CallSpec {
                 locations: entry.models,
                 required: entry.required,
                 response: entry.shape,
@@ -313,6 +330,7 @@ fn compile(entry: RouteEntry) -> Result<Compiled, RouteError> {
         RouteKind::Refuse => RouteClass::Refuse(entry.reason.unwrap_or(RefuseReason::Configured)),
     };
     Ok(Compiled {
+        prefix: pattern.literal_prefix().into(),
         methods,
         pattern,
         class,

@@ -2,6 +2,8 @@
 //! candidates included). The body itself is read within its cap and the
 //! memory budget by `proxy::budget`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::config::Config;
@@ -41,7 +43,7 @@ pub async fn requested_models(
     config: &Config,
     store: &AccessStore,
     bytes: Bytes,
-    spec: CallSpec,
+    spec: Arc<CallSpec>,
 ) -> Result<Vec<String>, Refusal> {
     let requested = parse_off_thread(bytes, move |b| requested_from_bytes(b, &spec)).await?;
     let mut models = requested.models;

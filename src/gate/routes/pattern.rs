@@ -63,6 +63,16 @@ impl Pattern {
 
     /// Whether `^pattern$` matches `path` under Python `re.match`: `$` also
     /// matches just before one final `"\n"`.
+    /// The literal text the pattern opens with (empty when it opens with a
+    /// parameter): a prefix of every path it matches, the one with a final
+    /// newline included.
+    pub(super) fn literal_prefix(&self) -> &str {
+        match self.tokens.first() {
+            Some(Token::Literal(lit)) => lit,
+            _ => "",
+        }
+    }
+
     pub(super) fn matches(&self, path: &str) -> bool {
         match_at(&self.tokens, path)
             || path
@@ -105,7 +115,15 @@ mod tests {
     use super::Pattern;
 
     fn m(pattern: &str, path: &str) -> bool {
-        Pattern::parse(pattern).unwrap().matches(path)
+        let p = Pattern::parse(pattern).unwrap();
+        let matched = p.matches(path);
+        // The route table rules routes out by their prefix alone.
+        assert!(
+            !matched || path.starts_with(p.literal_prefix()),
+            "{path:?} matches {pattern:?} without its prefix {:?}",
+            p.literal_prefix()
+        );
+        matched
     }
 
     #[test]

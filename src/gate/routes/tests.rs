@@ -23,7 +23,7 @@ fn model_fields() -> Vec<ModelLocation> {
 }
 
 fn call_on_model() -> RouteClass {
-    RouteClass::ModelCall(CallSpec {
+    RouteClass::call(CallSpec {
         locations: model_fields(),
         required: false,
         response: None,
@@ -31,7 +31,7 @@ fn call_on_model() -> RouteClass {
 }
 
 fn call_on(names: &[&str]) -> RouteClass {
-    RouteClass::ModelCall(CallSpec {
+    RouteClass::call(CallSpec {
         locations: fields(names),
         required: false,
         response: None,
@@ -53,7 +53,7 @@ fn defaults_compile() {
 
 #[test]
 fn chat_completions_read_model_and_message_ids() {
-    let want = RouteClass::ModelCall(CallSpec {
+    let want = RouteClass::call(CallSpec {
         locations: vec![
             ModelLocation::Field("model".into()),
             ModelLocation::IdList("models".into()),
@@ -168,7 +168,7 @@ fn tasks() {
 
 #[test]
 fn indirect_routes() {
-    let auto = RouteClass::ModelCall(CallSpec {
+    let auto = RouteClass::call(CallSpec {
         locations: vec![ModelLocation::Pointer("/data/model_id".into())],
         required: true,
         response: None,
@@ -180,7 +180,7 @@ fn indirect_routes() {
     );
     assert_eq!(
         classify(Method::POST, "/api/v1/channels/c1/messages/post"),
-        RouteClass::ModelCall(CallSpec {
+        RouteClass::call(CallSpec {
             locations: vec![
                 ModelLocation::ChannelMentions("content".into()),
                 ModelLocation::ReplyTo("reply_to_id".into()),
@@ -191,7 +191,7 @@ fn indirect_routes() {
     );
     assert_eq!(
         classify(Method::POST, "/api/v1/chats/c1/compact"),
-        RouteClass::ModelCall(CallSpec {
+        RouteClass::call(CallSpec {
             locations: model_fields(),
             required: true,
             response: None,
@@ -244,7 +244,7 @@ fn model_lists_including_head() {
         RouteClass::Pass
     );
     // Writing a preset names the model it will call: its base is checked.
-    let base = RouteClass::ModelCall(CallSpec {
+    let base = RouteClass::call(CallSpec {
         locations: vec![ModelLocation::NullableField("base_model_id".into())],
         required: false,
         response: None,
@@ -303,7 +303,7 @@ fn switches_turn_refusals_into_checks() {
         Vec::new(),
     )
     .unwrap();
-    let call = RouteClass::ModelCall(CallSpec {
+    let call = RouteClass::call(CallSpec {
         locations: model_fields(),
         required: true,
         response: None,
@@ -355,7 +355,7 @@ fn entries_load_from_toml_and_override_defaults() {
     let t = RouteTable::open_webui(Switches::default(), user).unwrap();
     assert_eq!(
         t.classify(&Method::POST, "/api/v1/custom/x/run"),
-        RouteClass::ModelCall(CallSpec {
+        RouteClass::call(CallSpec {
             locations: vec![
                 ModelLocation::Field("model".into()),
                 ModelLocation::Pointer("/data/model_id".into()),
@@ -529,10 +529,7 @@ fn chats_and_channel_messages_are_redacted() {
     // and its answer (the whole chat) redacted.
     assert!(matches!(
         classify(Method::POST, "/api/v1/chats/c1"),
-        RouteClass::ModelCall(CallSpec {
-            response: Some(Chat),
-            ..
-        })
+        RouteClass::ModelCall(spec) if spec.response == Some(Chat)
     ));
     use crate::gate::shape::ListShape::{
         ChatStats, ChatStatsExport, ChatStatsExports, Feedback, Feedbacks, Folder, Folders, Groups,
