@@ -420,6 +420,18 @@ async fn the_connection_limit_is_shared_by_the_workers() {
     )
     .unwrap();
 
+    let second =
+        second_waits_for_the_first(addr, "a second worker served beyond max_connections").await;
+
+    stop.send(true).unwrap();
+    drop(second);
+    workers.wait().await;
+}
+
+/// With one connection slot: a first connection is served and kept open;
+/// a second is not served while the first holds the slot (`early` says
+/// what it would mean), and is as soon as the first goes away.
+async fn second_waits_for_the_first(addr: std::net::SocketAddr, early: &str) -> TcpStream {
     let mut first = TcpStream::connect(addr).await.unwrap();
     first
         .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -435,52 +447,21 @@ async fn the_connection_limit_is_shared_by_the_workers() {
         .await
         .unwrap();
     let mut head = [0u8; 12];
-    let early =
+    let served =
         tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut head)).await;
-    assert!(
-        early.is_err(),
-        "a second worker served beyond max_connections"
-    );
+    assert!(served.is_err(), "{early}");
     drop(first);
     tokio::time::timeout(Duration::from_secs(10), second.read_exact(&mut head))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
-
-    stop.send(true).unwrap();
-    drop(second);
-    workers.wait().await;
+    second
 }
 
 #[tokio::test]
 async fn connections_over_the_limit_wait_for_a_free_slot() {
     let up = FakeUpstream::builder().start().await;
     let proxy = start_proxy(up.addr, |f| f.limits.max_connections = 1).await;
-    let mut first = TcpStream::connect(proxy.addr).await.unwrap();
-    first
-        .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 12];
-    first.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"HTTP/1.1 200");
-
-    // The second connection is not served while the first holds the slot...
-    let mut second = TcpStream::connect(proxy.addr).await.unwrap();
-    second
-        .write_all(b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = [0u8; 12];
-    let early =
-        tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut head)).await;
-    assert!(early.is_err(), "served beyond max_connections");
-    // ...and is as soon as the first goes away.
-    drop(first);
-    tokio::time::timeout(Duration::from_secs(10), second.read_exact(&mut head))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    second_waits_for_the_first(proxy.addr, "served beyond max_connections").await;
 }
