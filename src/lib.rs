@@ -50,6 +50,8 @@
 //! - [`app`]: start-up wiring for `serve` (listeners, signals).
 //! - [`demo`]: `modelgate demo`, the product in one command.
 //! - [`logging`]: `tracing` subscriber set-up (text or JSON).
+//! - [`hashing`]: the keyed fast hasher of the request path's caches and
+//!   maps.
 
 pub mod admin;
 pub mod app;
@@ -58,6 +60,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod gate;
+pub mod hashing;
 pub mod logging;
 pub mod metrics;
 pub mod ops;

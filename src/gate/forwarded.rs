@@ -49,7 +49,7 @@ pub struct ForwardedUserVerifier {
     /// algorithm and `iss` depend only on the bytes and the key (fixed for
     /// this verifier: a reload builds a new one); `exp` is checked again at
     /// every use. Only verified tokens enter.
-    verified: moka::sync::Cache<Box<str>, Arc<Verified>>,
+    verified: moka::sync::Cache<Box<str>, Arc<Verified>, crate::hashing::Keyed>,
 }
 
 struct Verified {
@@ -90,7 +90,7 @@ impl ForwardedUserVerifier {
             verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_TOKENS)
                 .time_to_idle(VERIFIED_IDLE)
-                .build(),
+                .build_with_hasher(crate::hashing::Keyed::new()),
         })
     }
 

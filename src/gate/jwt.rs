@@ -98,7 +98,7 @@ pub struct JwtVerifier {
     /// JSON, which cost ~8 µs of a proxied call with cold caches; its
     /// `iat`, `nbf` and `exp` are still checked against the clock at every
     /// use. Only verified tokens enter, so forged ones cannot fill it.
-    verified: moka::sync::Cache<Box<str>, Arc<Verified>>,
+    verified: moka::sync::Cache<Box<str>, Arc<Verified>, crate::hashing::Keyed>,
 }
 
 /// A token that verified, and the time bounds it must still be within.
@@ -152,7 +152,7 @@ impl JwtVerifier {
             verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_TOKENS)
                 .time_to_idle(VERIFIED_IDLE)
-                .build(),
+                .build_with_hasher(crate::hashing::Keyed::new()),
         }
     }
 

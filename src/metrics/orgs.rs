@@ -6,6 +6,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 
+use crate::hashing::Keyed;
+
 /// How many distinct organization ids become label values before the rest
 /// are folded into `"other"`.
 pub const ORG_LABEL_CAP: usize = 1_000;
@@ -35,7 +37,7 @@ impl EncodeLabelValue for OrgLabel {
 /// Interns organization ids as label values, up to [`ORG_LABEL_CAP`].
 #[derive(Debug)]
 pub(super) struct OrgLabels {
-    seen: RwLock<HashMap<Box<str>, OrgLabel>>,
+    seen: RwLock<HashMap<Box<str>, OrgLabel, Keyed>>,
     pub(super) none: OrgLabel,
     other: OrgLabel,
 }
@@ -43,7 +45,7 @@ pub(super) struct OrgLabels {
 impl Default for OrgLabels {
     fn default() -> Self {
         OrgLabels {
-            seen: RwLock::new(HashMap::new()),
+            seen: RwLock::new(HashMap::default()),
             none: OrgLabel(Arc::from(ORG_NONE)),
             other: OrgLabel(Arc::from(ORG_OTHER)),
         }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::pattern::{Glob, Target};
+use crate::hashing::Keyed;
 
 /// Whether an organization's refusals are enforced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,9 +100,9 @@ pub struct OrgModels {
     organization_id: String,
     mode: Mode,
     /// Exact allows: the seed's `organization_models` links.
-    models: HashSet<String>,
+    models: HashSet<String, Keyed>,
     allow_globs: Vec<GlobRule>,
-    deny_exact: HashSet<String>,
+    deny_exact: HashSet<String, Keyed>,
     deny_globs: Vec<GlobRule>,
 }
 
@@ -496,7 +497,7 @@ fn serialize_permitted<S: Serializer>(sets: &[Arc<OrgModels>], s: S) -> Result<S
 /// lookups instead of a query per hop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelGraph {
-    base_of: HashMap<String, String>,
+    base_of: HashMap<String, String, Keyed>,
     max_depth: usize,
 }
 

@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::access::{ModelGraph, OrgModels, UserAccess};
 use super::lookup::ApiKeyOwner;
 use super::pg::ListenerStats;
+use crate::hashing::Keyed;
 
 pub(crate) type Key = (u64, String);
 
@@ -64,11 +65,11 @@ pub(crate) struct GraphSlot {
 }
 
 pub(crate) struct Caches {
-    pub users: Cache<Key, Arc<UserAccess>>,
+    pub users: Cache<Key, Arc<UserAccess>, Keyed>,
     /// Keyed by `(generation, organization id)`, weighed by link count.
-    pub orgs: Cache<Key, Arc<OrgModels>>,
+    pub orgs: Cache<Key, Arc<OrgModels>, Keyed>,
     /// `None` is cached too: unknown keys are the common attack.
-    pub api_keys: Cache<Key, Option<ApiKeyOwner>>,
+    pub api_keys: Cache<Key, Option<ApiKeyOwner>, Keyed>,
     pub graph: ArcSwapOption<GraphSlot>,
     /// Serializes graph reloads so a burst after a change loads it once.
     pub graph_load: tokio::sync::Mutex<()>,
@@ -101,7 +102,7 @@ impl Caches {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .eviction_listener(count_evictions(&evictions))
-                .build(),
+                .build_with_hasher(Keyed::new()),
             orgs: Cache::builder()
                 .max_capacity(org_capacity)
                 .weigher(|_, set: &Arc<OrgModels>| {
@@ -109,12 +110,12 @@ impl Caches {
                 })
                 .time_to_live(ttl)
                 .eviction_listener(count_evictions(&evictions))
-                .build(),
+                .build_with_hasher(Keyed::new()),
             api_keys: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .eviction_listener(count_evictions(&evictions))
-                .build(),
+                .build_with_hasher(Keyed::new()),
             graph: ArcSwapOption::empty(),
             graph_load: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),

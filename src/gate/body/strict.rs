@@ -10,13 +10,14 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::BodyError;
+use crate::hashing::Keyed;
 
 /// Parses a whole body as strict JSON.
 ///
@@ -122,7 +123,7 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
         let mut out = Map::new();
         // A set, not a list: a body of millions of distinct keys must cost
         // linear time, or one small request stalls a worker thread. It holds
-        // each key's keyed hash (SipHash under a per-process random key), not
+        // each key's keyed hash (aHash under per-process random keys), not
         // the key: 8 bytes an entry, no copies. Two distinct keys share a
         // hash with odds of about n²/2⁶⁴, and the key is secret, so only a
         // sender's own body could ever be refused by a collision.
@@ -152,11 +153,11 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
     }
 }
 
-/// One random SipHash key for the process: building a `RandomState` per
-/// body would cost a read of the thread's key state each time anyway.
-fn key_hasher() -> &'static RandomState {
-    static HASHER: OnceLock<RandomState> = OnceLock::new();
-    HASHER.get_or_init(RandomState::new)
+/// One set of random keys for the process: drawing keys per body would
+/// cost more than hashing its few keys.
+fn key_hasher() -> &'static Keyed {
+    static HASHER: OnceLock<Keyed> = OnceLock::new();
+    HASHER.get_or_init(Keyed::new)
 }
 
 /// The set's own hasher: its items already are uniformly random hashes.
