@@ -194,10 +194,50 @@ pub enum RouteError {
 struct Compiled {
     /// What every path the pattern matches starts with: most routes are
     /// ruled out by this one comparison.
-    prefix: Box<str>,
+    prefix: Prefix,
     methods: Vec<Method>,
     pattern: Pattern,
     class: RouteClass,
+}
+
+/// A route's literal prefix, compared last bytes first: the table's ~90
+/// prefixes nearly all open with `/api/v1/` and end where they differ, so
+/// one word comparison rules most out without a `memcmp` call each (which
+/// was 2.7% of a chat call).
+#[derive(Clone, Debug)]
+struct Prefix {
+    text: Box<str>,
+    /// The prefix's last (up to) eight bytes, read as by [`tail_word`].
+    tail: u64,
+}
+
+impl Prefix {
+    fn new(text: &str) -> Prefix {
+        Prefix {
+            tail: tail_word(text.as_bytes(), text.len()),
+            text: text.into(),
+        }
+    }
+
+    fn starts(&self, path: &str) -> bool {
+        let n = self.text.len();
+        path.len() >= n
+            && tail_word(path.as_bytes(), n) == self.tail
+            && path.as_bytes()[..n] == *self.text.as_bytes()
+    }
+}
+
+/// `bytes[end - 8..end]` as a little-endian word, or fewer bytes (zero
+/// extended) when `end` is under 8. `end` ≤ `bytes.len()`.
+fn tail_word(bytes: &[u8], end: usize) -> u64 {
+    match bytes.get(end.saturating_sub(8)..end) {
+        Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        Some(short) => short
+            .iter()
+            .rev()
+            .fold(0, |word, &byte| word << 8 | u64::from(byte)),
+        None => 0,
+    }
 }
 
 /// Method + routing path → [`RouteClass`], first match wins.
@@ -243,7 +283,7 @@ impl RouteTable {
         self.routes
             .iter()
             .find(|r| {
-                routing_path.starts_with(&*r.prefix)
+                r.prefix.starts(routing_path)
                     && method_matches(&r.methods, method)
                     && r.pattern.matches(routing_path)
             })
@@ -330,7 +370,7 @@ fn compile(entry: RouteEntry) -> Result<Compiled, RouteError> {
         RouteKind::Refuse => RouteClass::Refuse(entry.reason.unwrap_or(RefuseReason::Configured)),
     };
     Ok(Compiled {
-        prefix: pattern.literal_prefix().into(),
+        prefix: Prefix::new(pattern.literal_prefix()),
         methods,
         pattern,
         class,

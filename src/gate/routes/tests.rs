@@ -571,3 +571,53 @@ fn chats_and_channel_messages_are_redacted() {
         RouteClass::ModelCall(_)
     ));
 }
+
+#[test]
+fn a_prefix_matches_exactly_the_paths_that_start_with_it() {
+    let prefixes = [
+        "",
+        "/",
+        "/api",
+        "/api/",
+        "/api/v1/",
+        "/api/v1/chats/",
+        "/api/v1/models",
+        "/api/v1/models/model",
+        "/openai/",
+        "/ollama/api/chat",
+    ];
+    let paths = [
+        "",
+        "/",
+        "/a",
+        "/api",
+        "/apj",
+        "/api/",
+        "/api/v1",
+        "/api/v1/",
+        "/api/v2/",
+        "/api/v1/chats",
+        "/api/v1/chats/",
+        "/api/v1/chats/abc",
+        "/api/v1/chatz/abc",
+        "/api/v1/models",
+        "/api/v1/models/",
+        "/api/v1/models/model/x",
+        "/api/v1/modelz/model/x",
+        "/xpi/v1/models/model/x",
+        "/openai/chat/completions",
+        "/ollama/api/chat",
+        "/ollama/api/chat\n",
+        "/ollama/api/cha",
+    ];
+    for prefix in prefixes {
+        let compiled = Prefix::new(prefix);
+        for path in paths {
+            assert_eq!(
+                compiled.starts(path),
+                path.starts_with(prefix),
+                "prefix {prefix:?}, path {path:?}"
+            );
+        }
+    }
+}
