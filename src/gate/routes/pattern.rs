@@ -61,8 +61,6 @@ impl Pattern {
         Ok(Self { tokens })
     }
 
-    /// Whether `^pattern$` matches `path` under Python `re.match`: `$` also
-    /// matches just before one final `"\n"`.
     /// The literal text the pattern opens with (empty when it opens with a
     /// parameter): a prefix of every path it matches, the one with a final
     /// newline included.
@@ -73,6 +71,8 @@ impl Pattern {
         }
     }
 
+    /// Whether `^pattern$` matches `path` under Python `re.match`: `$` also
+    /// matches just before one final `"\n"`.
     pub(super) fn matches(&self, path: &str) -> bool {
         match_at(&self.tokens, path)
             || path
