@@ -34,9 +34,7 @@ EOF
 chmod +x "$TMP/modelgate-vg"
 MODELGATE_BIN=$TMP/modelgate-vg
 if [[ $MODE == pass ]]; then
-    sed 's/^bypass_model_access_control = false/bypass_model_access_control = true/' \
-        "$ROOT/config/modelgate.toml" >"$TMP/pass.toml"
-    MODELGATE_CONFIG=$TMP/pass.toml
+    MODELGATE_CONFIG=$(pass_config)
 fi
 # start_stack's readiness wait is too short for valgrind's start-up: wait
 # again, longer, before giving up.

@@ -29,16 +29,10 @@ start_nginx "$CORES"
 [[ -n $NGINX_ADDR ]] || exit 1
 
 # The same build with `bypass_model_access_control`: forwarding, no gate.
-sed 's/^bypass_model_access_control = false/bypass_model_access_control = true/' \
-    "$ROOT/config/modelgate.toml" >"$TMP/pass.toml"
-mapfile -t pass_ports < <("$BIN/loadgen" free-port --count 3)
-MODELGATE_LISTEN=127.0.0.1:${pass_ports[0]} MODELGATE_ADMIN_LISTEN=127.0.0.1:${pass_ports[1]} \
-    MODELGATE_EGRESS_LISTEN=127.0.0.1:${pass_ports[2]} MODELGATE_UPSTREAM="http://$MOCK_ADDR" \
-    MODELGATE_DATABASE="$TMP/webui.db" RUST_LOG=warn \
-    "${MODELGATE_BIN:-$BIN/modelgate}" serve --config "$TMP/pass.toml" >/dev/null 2>"$TMP/pass.err" &
-PASS_PID=$!
-PIDS+=("$PASS_PID")
-"$BIN/loadgen" wait --url "http://127.0.0.1:${pass_ports[1]}/health" --timeout-s 15 >/dev/null
+ENFORCING=$INGRESS ENFORCING_PID=$MG_PID
+pass=$(pass_config)
+start_modelgate "$pass" pass
+PASS=$INGRESS PASS_PID=$MG_PID
 
 read -r TOKEN MODEL < <(python3 -c '
 import json, sys
@@ -71,8 +65,8 @@ RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 for c in $CONNECTIONS; do
     for round in $(seq "$ROUNDS"); do
-        for t in "direct $MOCK_ADDR" "nginx $NGINX_ADDR $nginx_pids" "modelgate $INGRESS $MG_PID" \
-            "forwarding 127.0.0.1:${pass_ports[0]} $PASS_PID"; do
+        for t in "direct $MOCK_ADDR" "nginx $NGINX_ADDR $nginx_pids" "modelgate $ENFORCING $ENFORCING_PID" \
+            "forwarding $PASS $PASS_PID"; do
             read -r label addr pids <<<"$t"
             read -ra pids <<<"$pids"
             log "$c connection(s), round $round: $label"

@@ -6,7 +6,9 @@
 #   NAME=egress; source load/stack.sh; start_stack USERS MODELS
 #
 # Sets ROOT BIN TMP; after start_stack: MOCK_ADDR INGRESS EGRESS ADMIN
-# MG_PID FORWARD_SECRET (and exports WEBUI_SECRET_KEY).
+# MG_PID FORWARD_SECRET (and exports WEBUI_SECRET_KEY). start_modelgate
+# starts one more modelgate (its addresses replace those four), pass_config
+# gives a config with enforcement off.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
@@ -44,6 +46,10 @@ start_stack() { # users models
     done
     [[ -n $MOCK_ADDR ]] || { log "mock upstream did not start"; exit 1; }
 
+    start_modelgate "${MODELGATE_CONFIG:-$ROOT/config/modelgate.toml}" mg
+}
+
+start_modelgate() { # config name; after start_stack: another modelgate on the same mock and database
     local ports
     mapfile -t ports < <("$BIN/loadgen" free-port --count 3)
     INGRESS=127.0.0.1:${ports[0]}
@@ -53,10 +59,18 @@ start_stack() { # users models
         MODELGATE_EGRESS_LISTEN=$EGRESS MODELGATE_EGRESS_UPSTREAM="http://$MOCK_ADDR/openai" \
         MODELGATE_UPSTREAM="http://$MOCK_ADDR" MODELGATE_DATABASE="$TMP/webui.db" \
         FORWARD_USER_INFO_HEADER_JWT_SECRET=$FORWARD_SECRET RUST_LOG=warn \
-        "${MODELGATE_BIN:-$BIN/modelgate}" serve --config "${MODELGATE_CONFIG:-$ROOT/config/modelgate.toml}" >"$TMP/mg.out" 2>"$TMP/mg.err" &
+        "${MODELGATE_BIN:-$BIN/modelgate}" serve --config "$1" >"$TMP/$2.out" 2>"$TMP/$2.err" &
     MG_PID=$!
     PIDS+=("$MG_PID")
     "$BIN/loadgen" wait --url "http://$ADMIN/health" --timeout-s 15 >/dev/null
+}
+
+pass_config() { # writes the default config with enforcement off; prints its path
+    sed 's/^bypass_model_access_control = false/bypass_model_access_control = true/' \
+        "$ROOT/config/modelgate.toml" >"$TMP/pass.toml"
+    grep -q '^bypass_model_access_control = true' "$TMP/pass.toml" ||
+        { log "config/modelgate.toml has no 'bypass_model_access_control = false' line"; exit 1; }
+    echo "$TMP/pass.toml"
 }
 
 start_nginx() { # workers ("auto" = one per core); sets NGINX_ADDR, or leaves it empty without nginx
